@@ -1,0 +1,38 @@
+# GlioWatch: `make demo` and `make test` work on a fresh machine of this kind.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install system demo test test-fast bench lock clean
+
+# Debian packages: Orthanc (+ GDCM plugin) and Chromium for the browser tests.
+system:
+	@if ! command -v Orthanc >/dev/null || ! command -v chromium >/dev/null; then \
+	  echo ">> installing Debian packages (orthanc, orthanc-gdcm, chromium)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q orthanc orthanc-gdcm chromium; \
+	fi
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
+	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+install: system $(STAMP)
+
+demo: install
+	$(BIN)/gliowatch demo
+
+test: install
+	PYTHONUNBUFFERED=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) state test-artifacts

@@ -1,0 +1,217 @@
+"""One settings tree, loaded once at the edge (CLI, flow entry, dashboard start).
+
+Sources, later wins:
+1. the defaults in these dataclasses (they run on one machine with no configuration at all);
+2. a TOML file: ``GLIOWATCH_CONFIG`` or ``config/gliowatch.toml`` under the project root;
+3. environment variables ``GLIOWATCH_<KEY>`` for top-level keys and
+   ``GLIOWATCH_<SECTION>__<KEY>`` for keys of a section (e.g. ``GLIOWATCH_ORTHANC__HTTP_PORT``).
+
+Secrets (passwords, webhook keys) are read from the environment only; a TOML file that holds
+one is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from engine.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "config"
+ENV_PREFIX = "GLIOWATCH_"
+SECRET_KEYS = frozenset({"password", "hmac_key", "smtp_password", "cookie_secret"})
+
+
+@dataclass(frozen=True, slots=True)
+class OrthancSettings:
+    http_port: int = 8642
+    dicom_port: int = 4642
+    dicom_enabled: bool = False
+    stable_age_s: int = 60
+    username: str = "gliowatch"
+    password: str = ""  # secret: GLIOWATCH_ORTHANC__PASSWORD; generated for the demo when empty
+    executable: str = "Orthanc"
+    host: str = "127.0.0.1"
+    timeout_s: float = 30.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherSettings:
+    poll_interval_s: float = 5.0
+    changes_batch: int = 200
+    reconcile_every: int = 10  # reconciliation sweep every N cycles (and on start)
+    max_series_instances: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentationSettings:
+    enabled: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+    model_dir: str = "models/gliowatch-segresnet"
+    bundle_dir: str = ""  # a MONAI bundle the user brings (brats_mri_segmentation layout)
+    bundle_labels: str = "brats2024"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationSettings:
+    enabled: bool = True
+    reference: str = "T1c"
+    device: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentSettings:
+    profile: str = "rano2"  # rano2 | mrano | rano2010
+    mode: str = "2d"  # 2d | 3d
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacySettings:
+    #: DICOM attributes that may appear in logs/alerts; empty = pseudonymous key and dates only.
+    allowed_identifiers: tuple[str, ...] = ()
+    #: secret for the pseudonymous patient key (HMAC of PatientID); generated when empty.
+    key_salt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    state_dir: Path = PROJECT_ROOT / "state"
+    series_rules: Path = CONFIG_DIR / "series_rules.toml"
+    log_level: str = "INFO"
+    orthanc: OrthancSettings = field(default_factory=OrthancSettings)
+    watcher: WatcherSettings = field(default_factory=WatcherSettings)
+    segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
+    assessment: AssessmentSettings = field(default_factory=AssessmentSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "gliowatch.duckdb"
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.state_dir / "gliowatch.snapshot.duckdb"
+
+    @property
+    def volumes_dir(self) -> Path:
+        return self.state_dir / "volumes"
+
+    @property
+    def orthanc_dir(self) -> Path:
+        return self.state_dir / "orthanc"
+
+
+def load_settings(
+    path: Path | str | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load the settings tree from defaults, an optional TOML file and the environment."""
+    env = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    toml_path = Path(path) if path else _default_toml(env)
+    if toml_path is not None:
+        data = _read_toml(toml_path)
+    _merge_env(data, env)
+    return _build(Settings, data, "settings")
+
+
+def _default_toml(env: Mapping[str, str]) -> Path | None:
+    explicit = env.get(f"{ENV_PREFIX}CONFIG")
+    if explicit:
+        return Path(explicit)
+    candidate = CONFIG_DIR / "gliowatch.toml"
+    return candidate if candidate.exists() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Settings file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Settings file {path} is not valid TOML", detail=str(exc)) from exc
+    _refuse_secrets(data, str(path))
+    return data
+
+
+def _refuse_secrets(data: Mapping[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            _refuse_secrets(value, f"{where}:{key}")
+        elif key in SECRET_KEYS and value:
+            raise ConfigError(
+                f"Secret '{key}' found in {where}",
+                action=f"Remove it and set GLIOWATCH_<SECTION>__{key.upper()} in the environment.",
+            )
+
+
+def _merge_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if "__" in key:
+            section, sub = key.split("__", 1)
+            data.setdefault(section, {})
+            if isinstance(data[section], dict):
+                data[section][sub] = value
+        else:
+            data[key] = value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting(s) {', '.join(sorted(unknown))} in {where}",
+            action=f"Use one of: {', '.join(sorted(known))}.",
+        )
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        kwargs[f.name] = _coerce(hints[f.name], data[f.name], f"{where}.{f.name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"Setting {where} must be a table")
+        return _build(hint, value, where)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(text)
+        if hint is int:
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is Path:
+            return Path(value).expanduser().resolve() if str(value) else Path(value)
+        if hint == tuple[str, ...]:
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            return tuple(str(v) for v in value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"Setting {where} has an invalid value {value!r}") from exc
