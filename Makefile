@@ -8,12 +8,12 @@ PYTEST_ARGS ?=
 
 .PHONY: install system demo test test-fast bench lock clean
 
-# Debian packages: Orthanc (+ GDCM plugin) and Chromium for the browser tests.
+# Debian packages: Orthanc and Chromium for the browser tests.
 system:
 	@if ! command -v Orthanc >/dev/null || ! command -v chromium >/dev/null; then \
-	  echo ">> installing Debian packages (orthanc, orthanc-gdcm, chromium)"; \
+	  echo ">> installing Debian packages (orthanc, chromium)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q orthanc orthanc-gdcm chromium; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q orthanc chromium; \
 	fi
 
 $(STAMP): requirements.lock pyproject.toml

@@ -69,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=getattr(logging, settings.log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        for noisy in ("httpx", "urllib3", "distributed", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         return int(args.handler(args, settings))
     except GlioWatchError as exc:
         print(f"gliowatch: {exc}", file=sys.stderr)

@@ -1,0 +1,199 @@
+"""One stable study from the archive -> classified series and NIfTI volumes under the state dir.
+
+Nothing here writes the store: the result is a value the flow records in one transaction together
+with the cursor. Volume files are written first (atomically, at paths that depend only on the
+UIDs), so a crash before the commit leaves files that the retry simply overwrites.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+
+from engine.archive import Archive, SeriesInfo, StudyInfo
+from engine.dicom.nifti import write_nifti
+from engine.dicom.reader import datasets_from_bytes
+from engine.dicom.volume import assemble_volume
+from engine.errors import DicomError, GlioWatchError
+from engine.pseudonym import patient_key as make_patient_key
+from engine.series_rules import SeriesRules, classify_series, series_header
+from engine.types import STUDY_SEQUENCES, Sequence
+
+DOWNLOAD_THREADS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class IngestedSeries:
+    series_uid: str
+    archive_series_id: str
+    description: str
+    sequence: Sequence
+    rule: str
+    explanation: str
+    n_instances: int
+    status: str  # USED | UNUSED | REFUSED
+    reason: str = ""
+    plane: str = ""
+    volume_path: str = ""  # relative to the volumes dir
+    shape: tuple[int, ...] = ()
+    spacing_mm: tuple[float, ...] = ()
+    affine_ras: tuple[tuple[float, ...], ...] = ()
+    voxel_mm3: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class IngestedStudy:
+    archive_study_id: str
+    study_uid: str
+    patient_key: str
+    study_date: date | None
+    series: tuple[IngestedSeries, ...]
+    quarantine_reason: str = ""
+    elapsed_s: float = 0.0
+
+    @property
+    def exam(self) -> str:
+        return exam_label(self.patient_key, self.study_date)
+
+    @property
+    def sequences(self) -> tuple[Sequence, ...]:
+        return tuple(s for s in STUDY_SEQUENCES if any(x.sequence == s and x.status == "USED" for x in self.series))
+
+    @property
+    def missing_sequences(self) -> tuple[Sequence, ...]:
+        found = set(self.sequences)
+        return tuple(s for s in STUDY_SEQUENCES if s not in found)
+
+
+def exam_label(patient_key: str, study_date: date | None) -> str:
+    """How people name an exam: pseudonymous key + scan date (never a name)."""
+    return f"patient {patient_key}, MRI {study_date.isoformat() if study_date else 'date unknown'}"
+
+
+def parse_dicom_date(value: str) -> date | None:
+    try:
+        return datetime.strptime(value.strip(), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def ingest_study(
+    archive: Archive,
+    archive_study_id: str,
+    *,
+    rules: SeriesRules,
+    volumes_dir: Path,
+    key_salt: str,
+    max_instances: int = 2000,
+) -> IngestedStudy:
+    """Fetch, classify and assemble every series of one study; never raises for bad DICOM."""
+    started = time.perf_counter()
+    info = archive.study(archive_study_id)
+    key = make_patient_key(info.patient_id or f"unknown:{info.study_uid}", salt=key_salt)
+    study_date = parse_dicom_date(info.study_date)
+    exam = exam_label(key, study_date)
+    series: list[IngestedSeries] = []
+    for series_id in info.series_ids:
+        meta = archive.series(series_id)
+        series.append(
+            _ingest_series(archive, info, meta, exam=exam, rules=rules, volumes_dir=volumes_dir,
+                           patient_key=key, max_instances=max_instances)
+        )
+    series = _pick_one_per_sequence(series)
+    result = IngestedStudy(
+        archive_study_id=archive_study_id,
+        study_uid=info.study_uid,
+        patient_key=key,
+        study_date=study_date,
+        series=tuple(series),
+    )
+    reason = ""
+    if not result.sequences:
+        refused = [f"{s.description or s.series_uid}: {s.reason}" for s in series if s.reason]
+        reason = "No usable T1, T1c, T2 or FLAIR series" + (f" ({'; '.join(refused)})" if refused else "")
+    return replace(result, quarantine_reason=reason, elapsed_s=time.perf_counter() - started)
+
+
+def _ingest_series(
+    archive: Archive,
+    info: StudyInfo,
+    meta: SeriesInfo,
+    *,
+    exam: str,
+    rules: SeriesRules,
+    volumes_dir: Path,
+    patient_key: str,
+    max_instances: int,
+) -> IngestedSeries:
+    base = dict(
+        series_uid=meta.series_uid,
+        archive_series_id=meta.archive_series_id,
+        description=meta.description,
+        n_instances=len(meta.instance_ids),
+    )
+    label = f"series '{meta.description}' ({meta.series_uid})"
+    if meta.modality and meta.modality != "MR":
+        return IngestedSeries(**base, sequence=Sequence.OTHER, rule="modality",
+                              explanation=f"Modality {meta.modality} is not MR", status="UNUSED")
+    if len(meta.instance_ids) > max_instances:
+        return IngestedSeries(**base, sequence=Sequence.OTHER, rule="size", explanation="",
+                              status="REFUSED",
+                              reason=f"{label} has {len(meta.instance_ids)} instances (limit {max_instances})")
+    try:
+        with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
+            blobs = list(pool.map(archive.fetch_instance, meta.instance_ids))
+        datasets = datasets_from_bytes(blobs)
+        cls = classify_series(series_header(datasets[0]), rules)
+        if cls.sequence == Sequence.OTHER:
+            return IngestedSeries(**base, sequence=cls.sequence, rule=cls.rule,
+                                  explanation=cls.explanation, status="UNUSED")
+        volume = assemble_volume(datasets, exam=exam)
+        rel = Path(patient_key) / info.study_uid / f"{cls.sequence.value}_{meta.series_uid}.nii.gz"
+        target = volumes_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name.replace(".nii.gz", ".tmp.nii.gz"))
+        write_nifti(volume, tmp, force=True)
+        tmp.replace(target)
+    except (DicomError, GlioWatchError) as exc:
+        if exc.retryable:
+            raise
+        return IngestedSeries(**base, sequence=Sequence.OTHER, rule="refused", explanation="",
+                              status="REFUSED", reason=f"{label}: {exc.message}")
+    spacing = volume.spacing_mm
+    return IngestedSeries(
+        **base,
+        sequence=cls.sequence,
+        rule=cls.rule,
+        explanation=cls.explanation,
+        status="USED",
+        plane=str(volume.metadata.get("acquisition_plane", "")),
+        volume_path=str(rel),
+        shape=tuple(int(v) for v in volume.array.shape),
+        spacing_mm=tuple(round(float(v), 4) for v in spacing),
+        affine_ras=tuple(tuple(float(x) for x in row) for row in np.asarray(volume.affine)),
+        voxel_mm3=float(np.prod(spacing)),
+    )
+
+
+def _pick_one_per_sequence(series: list[IngestedSeries]) -> list[IngestedSeries]:
+    """Several series of one sequence: keep the finest voxels, mark the others UNUSED with why."""
+    out = list(series)
+    for seq in STUDY_SEQUENCES:
+        used = [s for s in out if s.sequence == seq and s.status == "USED"]
+        if len(used) < 2:
+            continue
+        best = min(used, key=lambda s: (s.voxel_mm3, s.series_uid))
+        for s in used:
+            if s is not best:
+                idx = out.index(s)
+                out[idx] = replace(
+                    s, status="UNUSED",
+                    reason=f"another {seq.value} series ({best.description}) has finer voxels "
+                           f"({best.voxel_mm3:.2f} vs {s.voxel_mm3:.2f} mm3)",
+                )
+    return out

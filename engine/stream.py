@@ -1,0 +1,142 @@
+"""The ingestion stream: archive change feed -> store, exactly once, restart-safe.
+
+Invariant: a study's rows and the cursor position past its change commit in one DuckDB
+transaction. Killed anywhere, a restart re-reads from the last committed cursor; a study whose
+rows were committed is recognised (same UID, same instance count) and skipped, so nothing is lost
+and nothing is stored twice. The archive's change rows vanish when it deletes or recycles
+resources, so a reconciliation sweep compares the archive's study list with the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from engine.archive import Archive, StudyInfo
+from engine.archive.protocol import STABLE_STUDY
+from engine.errors import ArchiveError
+from engine.ingest import IngestedStudy
+from engine.store import Store
+from engine.store import ingest as sql
+
+log = logging.getLogger("gliowatch.stream")
+
+IngestFn = Callable[[str], IngestedStudy]
+AfterCommitFn = Callable[[IngestedStudy], None]
+
+
+@dataclass(slots=True)
+class CycleReport:
+    cursor_before: int = 0
+    cursor_after: int = 0
+    stable_seen: int = 0
+    ingested: list[str] = field(default_factory=list)  # study UIDs
+    quarantined: list[str] = field(default_factory=list)
+    skipped: int = 0
+    reconciled: int = 0
+
+    def summary(self) -> str:
+        return (f"cursor {self.cursor_before} -> {self.cursor_after}: {self.stable_seen} stable studies, "
+                f"{len(self.ingested)} ingested, {len(self.quarantined)} quarantined, "
+                f"{self.skipped} already known, {self.reconciled} by reconciliation")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def run_cycle(
+    *,
+    archive: Archive,
+    store: Store,
+    ingest: IngestFn,
+    after_commit: AfterCommitFn | None = None,
+    batch_size: int = 200,
+    reconcile: bool = False,
+) -> CycleReport:
+    """Drain the change feed once (and optionally reconcile). Raises only retryable errors."""
+    report = CycleReport(cursor_before=sql.get_cursor(store))
+    cursor = report.cursor_before
+    while True:
+        batch = archive.changes(since=cursor, limit=batch_size)
+        for change in batch.changes:
+            if change.change_type == STABLE_STUDY:
+                report.stable_seen += 1
+                _handle_study(archive, store, change.resource_id, change.seq, ingest, after_commit, report)
+            cursor = change.seq
+        if batch.last > report.cursor_before or batch.changes:
+            with store.transaction() as con:
+                sql.set_cursor(con, max(batch.last, cursor))
+            cursor = max(batch.last, cursor)
+        if batch.done or not batch.changes:
+            break
+    if reconcile:
+        known = sql.known_archive_study_ids(store)
+        for study_id in sorted(set(archive.list_studies()) - known):
+            report.reconciled += 1
+            _handle_study(archive, store, study_id, None, ingest, after_commit, report)
+    report.cursor_after = sql.get_cursor(store)
+    return report
+
+
+def _handle_study(
+    archive: Archive,
+    store: Store,
+    archive_study_id: str,
+    change_seq: int | None,
+    ingest: IngestFn,
+    after_commit: AfterCommitFn | None,
+    report: CycleReport,
+) -> None:
+    seen_at = _utc_now()
+    try:
+        info = archive.study(archive_study_id)
+        if not _needs_ingest(archive, store, info):
+            report.skipped += 1
+            _advance(store, change_seq)
+            return
+        result = ingest(archive_study_id)
+    except ArchiveError as exc:
+        if exc.retryable:
+            raise
+        log.warning("study %s could not be read from the archive: %s", archive_study_id, exc.message)
+        with store.transaction() as con:
+            sql.add_quarantine(con, stage="ingest", reason=exc.message, archive_study_id=archive_study_id,
+                               detail=exc.detail)
+            if change_seq is not None:
+                sql.set_cursor(con, change_seq)
+        report.quarantined.append(archive_study_id)
+        return
+    with store.transaction() as con:
+        revision = sql.record_study(con, result, change_seq=change_seq, seen_at=seen_at)
+        if change_seq is not None:
+            sql.set_cursor(con, change_seq)
+    if result.quarantine_reason:
+        log.warning("quarantined %s: %s", result.exam, result.quarantine_reason)
+        report.quarantined.append(result.study_uid)
+    else:
+        log.info("ingested %s (revision %d): %s", result.exam, revision,
+                 ", ".join(s.value for s in result.sequences))
+        report.ingested.append(result.study_uid)
+    if after_commit is not None:
+        after_commit(result)
+
+
+def _advance(store: Store, change_seq: int | None) -> None:
+    if change_seq is None:
+        return
+    with store.transaction() as con:
+        sql.set_cursor(con, change_seq)
+
+
+def _needs_ingest(archive: Archive, store: Store, info: StudyInfo) -> bool:
+    """New study, or one the archive has grown (more instances) since we recorded it."""
+    stored = store.query(
+        "SELECT coalesce(sum(n_instances), 0), count(*) FROM series WHERE study_uid = ?", [info.study_uid]
+    )[0]
+    if sql.known_study(store, info.study_uid) is None:
+        return True
+    archive_instances = sum(len(archive.series(sid).instance_ids) for sid in info.series_ids)
+    return archive_instances != int(stored[0])

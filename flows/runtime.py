@@ -1,0 +1,51 @@
+"""The composition root: build every collaborator once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.archive import Archive
+from engine.archive.orthanc import OrthancArchive
+from engine.orthanc_server import resolve_password
+from engine.pseudonym import resolve_salt
+from engine.series_rules import SeriesRules, load_series_rules
+from engine.settings import Settings
+from engine.store import Store, open_store
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    archive: Archive
+    store: Store
+    rules: SeriesRules
+    key_salt: str
+
+    @property
+    def volumes_dir(self) -> Path:
+        return self.settings.volumes_dir
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def secrets_dir(settings: Settings) -> Path:
+    return settings.state_dir / "secrets"
+
+
+def orthanc_archive(settings: Settings) -> OrthancArchive:
+    password = resolve_password(settings.orthanc, secrets_dir(settings))
+    return OrthancArchive(settings.orthanc.url, username=settings.orthanc.username,
+                          password=password, timeout_s=settings.orthanc.timeout_s)
+
+
+def build_runtime(settings: Settings, *, archive: Archive | None = None) -> Runtime:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return Runtime(
+        settings=settings,
+        archive=archive if archive is not None else orthanc_archive(settings),
+        store=open_store(settings.db_path),
+        rules=load_series_rules(settings.series_rules),
+        key_salt=resolve_salt(settings.privacy.key_salt, secrets_dir(settings)),
+    )

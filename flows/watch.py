@@ -1,0 +1,65 @@
+"""Prefect flows of the stream: one watch cycle, and the per-study processing it triggers.
+
+Thin composition over engine.stream / engine.ingest: the flow process is the single DuckDB
+writer; the record of what was processed lives in DuckDB, not in Prefect's state (a SIGKILLed run
+stays RUNNING on Prefect's side, stack-notes), so restarts are safe whatever Prefect remembers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NONE as NO_CACHE
+
+from engine.errors import GlioWatchError
+from engine.ingest import IngestedStudy, ingest_study
+from engine.store import publish_snapshot
+from engine.store import ingest as sql
+from engine.stream import CycleReport, run_cycle
+
+
+log = logging.getLogger("gliowatch.flows")
+
+
+def retry_if_retryable(task_: Any, task_run: Any, state: Any) -> bool:
+    """Retry only errors that say trying again can help (archive unreachable, sink down)."""
+    try:
+        state.result()
+    except GlioWatchError as exc:
+        return exc.retryable
+    except Exception:  # noqa: BLE001 - any other failure is not retried
+        return False
+    return False
+
+
+@task(name="ingest-study", retries=3, retry_delay_seconds=[2, 5, 15],
+      retry_condition_fn=retry_if_retryable, cache_policy=NO_CACHE)
+def ingest_study_task(rt: Any, archive_study_id: str) -> IngestedStudy:
+    return ingest_study(
+        rt.archive, archive_study_id, rules=rt.rules, volumes_dir=rt.volumes_dir,
+        key_salt=rt.key_salt, max_instances=rt.settings.watcher.max_series_instances,
+    )
+
+
+@flow(name="gliowatch-watch-cycle", log_prints=False, validate_parameters=False)
+def watch_cycle(rt: Any, reconcile: bool = False) -> CycleReport:
+    """Drain the archive's change feed once, ingest each stable study, publish the snapshot."""
+    try:
+        report = run_cycle(
+            archive=rt.archive,
+            store=rt.store,
+            ingest=lambda study_id: ingest_study_task(rt, study_id),
+            after_commit=None,
+            batch_size=rt.settings.watcher.changes_batch,
+            reconcile=reconcile,
+        )
+    except GlioWatchError as exc:
+        with rt.store.transaction() as con:
+            sql.log_event(con, "error", exc.reason)
+        raise
+    with rt.store.transaction() as con:
+        sql.log_event(con, "cycle", report.summary())
+    publish_snapshot(rt.store, rt.settings.snapshot_path)
+    return report

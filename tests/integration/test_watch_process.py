@@ -1,0 +1,79 @@
+"""The watcher as a real process: `gliowatch watch` through Prefect, killed with SIGKILL mid-stream."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from engine.archive.orthanc import OrthancArchive
+from engine.settings import Settings
+from engine.store import open_store
+from tests.dicom_factory import write_study
+from tests.integration.test_stream import upload, wait_stable
+
+pytestmark = pytest.mark.integration
+N_STUDIES = 6
+
+
+def watcher_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "GLIOWATCH_STATE_DIR": str(settings.state_dir),
+        "GLIOWATCH_ORTHANC__HTTP_PORT": str(settings.orthanc.http_port),
+        "GLIOWATCH_ORTHANC__PASSWORD": settings.orthanc.password,
+        "GLIOWATCH_PRIVACY__KEY_SALT": settings.privacy.key_salt,
+        "GLIOWATCH_WATCHER__POLL_INTERVAL_S": "0.5",
+        "GLIOWATCH_SEGMENTATION__ENABLED": "false",
+        "GLIOWATCH_REGISTRATION__ENABLED": "false",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def gliowatch(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flows.cli", *args]
+
+
+def test_sigkill_mid_stream_loses_and_duplicates_nothing(archive: OrthancArchive, settings: Settings,
+                                                         tmp_path: Path) -> None:
+    uids = []
+    for i in range(N_STUDIES):
+        uid, files = write_study(tmp_path / f"s{i}", patient_id=f"MRN-K{i % 2}",
+                                 study_date=date(2025, 1, 1 + i), shape=(32, 32, 24), seed=i)
+        upload(archive, files)
+        uids.append(uid)
+    wait_stable(archive, N_STUDIES)
+    env = watcher_env(settings)
+    proc = subprocess.Popen(gliowatch("watch"), env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True, cwd=Path(__file__).resolve().parents[2])
+    deadline = time.monotonic() + 240
+    killed_after = None
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "ingested patient" in line:
+            killed_after = line.strip()
+            proc.send_signal(signal.SIGKILL)
+            break
+        if time.monotonic() > deadline:
+            break
+    proc.wait(timeout=30)
+    assert killed_after, "the watcher never ingested a study before the deadline"
+    assert proc.returncode == -signal.SIGKILL
+    done = subprocess.run(gliowatch("watch", "--once"), env=env, capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open_store(settings.db_path, read_only=True) as store:
+        rows = store.query_dicts("SELECT study_uid, revision, status FROM studies")
+        assert sorted(r["study_uid"] for r in rows) == sorted(uids)
+        assert all(r["revision"] == 1 and r["status"] == "INGESTED" for r in rows)
+        assert store.query("SELECT count(*) FROM quarantine")[0][0] == 0
+        n_series = store.query("SELECT count(*) FROM series")[0][0]
+        assert n_series == 4 * N_STUDIES
+    assert settings.snapshot_path.exists()
