@@ -1,0 +1,168 @@
+"""Decode and validate the pixels of a sorted slice stack (pydicom + pylibjpeg plugins).
+
+pydicom only decodes when the pixels are touched, and raises many exception types (ValueError
+for short data, RuntimeError / NotImplementedError for a missing or failing plugin,
+AttributeError when there is no pixel element, ...). Each becomes a refusal that names the
+instance and keeps pydicom's text as the detail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from engine.dicom.geometry import series_refusal
+from engine.dicom.reader import READ_ERRORS, text_value
+
+#: what decoding can raise (pydicom, its handlers and the pylibjpeg plugins).
+DECODE_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, RuntimeError, MemoryError)
+_PYO3_PANIC = "PanicException"
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def has_pixel_data(ds: Any) -> bool:
+    """Whether the dataset carries a pixel data element at all."""
+    return any(keyword in ds for keyword in _PIXEL_KEYWORDS)
+
+
+def stacked_pixels(
+    datasets: Sequence[Any],
+    *,
+    rows: int,
+    columns: int,
+    label: str,
+    exam: str | None = None,
+) -> np.ndarray:
+    """Decode single-frame slices (already sorted) into one ``[column, row, slice]`` array.
+
+    The stored values are returned; apply :func:`rescaled` next.
+    """
+    stack: np.ndarray | None = None
+    for index, ds in enumerate(datasets):
+        pixels = _decoded(ds, index, label, exam)
+        if pixels.shape != (rows, columns):
+            reason = (
+                f"instance {_instance_name(ds, index)} decodes to an array of shape "
+                f"{pixels.shape} where Rows x Columns is {rows}x{columns}"
+            )
+            raise series_refusal(label, reason, exam=exam)
+        if stack is None:  # native byte order, whatever the transfer syntax stored
+            stack = np.empty((len(datasets), rows, columns), dtype=pixels.dtype.newbyteorder("="))
+        elif pixels.dtype != stack.dtype:
+            stack = stack.astype(np.result_type(stack.dtype, pixels.dtype), copy=False)
+        stack[index] = pixels
+    assert stack is not None  # noqa: S101 - callers pass at least one slice
+    return stack.transpose(2, 1, 0)  # [slice, row, col] -> [col, row, slice], no copy
+
+
+def frame_pixels(
+    ds: Any, *, frames: int, rows: int, columns: int, label: str, exam: str | None = None
+) -> np.ndarray:
+    """Decode a multi-frame instance into a ``[column, row, frame]`` array (frame order)."""
+    pixels = _decoded(ds, 0, label, exam, ndim=3)
+    if pixels.shape != (frames, rows, columns):
+        reason = (
+            f"the multi-frame instance decodes to an array of shape {pixels.shape} where "
+            f"NumberOfFrames x Rows x Columns is {frames}x{rows}x{columns}"
+        )
+        raise series_refusal(label, reason, exam=exam)
+    return pixels.astype(pixels.dtype.newbyteorder("="), copy=False).transpose(2, 1, 0)
+
+
+def rescaled(
+    volume: np.ndarray,
+    *,
+    slopes: np.ndarray,
+    intercepts: np.ndarray,
+    label: str,
+    exam: str | None = None,
+) -> np.ndarray:
+    """Apply RescaleSlope / RescaleIntercept per slice (last axis) and refuse non-finite voxels.
+
+    The stored integer type is kept when no rescale is needed; integer intercepts give int16
+    (or int32 when needed); anything else is float32.
+    """
+    finite = np.all(np.isfinite(slopes)) and np.all(np.isfinite(intercepts))
+    if not finite or np.any(slopes == 0):
+        raise series_refusal(label, "RescaleSlope is zero or not finite", exam=exam)
+    unit_slope = bool(np.all(slopes == 1.0))
+    if unit_slope and np.all(intercepts == 0.0):
+        result = volume
+    elif unit_slope and np.all(intercepts == np.round(intercepts)) and volume.dtype.kind in "iu":
+        result = _narrowest_int(volume.astype(np.int64) + intercepts.astype(np.int64))
+    else:
+        scaled = volume.astype(np.float32) * slopes.astype(np.float32)
+        result = scaled + intercepts.astype(np.float32)
+    if result.dtype.kind == "f" and not np.all(np.isfinite(result)):
+        count = int(np.count_nonzero(~np.isfinite(result)))
+        reason = f"{count} voxel value(s) are not finite (NaN or infinity)"
+        raise series_refusal(label, reason, exam=exam)
+    return result
+
+
+def rescale_values(
+    datasets: Sequence[Any], label: str, exam: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice (slope, intercept) of single-frame instances (1 and 0 when absent)."""
+    try:
+        slopes = np.array([float(ds.get("RescaleSlope", 1.0) or 1.0) for ds in datasets])
+        intercepts = np.array([float(ds.get("RescaleIntercept", 0.0) or 0.0) for ds in datasets])
+    except READ_ERRORS as exc:
+        reason = f"unreadable RescaleSlope/RescaleIntercept ({exc})"
+        raise series_refusal(label, reason, exam=exam) from exc
+    return slopes, intercepts
+
+
+def _decoded(
+    ds: Any, index: int, label: str, exam: str | None, *, ndim: int = 2
+) -> np.ndarray:
+    name = _instance_name(ds, index)
+    if not has_pixel_data(ds):
+        reason = f"instance {name} has no pixel data"
+        raise series_refusal(label, reason, exam=exam)
+    try:
+        raw = ds.get("PixelData")
+        if raw is not None and len(raw) == 0:
+            reason = f"instance {name} has empty (zero-length) pixel data"
+            raise series_refusal(label, reason, exam=exam)
+        pixels = ds.pixel_array
+    except DECODE_ERRORS as exc:
+        syntax = _transfer_syntax_name(ds)
+        reason = f"the pixel data of instance {name} cannot be decoded ({syntax}): {exc}"
+        raise series_refusal(
+            label, reason, exam=exam, detail=f"{type(exc).__name__}: {exc}"
+        ) from exc
+    except BaseException as exc:
+        # Decoders written in Rust (pylibjpeg-rle, through pyo3) "panic" on some malformed
+        # data with pyo3's PanicException, a BaseException: neither pydicom nor an
+        # ``except Exception`` stops it. Refuse the series; re-raise anything else.
+        if type(exc).__name__ != _PYO3_PANIC:
+            raise
+        syntax = _transfer_syntax_name(ds)
+        reason = f"the pixel data of instance {name} crashed the decoder ({syntax}): {exc}"
+        raise series_refusal(label, reason, exam=exam, detail=f"PanicException: {exc}") from exc
+    if pixels.ndim != ndim:
+        reason = f"instance {name} decodes to an array of shape {pixels.shape}, not {ndim}D"
+        raise series_refusal(label, reason, exam=exam)
+    return pixels
+
+
+def _narrowest_int(values: np.ndarray) -> np.ndarray:
+    for dtype in (np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if values.size == 0 or (values.min() >= info.min and values.max() <= info.max):
+            return values.astype(dtype)
+    return values
+
+
+def _instance_name(ds: Any, index: int) -> str:
+    number = text_value(ds, "InstanceNumber")
+    return f"#{number}" if number else f"at position {index + 1}"
+
+
+def _transfer_syntax_name(ds: Any) -> str:
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    return getattr(uid, "name", str(uid)) if uid is not None else "unknown transfer syntax"
