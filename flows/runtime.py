@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.archive import Archive
 from engine.archive.orthanc import OrthancArchive
 from engine.orthanc_server import resolve_password
+from engine.pipeline import StatePaths
 from engine.pseudonym import resolve_salt
 from engine.series_rules import SeriesRules, load_series_rules
 from engine.settings import Settings
@@ -21,10 +23,35 @@ class Runtime:
     store: Store
     rules: SeriesRules
     key_salt: str
+    _segmenter: Any = None
+    _registrar: Any = None
 
     @property
     def volumes_dir(self) -> Path:
         return self.settings.volumes_dir
+
+    @property
+    def paths(self) -> StatePaths:
+        root = self.settings.state_dir
+        return StatePaths(volumes_dir=self.settings.volumes_dir, labels_dir=root / "labels",
+                          registered_dir=root / "registered")
+
+    @property
+    def segmenter(self) -> Any:
+        """The segmentation model, loaded once per process on first use."""
+        if self._segmenter is None:
+            from engine.segmentation import load_segmenter
+
+            self._segmenter = load_segmenter(self.settings.segmentation)
+        return self._segmenter
+
+    @property
+    def registrar(self) -> Any:
+        if self._registrar is None:
+            from engine.registration import make_registrar
+
+            self._registrar = make_registrar(self.settings.registration)
+        return self._registrar
 
     def close(self) -> None:
         self.store.close()

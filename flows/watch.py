@@ -18,20 +18,10 @@ from engine.ingest import IngestedStudy, ingest_study
 from engine.store import publish_snapshot
 from engine.store import ingest as sql
 from engine.stream import CycleReport, run_cycle
+from flows.watch_retry import retry_if_retryable
 
 
 log = logging.getLogger("gliowatch.flows")
-
-
-def retry_if_retryable(task_: Any, task_run: Any, state: Any) -> bool:
-    """Retry only errors that say trying again can help (archive unreachable, sink down)."""
-    try:
-        state.result()
-    except GlioWatchError as exc:
-        return exc.retryable
-    except Exception:  # noqa: BLE001 - any other failure is not retried
-        return False
-    return False
 
 
 @task(name="ingest-study", retries=3, retry_delay_seconds=[2, 5, 15],
@@ -46,12 +36,19 @@ def ingest_study_task(rt: Any, archive_study_id: str) -> IngestedStudy:
 @flow(name="gliowatch-watch-cycle", log_prints=False, validate_parameters=False)
 def watch_cycle(rt: Any, reconcile: bool = False) -> CycleReport:
     """Drain the archive's change feed once, ingest each stable study, publish the snapshot."""
+    from flows.process import process_pending, process_study
+
+    def after_commit(study: IngestedStudy) -> None:
+        if not study.quarantine_reason:
+            process_study(rt, study.study_uid)
+
     try:
+        process_pending(rt)
         report = run_cycle(
             archive=rt.archive,
             store=rt.store,
             ingest=lambda study_id: ingest_study_task(rt, study_id),
-            after_commit=None,
+            after_commit=after_commit,
             batch_size=rt.settings.watcher.changes_batch,
             reconcile=reconcile,
         )

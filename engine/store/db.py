@@ -17,7 +17,9 @@ from engine.errors import StoreError
 #: schema modules applied in order; each has ``DDL: tuple[str, ...]`` of idempotent statements.
 SCHEMA_MODULES: tuple[str, ...] = (
     "engine.store.schema_ingest",
+    "engine.store.schema_pipeline",
     "engine.store.schema_assessment",
+    "engine.store.schema_alerts",
 )
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 

@@ -52,20 +52,25 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(archive: OrthancArchive
     wait_stable(archive, N_STUDIES)
     env = watcher_env(settings)
     proc = subprocess.Popen(gliowatch("watch"), env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            text=True, cwd=Path(__file__).resolve().parents[2])
+                            text=True, cwd=Path(__file__).resolve().parents[2], start_new_session=True)
     deadline = time.monotonic() + 240
     killed_after = None
     assert proc.stderr is not None
-    for line in proc.stderr:
-        if "ingested patient" in line:
-            killed_after = line.strip()
-            proc.send_signal(signal.SIGKILL)
-            break
-        if time.monotonic() > deadline:
-            break
-    proc.wait(timeout=30)
+    try:
+        for line in proc.stderr:
+            if "ingested patient" in line:
+                killed_after = line.strip()
+                break
+            if time.monotonic() > deadline:
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the watcher and its ephemeral Prefect server
+        proc.wait(timeout=30)
     assert killed_after, "the watcher never ingested a study before the deadline"
     assert proc.returncode == -signal.SIGKILL
+    with open_store(settings.db_path, read_only=True) as store:
+        before = store.query("SELECT count(*) FROM studies")[0][0]
+    assert before < N_STUDIES, "the kill came after the whole stream was done: not a mid-stream kill"
     done = subprocess.run(gliowatch("watch", "--once"), env=env, capture_output=True, text=True,
                           timeout=300, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr[-2000:]

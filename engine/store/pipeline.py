@@ -1,0 +1,103 @@
+"""SQL of the per-study pipeline: segmentation and registration rows, and what is left to do."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import duckdb
+
+from engine.registration import RegistrationResult
+from engine.segmentation import SegmentationResult
+from engine.store.db import Store
+from engine.store.ingest import now_utc
+
+Con = duckdb.DuckDBPyConnection
+
+
+def study_volumes(store: Store, study_uid: str) -> dict[str, str]:
+    """{sequence: NIfTI path relative to the volumes dir} of a study's used series."""
+    return dict(store.query("SELECT sequence, path FROM volumes WHERE study_uid = ?", [study_uid]))
+
+
+def study_row(store: Store, study_uid: str) -> dict[str, Any]:
+    return store.query_dicts("SELECT * FROM studies WHERE study_uid = ?", [study_uid])[0]
+
+
+def record_segmentation(con: Con, *, study_uid: str, result: SegmentationResult, labels_path: str) -> None:
+    """The current segmentation of a study; earlier models' rows are kept, marked superseded."""
+    con.execute("UPDATE segmentations SET superseded = TRUE WHERE study_uid = ?", [study_uid])
+    v = result.volumes_ml
+    con.execute(
+        """INSERT INTO segmentations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE)
+           ON CONFLICT (study_uid, model_name, model_version, weights_sha256) DO UPDATE SET
+             labels_path = excluded.labels_path, netc_ml = excluded.netc_ml, snfh_ml = excluded.snfh_ml,
+             et_ml = excluded.et_ml, rc_ml = excluded.rc_ml, flags = excluded.flags,
+             device = excluded.device, elapsed_s = excluded.elapsed_s,
+             created_at = excluded.created_at, superseded = FALSE""",
+        [study_uid, result.model_name, result.model_version, result.weights_sha256, labels_path,
+         v.get("NETC"), v.get("SNFH"), v.get("ET"), v.get("RC"), ",".join(result.flags), result.device,
+         result.elapsed_s, now_utc()],
+    )
+
+
+def current_segmentation(store: Store, study_uid: str) -> dict[str, Any] | None:
+    rows = store.query_dicts(
+        "SELECT * FROM segmentations WHERE study_uid = ? AND NOT superseded", [study_uid])
+    return rows[0] if rows else None
+
+
+def record_registration(
+    con: Con, *, study_uid: str, reference_study_uid: str, kind: str, result: RegistrationResult | None,
+    resampled: dict[str, str] | None,
+) -> int:
+    """A registration row (``result=None``: the study is its own reference, identity)."""
+    con.execute("UPDATE registrations SET superseded = TRUE WHERE study_uid = ? AND kind = ?",
+                [study_uid, kind])
+    if result is None:
+        values = [json.dumps([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]),
+                  "identity", None, 1.0, 0.0, 0.0, True, "the study is the reference", 0.0]
+    else:
+        d = result.to_dict()
+        values = [json.dumps(d["matrix"]), result.method, d["stage"], result.similarity,
+                  result.rotation_deg, result.translation_mm, result.passed, result.qc_reason,
+                  result.elapsed_s]
+    row = con.execute(
+        """INSERT INTO registrations (study_uid, reference_study_uid, kind, matrix, method, stage,
+               similarity, rotation_deg, translation_mm, passed, qc_reason, elapsed_s, resampled,
+               created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING registration_id""",
+        [study_uid, reference_study_uid, kind, *values, json.dumps(resampled or {}), now_utc()],
+    ).fetchone()
+    return int(row[0])
+
+
+def current_registration(store: Store, study_uid: str, kind: str = "baseline") -> dict[str, Any] | None:
+    rows = store.query_dicts(
+        "SELECT * FROM registrations WHERE study_uid = ? AND kind = ? AND NOT superseded",
+        [study_uid, kind])
+    return rows[0] if rows else None
+
+
+def patient_studies(store: Store, patient_key: str) -> list[dict[str, Any]]:
+    """The patient's studies that reached the pipeline, by date."""
+    return store.query_dicts(
+        """SELECT study_uid, study_date, status, sequences FROM studies
+           WHERE patient_key = ? AND status <> 'QUARANTINED' ORDER BY study_date, study_uid""",
+        [patient_key])
+
+
+def rt_end_date(store: Store, patient_key: str) -> date | None:
+    rows = store.query(
+        """SELECT max(event_date) FROM clinical_events
+           WHERE patient_key = ? AND event = 'RT_END'""", [patient_key])
+    return rows[0][0] if rows and rows[0][0] is not None else None
+
+
+def pending_studies(store: Store, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Studies left in a pipeline status (after a crash, or ingested while a step was off)."""
+    marks = ",".join("?" for _ in statuses)
+    return store.query_dicts(
+        f"SELECT study_uid, patient_key, status FROM studies WHERE status IN ({marks}) "  # noqa: S608
+        "ORDER BY study_date, study_uid", list(statuses))
