@@ -19,7 +19,7 @@ from engine.archive import Archive, SeriesInfo, StudyInfo
 from engine.dicom.nifti import write_nifti
 from engine.dicom.reader import datasets_from_bytes
 from engine.dicom.volume import assemble_volume
-from engine.errors import DicomError, GlioWatchError
+from engine.errors import GlioWatchError
 from engine.pseudonym import patient_key as make_patient_key
 from engine.series_rules import SeriesRules, classify_series, series_header
 from engine.types import STUDY_SEQUENCES, Sequence
@@ -114,8 +114,9 @@ def ingest_study(
     )
     reason = ""
     if not result.sequences:
-        refused = [f"{s.description or s.series_uid}: {s.reason}" for s in series if s.reason]
-        reason = "No usable T1, T1c, T2 or FLAIR series" + (f" ({'; '.join(refused)})" if refused else "")
+        why = [s.reason or f"series '{s.description}' ({s.series_uid}): {s.explanation or 'not used'}"
+               for s in series]
+        reason = "No usable T1, T1c, T2 or FLAIR series" + (f" ({'; '.join(why)})" if why else " (no series)")
     return replace(result, quarantine_reason=reason, elapsed_s=time.perf_counter() - started)
 
 
@@ -159,11 +160,16 @@ def _ingest_series(
         tmp = target.with_name(target.name.replace(".nii.gz", ".tmp.nii.gz"))
         write_nifti(volume, tmp, force=True)
         tmp.replace(target)
-    except (DicomError, GlioWatchError) as exc:
+    except GlioWatchError as exc:
         if exc.retryable:
             raise
         return IngestedSeries(**base, sequence=Sequence.OTHER, rule="refused", explanation="",
                               status="REFUSED", reason=f"{label}: {exc.message}")
+    except Exception as exc:  # noqa: BLE001 - the edge for bad input: one odd file must not stop the stream
+        return IngestedSeries(**base, sequence=Sequence.OTHER, rule="refused", explanation="",
+                              status="REFUSED",
+                              reason=f"{label}: could not be read (unexpected {type(exc).__name__}; the "
+                                     "message is withheld because it may quote header values)")
     spacing = volume.spacing_mm
     return IngestedSeries(
         **base,

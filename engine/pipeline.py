@@ -1,13 +1,21 @@
 """The per-study pipeline after ingestion: segmentation, then registration into the patient's
-baseline space. Each step reads its inputs from the store and the state dir, writes files first,
-then commits its rows and the study's new status in one transaction, so a crash between steps
-leaves the study in the last committed status and the step simply runs again.
+baseline space.
+
+Each step has three parts so the heavy middle can run anywhere (a thread, a Dask worker with a
+GPU) while the flow process stays the only DuckDB writer:
+
+- ``*_job(store, ...)`` reads what the step needs from the store into a small picklable job;
+- ``compute_*(job, ...)`` does the work from files under the shared state dir and writes its
+  output files (atomically, at paths that depend only on UIDs and the model), returning a small
+  picklable output (never an exception for bad input: the failure travels as ``error``);
+- ``commit_*(store, job, output)`` records the rows and the study's new status in one transaction.
+
+A crash between the parts leaves the study in its last committed status; the step runs again.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.dicom.nifti import read_nifti, write_nifti
@@ -22,6 +30,13 @@ from engine.types import Sequence, StudyStatus, Volume
 
 
 @dataclass(frozen=True, slots=True)
+class StatePaths:
+    volumes_dir: Path
+    labels_dir: Path
+    registered_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
 class StageOutcome:
     study_uid: str
     stage: str
@@ -31,48 +46,106 @@ class StageOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class StatePaths:
-    volumes_dir: Path
-    labels_dir: Path
-    registered_dir: Path
+class StudyFiles:
+    """One study as the compute parts see it: ids, the exam label and relative file paths."""
+
+    study_uid: str
+    patient_key: str
+    exam: str
+    volumes: dict[str, str]  # sequence -> path under volumes_dir
+    labels: str | None = None  # current segmentation, path under labels_dir
 
 
-def _exam(row: dict) -> str:
-    return exam_label(row["patient_key"], row["study_date"])
-
-
-def load_study_volumes(store: Store, study_uid: str, volumes_dir: Path) -> dict[Sequence, Volume]:
-    return {Sequence(seq): read_nifti(volumes_dir / path)
-            for seq, path in sql.study_volumes(store, study_uid).items()}
-
-
-def _quarantine(store: Store, row: dict, *, stage: str, reason: str, detail: str | None = None) -> None:
-    with store.transaction() as con:
-        ingest_sql.add_quarantine(con, stage=stage, reason=reason, study_uid=row["study_uid"],
-                                  archive_study_id=row["archive_study_id"], patient_key=row["patient_key"],
-                                  detail=detail)
-        ingest_sql.set_study_status(con, row["study_uid"], StudyStatus.QUARANTINED)
-
-
-def segment_study(store: Store, *, study_uid: str, segmenter: Segmenter, paths: StatePaths) -> StageOutcome:
-    """Segment one ingested study; flags are kept for people to see, failures are quarantined."""
+def study_files(store: Store, study_uid: str) -> StudyFiles:
     row = sql.study_row(store, study_uid)
-    exam = _exam(row)
-    volumes = load_study_volumes(store, study_uid, paths.volumes_dir)
+    seg = sql.current_segmentation(store, study_uid)
+    return StudyFiles(
+        study_uid=study_uid,
+        patient_key=row["patient_key"],
+        exam=exam_label(row["patient_key"], row["study_date"]),
+        volumes=sql.study_volumes(store, study_uid),
+        labels=seg["labels_path"] if seg else None,
+    )
+
+
+def _load_volumes(files: StudyFiles, paths: StatePaths) -> dict[Sequence, Volume]:
+    return {Sequence(seq): read_nifti(paths.volumes_dir / rel) for seq, rel in files.volumes.items()}
+
+
+def _quarantine(con, row: dict, *, stage: str, reason: str, detail: str | None = None) -> None:  # noqa: ANN001
+    ingest_sql.add_quarantine(con, stage=stage, reason=reason, study_uid=row["study_uid"],
+                              archive_study_id=row["archive_study_id"], patient_key=row["patient_key"],
+                              detail=detail)
+    ingest_sql.set_study_status(con, row["study_uid"], StudyStatus.QUARANTINED)
+
+
+# ---------------------------------------------------------------- segmentation
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentationOutput:
+    study_uid: str
+    labels_path: str = ""
+    volumes_ml: dict[str, float] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    model_name: str = ""
+    model_version: str = ""
+    weights_sha256: str = ""
+    device: str = ""
+    elapsed_s: float = 0.0
+    error: str = ""
+    error_detail: str | None = None
+
+
+def compute_segmentation(files: StudyFiles, *, segmenter: Segmenter, paths: StatePaths) -> SegmentationOutput:
+    """Segment one study from its NIfTI volumes and write the label volume."""
     try:
-        result = segmenter.segment(volumes, exam=exam)
+        result = segmenter.segment(_load_volumes(files, paths), exam=files.exam)
     except SegmentationError as exc:
-        _quarantine(store, row, stage="segmentation", reason=exc.reason, detail=exc.detail)
-        return StageOutcome(study_uid, "segmentation", False, exc.reason)
-    rel = Path(row["patient_key"]) / study_uid / f"labels_{result.model_name}_{result.weights_sha256[:8]}.nii.gz"
+        return SegmentationOutput(files.study_uid, error=exc.reason, error_detail=exc.detail)
+    rel = Path(files.patient_key) / files.study_uid / f"labels_{result.model_name}_{result.weights_sha256[:8]}.nii.gz"
     target = paths.labels_dir / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     write_nifti(result.labels, target, force=True)
+    return SegmentationOutput(
+        study_uid=files.study_uid, labels_path=str(rel), volumes_ml=dict(result.volumes_ml),
+        flags=tuple(result.flags), model_name=result.model_name, model_version=result.model_version,
+        weights_sha256=result.weights_sha256, device=result.device, elapsed_s=result.elapsed_s,
+    )
+
+
+def commit_segmentation(store: Store, files: StudyFiles, out: SegmentationOutput) -> StageOutcome:
+    row = sql.study_row(store, files.study_uid)
     with store.transaction() as con:
-        sql.record_segmentation(con, study_uid=study_uid, result=result, labels_path=str(rel))
-        ingest_sql.set_study_status(con, study_uid, StudyStatus.SEGMENTED)
-    volumes_text = ", ".join(f"{k} {v:.1f} mL" for k, v in result.volumes_ml.items())
-    return StageOutcome(study_uid, "segmentation", True, f"{exam}: {volumes_text}", result.flags)
+        if out.error:
+            _quarantine(con, row, stage="segmentation", reason=out.error, detail=out.error_detail)
+            return StageOutcome(files.study_uid, "segmentation", False, out.error)
+        sql.record_segmentation(con, study_uid=files.study_uid, output=out)
+        ingest_sql.set_study_status(con, files.study_uid, StudyStatus.SEGMENTED)
+    text = ", ".join(f"{k} {v:.1f} mL" for k, v in out.volumes_ml.items())
+    return StageOutcome(files.study_uid, "segmentation", True, f"{files.exam}: {text}", out.flags)
+
+
+# ---------------------------------------------------------------- registration
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationJob:
+    moving: StudyFiles
+    fixed: StudyFiles | None  # None: the study is its own reference (the patient's baseline)
+    kind: str  # 'baseline' or 'previous'
+    reference_sequence: str = "T1c"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationOutput:
+    study_uid: str
+    kind: str
+    reference_study_uid: str
+    result: RegistrationResult | None = None
+    resampled: dict[str, str] | None = None
+    error: str = ""
+    error_detail: str | None = None
 
 
 def reference_study(store: Store, patient_key: str) -> str | None:
@@ -89,102 +162,90 @@ def reference_study(store: Store, patient_key: str) -> str | None:
     return str(studies[0]["study_uid"])
 
 
-def _reference_image(volumes: dict[Sequence, Volume], preferred: str) -> tuple[Sequence, Volume]:
+def registration_jobs(store: Store, study_uid: str, *, reference_sequence: str = "T1c") -> list[RegistrationJob]:
+    """To the patient's baseline (always) and to the previous study (when it is not the baseline)."""
+    moving = study_files(store, study_uid)
+    ref_uid = reference_study(store, moving.patient_key)
+    if ref_uid is None or ref_uid == study_uid:
+        return [RegistrationJob(moving, None, "baseline", reference_sequence)]
+    jobs = [RegistrationJob(moving, study_files(store, ref_uid), "baseline", reference_sequence)]
+    prev_uid = sql.study_row(store, study_uid)["previous_study_uid"]
+    if prev_uid and prev_uid != ref_uid and sql.study_row(store, prev_uid)["status"] != StudyStatus.QUARANTINED:
+        jobs.append(RegistrationJob(moving, study_files(store, prev_uid), "previous", reference_sequence))
+    return jobs
+
+
+def _reference_image(volumes: dict[Sequence, Volume], preferred: str) -> Volume:
     order = [Sequence(preferred)] + [s for s in (Sequence.T1C, Sequence.T1) if s.value != preferred]
     for seq in order:
         if seq in volumes:
-            return seq, volumes[seq]
+            return volumes[seq]
     raise RegistrationError("Neither a T1c nor a T1 series is available to register",
                             action="Check the series classification of this study.")
 
 
-def _labels(store: Store, study_uid: str, labels_dir: Path) -> Volume | None:
-    seg = sql.current_segmentation(store, study_uid)
-    return read_nifti(labels_dir / seg["labels_path"]) if seg else None
-
-
-def register_study(
-    store: Store, *, study_uid: str, registrar: Registrar, paths: StatePaths, reference_sequence: str = "T1c",
-) -> StageOutcome:
-    """Register a study to its patient's baseline (resampling every image and the labels into the
-    baseline's reference grid) and to the previous study (transform and QC only)."""
-    row = sql.study_row(store, study_uid)
-    exam = _exam(row)
-    ref_uid = reference_study(store, row["patient_key"])
-    if ref_uid is None or ref_uid == study_uid:
-        with store.transaction() as con:
-            sql.record_registration(con, study_uid=study_uid, reference_study_uid=study_uid, kind="baseline",
-                                    result=None, resampled=None)
-            ingest_sql.set_study_status(con, study_uid, StudyStatus.REGISTERED)
-        return StageOutcome(study_uid, "registration", True, f"{exam}: is the patient's reference scan")
+def compute_registration(job: RegistrationJob, *, registrar: Registrar, paths: StatePaths) -> RegistrationOutput:
+    """Register; for the baseline, resample every image (linear) and the labels (nearest) into the
+    baseline's reference grid and write them under ``registered_dir``."""
+    moving_files = job.moving
+    if job.fixed is None:
+        return RegistrationOutput(moving_files.study_uid, job.kind, moving_files.study_uid)
     try:
-        result, resampled = _register_pair(store, study_uid, ref_uid, registrar, paths, reference_sequence,
-                                           resample=True)
+        moving_vols = _load_volumes(moving_files, paths)
+        fixed = _reference_image(_load_volumes(job.fixed, paths), job.reference_sequence)
+        moving = _reference_image(moving_vols, job.reference_sequence)
+        fixed_labels = read_nifti(paths.labels_dir / job.fixed.labels) if job.fixed.labels else None
+        moving_labels = read_nifti(paths.labels_dir / moving_files.labels) if moving_files.labels else None
+        result = registrar.register(fixed=fixed, moving=moving, fixed_mask=fixed_labels, moving_mask=moving_labels)
     except RegistrationError as exc:
-        _quarantine(store, row, stage="registration", reason=exc.reason, detail=exc.detail)
-        return StageOutcome(study_uid, "registration", False, exc.reason)
-    with store.transaction() as con:
-        sql.record_registration(con, study_uid=study_uid, reference_study_uid=ref_uid, kind="baseline",
-                                result=result, resampled=resampled)
-        if not result.passed:
-            ingest_sql.add_quarantine(
-                con, stage="registration", study_uid=study_uid, archive_study_id=row["archive_study_id"],
-                patient_key=row["patient_key"],
-                reason=f"Registration to the baseline failed its quality check: {result.qc_reason} [{exam}]")
-        ingest_sql.set_study_status(
-            con, study_uid, StudyStatus.REGISTERED if result.passed else StudyStatus.QUARANTINED)
-    message = f"{exam}: to baseline {_qc_text(result)}"
-    prev_uid = row["previous_study_uid"]
-    if result.passed and prev_uid and prev_uid != ref_uid:
-        message += "; " + _register_previous(store, study_uid, prev_uid, registrar, paths, reference_sequence)
-    return StageOutcome(study_uid, "registration", result.passed, message)
-
-
-def _register_previous(store: Store, study_uid: str, prev_uid: str, registrar: Registrar, paths: StatePaths,
-                       reference_sequence: str) -> str:
-    try:
-        result, _ = _register_pair(store, study_uid, prev_uid, registrar, paths, reference_sequence,
-                                   resample=False)
-    except RegistrationError as exc:
-        return f"to previous: not done ({exc.message})"
-    with store.transaction() as con:
-        sql.record_registration(con, study_uid=study_uid, reference_study_uid=prev_uid, kind="previous",
-                                result=result, resampled=None)
-    return f"to previous {_qc_text(result)}"
-
-
-def _qc_text(result: RegistrationResult) -> str:
-    verdict = "passed" if result.passed else "FAILED"
-    return (f"{verdict} (rotation {result.rotation_deg:.1f} deg, translation {result.translation_mm:.1f} mm, "
-            f"similarity {result.similarity:.3f}, {result.method}, {result.elapsed_s:.1f} s)")
-
-
-def _register_pair(
-    store: Store, study_uid: str, ref_uid: str, registrar: Registrar, paths: StatePaths, preferred: str,
-    *, resample: bool,
-) -> tuple[RegistrationResult, dict[str, str] | None]:
-    fixed_vols = load_study_volumes(store, ref_uid, paths.volumes_dir)
-    moving_vols = load_study_volumes(store, study_uid, paths.volumes_dir)
-    _, fixed = _reference_image(fixed_vols, preferred)
-    _, moving = _reference_image(moving_vols, preferred)
-    fixed_labels = _labels(store, ref_uid, paths.labels_dir)
-    moving_labels = _labels(store, study_uid, paths.labels_dir)
-    result = registrar.register(fixed=fixed, moving=moving, fixed_mask=fixed_labels, moving_mask=moving_labels)
-    if not resample or not result.passed:
-        return result, None
-    row = sql.study_row(store, study_uid)
-    out_dir = paths.registered_dir / row["patient_key"] / study_uid
+        return RegistrationOutput(moving_files.study_uid, job.kind, job.fixed.study_uid, error=exc.reason,
+                                  error_detail=exc.detail)
+    if job.kind != "baseline" or not result.passed:
+        return RegistrationOutput(moving_files.study_uid, job.kind, job.fixed.study_uid, result=result)
+    out_dir = paths.registered_dir / moving_files.patient_key / moving_files.study_uid
     out_dir.mkdir(parents=True, exist_ok=True)
-    resampled: dict[str, str] = {}
     items: list[tuple[str, Volume, str]] = [(s.value, v, "linear") for s, v in moving_vols.items()]
     if moving_labels is not None:
         items.append(("labels", moving_labels, "nearest"))
+    resampled: dict[str, str] = {}
     for name, vol, interp in items:
         out = resample_to(reference=fixed, moving=vol, matrix=result.matrix, interpolation=interp)  # type: ignore[arg-type]
         target = out_dir / f"{name}.nii.gz"
         write_nifti(out, target, force=True)
         resampled[name] = str(target.relative_to(paths.registered_dir))
-    return result, resampled
+    return RegistrationOutput(moving_files.study_uid, job.kind, job.fixed.study_uid, result=result,
+                              resampled=resampled)
+
+
+def commit_registration(store: Store, job: RegistrationJob, out: RegistrationOutput) -> StageOutcome:
+    """Record the registration; a failed baseline registration quarantines the study (never used
+    silently), a failed registration to the previous study is recorded and reported only."""
+    row = sql.study_row(store, out.study_uid)
+    exam = job.moving.exam
+    baseline = job.kind == "baseline"
+    with store.transaction() as con:
+        if out.error:
+            if baseline:
+                _quarantine(con, row, stage="registration", reason=out.error, detail=out.error_detail)
+            return StageOutcome(out.study_uid, "registration", False, f"{exam}: to {job.kind}: {out.error}")
+        sql.record_registration(con, study_uid=out.study_uid, reference_study_uid=out.reference_study_uid,
+                                kind=job.kind, result=out.result, resampled=out.resampled)
+        passed = out.result is None or out.result.passed
+        if baseline and not passed:
+            _quarantine(con, row, stage="registration",
+                        reason=f"Registration to the baseline failed its quality check: "
+                               f"{out.result.qc_reason} [{exam}]")  # type: ignore[union-attr]
+        elif baseline:
+            ingest_sql.set_study_status(con, out.study_uid, StudyStatus.REGISTERED)
+    if out.result is None:
+        return StageOutcome(out.study_uid, "registration", True, f"{exam}: is the patient's baseline scan")
+    return StageOutcome(out.study_uid, "registration", passed, f"{exam}: to {job.kind} {qc_text(out.result)}")
+
+
+def qc_text(result: RegistrationResult) -> str:
+    verdict = "passed" if result.passed else "FAILED"
+    return (f"{verdict} (rotation {result.rotation_deg:.1f} deg, translation {result.translation_mm:.1f} mm, "
+            f"similarity {result.similarity:.3f}, {result.method}, {result.elapsed_s:.1f} s)")
 
 
 def stale_registrations(store: Store, patient_key: str) -> list[str]:
@@ -193,14 +254,5 @@ def stale_registrations(store: Store, patient_key: str) -> list[str]:
     rows = store.query(
         """SELECT r.study_uid FROM registrations r JOIN studies s USING (study_uid)
            WHERE s.patient_key = ? AND r.kind = 'baseline' AND NOT r.superseded
-             AND r.reference_study_uid <> ?""", [patient_key, ref])
+             AND r.reference_study_uid <> ? AND s.status <> 'QUARANTINED'""", [patient_key, ref])
     return [r[0] for r in rows]
-
-
-def registered_paths(store: Store, study_uid: str) -> dict[str, str]:
-    reg = sql.current_registration(store, study_uid)
-    return json.loads(reg["resampled"]) if reg and reg["resampled"] else {}
-
-
-__all__ = ["StageOutcome", "StatePaths", "reference_study", "register_study", "segment_study",
-           "stale_registrations"]

@@ -66,7 +66,14 @@ class SegmentationSettings:
 class RegistrationSettings:
     enabled: bool = True
     reference: str = "T1c"
-    device: str = "auto"
+    device: str = "auto"  # auto (CUDA -> torch, else SimpleITK) | cpu | cuda | sitk | torch
+    stage: str = "rigid"  # rigid | affine (rigid, then a 12-parameter refinement)
+    exclusion_margin_mm: float = 5.0  # tumour/cavity labels grown by this much leave the similarity
+    max_rotation_deg: float = 20.0  # QC limits: beyond any of them the registration fails
+    max_translation_mm: float = 40.0
+    max_scale_deviation: float = 0.10
+    min_similarity: float = 0.15
+    min_overlap: float = 0.80
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +91,43 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSettings:
+    #: sinks every alert goes to: dashboard (the alert row itself), webhook, email.
+    sinks: tuple[str, ...] = ("dashboard",)
+    dashboard_base_url: str = "http://127.0.0.1:8501"  # alert links: {base}/?patient=<key>
+    webhook_url: str = ""
+    webhook_timeout_s: float = 10.0
+    hmac_key: str = ""  # secret: GLIOWATCH_ALERTS__HMAC_KEY (webhook signature)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""  # secret: GLIOWATCH_ALERTS__SMTP_PASSWORD
+    smtp_from: str = "gliowatch@localhost"
+    smtp_to: tuple[str, ...] = ()
+    smtp_timeout_s: float = 10.0
+    max_attempts: int = 0  # 0 = retry forever (a sink down for hours loses nothing)
+    backoff_base_s: float = 30.0  # first retry after 30 s, doubling ...
+    backoff_max_s: float = 900.0  # ... up to 15 min between attempts
+    escalate_after_h: float = 24.0  # unacknowledged alerts are sent again, marked ESCALATED
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     state_dir: Path = PROJECT_ROOT / "state"
     series_rules: Path = CONFIG_DIR / "series_rules.toml"
     log_level: str = "INFO"
+    #: where segmentation/registration run: "threads", or "dask://host:port" (GLIOWATCH_TASK_RUNNER)
+    task_runner: str = "threads"
+    workers: int = 2  # thread-pool size for the heavy steps
+    gpu_slots: int = 1  # concurrent model runs per worker process (bursts queue)
     orthanc: OrthancSettings = field(default_factory=OrthancSettings)
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
     segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
     registration: RegistrationSettings = field(default_factory=RegistrationSettings)
     assessment: AssessmentSettings = field(default_factory=AssessmentSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def db_path(self) -> Path:

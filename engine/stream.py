@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from engine.archive import Archive, StudyInfo
 from engine.archive.protocol import STABLE_STUDY
 from engine.errors import ArchiveError
-from engine.ingest import IngestedStudy
+from engine.ingest import IngestedStudy, parse_dicom_date
 from engine.store import Store
 from engine.store import ingest as sql
 
@@ -77,6 +77,34 @@ def run_cycle(
         for study_id in sorted(set(archive.list_studies()) - known):
             report.reconciled += 1
             _handle_study(archive, store, study_id, None, ingest, after_commit, report)
+    report.cursor_after = sql.get_cursor(store)
+    return report
+
+
+def run_backfill(
+    *,
+    archive: Archive,
+    store: Store,
+    ingest: IngestFn,
+    after_commit: AfterCommitFn | None = None,
+    since: date | None = None,
+    patient_key: str | None = None,
+    key_of: Callable[[str], str] | None = None,
+) -> CycleReport:
+    """Process what is already in the archive (optionally from a date / for one patient) through
+    the same path as the live stream. Idempotent: known studies with unchanged content are skipped,
+    and the cursor is not touched, so it runs safely beside a live watcher's feed."""
+    report = CycleReport(cursor_before=sql.get_cursor(store))
+    for study_id in archive.list_studies():
+        info = archive.study(study_id)
+        if since is not None:
+            study_date = parse_dicom_date(info.study_date)
+            if study_date is None or study_date < since:
+                continue
+        if patient_key is not None and key_of is not None and key_of(info.patient_id) != patient_key:
+            continue
+        report.stable_seen += 1
+        _handle_study(archive, store, study_id, None, ingest, after_commit, report)
     report.cursor_after = sql.get_cursor(store)
     return report
 

@@ -1,19 +1,26 @@
-"""Per-study processing after ingestion, as Prefect tasks: segment -> register -> assess.
+"""Per-study processing after ingestion, as Prefect tasks on a configurable task runner.
 
-Each task takes the runtime and a study UID and makes one engine call. A study's status in the
-store says which step is next, so a crashed or interrupted run resumes where it stopped
-(``process_pending``), whatever Prefect remembers.
+The heavy steps (segmentation, registration) are submitted to the flow's task runner — threads by
+default, a Dask cluster with ``GLIOWATCH_TASK_RUNNER=dask://host:port`` — and take only picklable
+values (file paths, settings). Their results come back to the flow process, the only DuckDB
+writer, which commits them. A study's status says which step is next, so an interrupted run
+resumes where it stopped (``process_pending``), whatever Prefect remembers.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+from collections.abc import Iterable
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NONE as NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from engine import pipeline
+from engine.settings import RegistrationSettings, SegmentationSettings, Settings
 from engine.store import pipeline as sql
 from engine.types import StudyStatus
 from flows.watch_retry import retry_if_retryable
@@ -21,34 +28,87 @@ from flows.watch_retry import retry_if_retryable
 log = logging.getLogger("gliowatch.process")
 
 
+@functools.lru_cache(maxsize=4)
+def _segmenter(settings: SegmentationSettings) -> Any:
+    """One model per worker process and settings, loaded on first use."""
+    from engine.segmentation import load_segmenter
+
+    return load_segmenter(settings)
+
+
+@functools.lru_cache(maxsize=4)
+def _registrar(settings: RegistrationSettings) -> Any:
+    from engine.registration import make_registrar
+
+    return make_registrar(settings)
+
+
+@functools.lru_cache(maxsize=8)
+def _gpu_slots(n: int) -> threading.BoundedSemaphore:
+    """Bounds concurrent model work per worker process, so bursts queue instead of exhausting memory."""
+    return threading.BoundedSemaphore(max(n, 1))
+
+
 @task(name="segment-study", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_retryable,
       cache_policy=NO_CACHE)
-def segment_task(rt: Any, study_uid: str) -> pipeline.StageOutcome:
-    return pipeline.segment_study(rt.store, study_uid=study_uid, segmenter=rt.segmenter, paths=rt.paths)
+def segment_task(files: pipeline.StudyFiles, settings: SegmentationSettings, paths: pipeline.StatePaths,
+                 gpu_slots: int) -> pipeline.SegmentationOutput:
+    with _gpu_slots(gpu_slots):
+        return pipeline.compute_segmentation(files, segmenter=_segmenter(settings), paths=paths)
 
 
 @task(name="register-study", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_retryable,
       cache_policy=NO_CACHE)
-def register_task(rt: Any, study_uid: str) -> pipeline.StageOutcome:
-    return pipeline.register_study(rt.store, study_uid=study_uid, registrar=rt.registrar, paths=rt.paths,
-                                   reference_sequence=rt.settings.registration.reference)
+def register_task(job: pipeline.RegistrationJob, settings: RegistrationSettings, paths: pipeline.StatePaths,
+                  gpu_slots: int) -> pipeline.RegistrationOutput:
+    with _gpu_slots(gpu_slots):
+        return pipeline.compute_registration(job, registrar=_registrar(settings), paths=paths)
 
 
-@flow(name="gliowatch-process-study", validate_parameters=False)
-def process_study(rt: Any, study_uid: str) -> list[pipeline.StageOutcome]:
-    """Run the remaining steps of one study, as its status says."""
+def make_task_runner(settings: Settings) -> Any:
+    """Threads by default; ``dask://host:port`` runs the heavy tasks on an existing Dask cluster."""
+    spec = settings.task_runner.strip()
+    if spec.startswith("dask://"):
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=f"tcp://{spec.removeprefix('dask://')}")
+    return ThreadPoolTaskRunner(max_workers=max(settings.workers, 1))
+
+
+@flow(name="gliowatch-process-studies", validate_parameters=False)
+def process_studies(rt: Any, study_uids: list[str]) -> list[pipeline.StageOutcome]:
+    """Run the remaining steps of the given studies, as their statuses say."""
+    settings: Settings = rt.settings
     outcomes: list[pipeline.StageOutcome] = []
-    status = sql.study_row(rt.store, study_uid)["status"]
-    if status == StudyStatus.INGESTED and rt.settings.segmentation.enabled:
-        outcomes.append(_report(segment_task(rt, study_uid)))
-        status = sql.study_row(rt.store, study_uid)["status"]
-    if status == StudyStatus.SEGMENTED and rt.settings.registration.enabled:
-        patient_key = sql.study_row(rt.store, study_uid)["patient_key"]
-        outcomes.append(_report(register_task(rt, study_uid)))
-        for stale in pipeline.stale_registrations(rt.store, patient_key):
-            log.info("baseline changed: re-registering a study of %s", patient_key)
-            outcomes.append(_report(register_task(rt, stale)))
+    if settings.segmentation.enabled:
+        todo = [u for u in study_uids if _status(rt, u) == StudyStatus.INGESTED]
+        files = [pipeline.study_files(rt.store, u) for u in todo]
+        futures = [segment_task.submit(f, settings.segmentation, rt.paths, settings.gpu_slots) for f in files]
+        for f, fut in zip(files, futures, strict=True):
+            outcomes.append(_report(pipeline.commit_segmentation(rt.store, f, fut.result())))
+    if settings.registration.enabled:
+        ready = StudyStatus.SEGMENTED if settings.segmentation.enabled else StudyStatus.INGESTED
+        todo = [u for u in study_uids if _status(rt, u) == ready]
+        outcomes += _register(rt, todo)
+        patients = {sql.study_row(rt.store, u)["patient_key"] for u in todo}
+        stale = [u for p in sorted(patients) for u in pipeline.stale_registrations(rt.store, p)]
+        if stale:
+            log.info("baseline changed: re-registering %d studies", len(stale))
+            outcomes += _register(rt, stale)
     return outcomes
+
+
+def _register(rt: Any, study_uids: Iterable[str]) -> list[pipeline.StageOutcome]:
+    settings: Settings = rt.settings
+    jobs = [j for u in study_uids
+            for j in pipeline.registration_jobs(rt.store, u, reference_sequence=settings.registration.reference)]
+    futures = [register_task.submit(j, settings.registration, rt.paths, settings.gpu_slots) for j in jobs]
+    return [_report(pipeline.commit_registration(rt.store, j, fut.result()))
+            for j, fut in zip(jobs, futures, strict=True)]
+
+
+def _status(rt: Any, study_uid: str) -> str:
+    return str(sql.study_row(rt.store, study_uid)["status"])
 
 
 def _report(outcome: pipeline.StageOutcome) -> pipeline.StageOutcome:
@@ -58,9 +118,16 @@ def _report(outcome: pipeline.StageOutcome) -> pipeline.StageOutcome:
     return outcome
 
 
-def process_pending(rt: Any) -> int:
+def run_processing(rt: Any, study_uids: list[str]) -> list[pipeline.StageOutcome]:
+    """``process_studies`` on the configured task runner (nothing to do: no flow run)."""
+    if not study_uids:
+        return []
+    return process_studies.with_options(task_runner=make_task_runner(rt.settings))(rt, study_uids)
+
+
+def process_pending(rt: Any) -> list[pipeline.StageOutcome]:
     """Resume every study left between steps (crash, or a step switched on later)."""
+    if not (rt.settings.segmentation.enabled or rt.settings.registration.enabled):
+        return []
     pending = sql.pending_studies(rt.store, (StudyStatus.INGESTED, StudyStatus.SEGMENTED))
-    for row in pending:
-        process_study(rt, row["study_uid"])
-    return len(pending)
+    return run_processing(rt, [row["study_uid"] for row in pending])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.archive import Archive
 from engine.archive.orthanc import OrthancArchive
@@ -23,8 +22,6 @@ class Runtime:
     store: Store
     rules: SeriesRules
     key_salt: str
-    _segmenter: Any = None
-    _registrar: Any = None
 
     @property
     def volumes_dir(self) -> Path:
@@ -35,23 +32,6 @@ class Runtime:
         root = self.settings.state_dir
         return StatePaths(volumes_dir=self.settings.volumes_dir, labels_dir=root / "labels",
                           registered_dir=root / "registered")
-
-    @property
-    def segmenter(self) -> Any:
-        """The segmentation model, loaded once per process on first use."""
-        if self._segmenter is None:
-            from engine.segmentation import load_segmenter
-
-            self._segmenter = load_segmenter(self.settings.segmentation)
-        return self._segmenter
-
-    @property
-    def registrar(self) -> Any:
-        if self._registrar is None:
-            from engine.registration import make_registrar
-
-            self._registrar = make_registrar(self.settings.registration)
-        return self._registrar
 
     def close(self) -> None:
         self.store.close()

@@ -36,11 +36,13 @@ def ingest_study_task(rt: Any, archive_study_id: str) -> IngestedStudy:
 @flow(name="gliowatch-watch-cycle", log_prints=False, validate_parameters=False)
 def watch_cycle(rt: Any, reconcile: bool = False) -> CycleReport:
     """Drain the archive's change feed once, ingest each stable study, publish the snapshot."""
-    from flows.process import process_pending, process_study
+    from flows.process import process_pending, run_processing
+
+    ingested: list[str] = []
 
     def after_commit(study: IngestedStudy) -> None:
         if not study.quarantine_reason:
-            process_study(rt, study.study_uid)
+            ingested.append(study.study_uid)
 
     try:
         process_pending(rt)
@@ -56,6 +58,7 @@ def watch_cycle(rt: Any, reconcile: bool = False) -> CycleReport:
         with rt.store.transaction() as con:
             sql.log_event(con, "error", exc.reason)
         raise
+    run_processing(rt, ingested)
     with rt.store.transaction() as con:
         sql.log_event(con, "cycle", report.summary())
     publish_snapshot(rt.store, rt.settings.snapshot_path)

@@ -30,6 +30,7 @@ READ_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     ValueError,
     TypeError,
+    ArithmeticError,  # OverflowError from e.g. IS '1e999'
     LookupError,
     AttributeError,
     NotImplementedError,

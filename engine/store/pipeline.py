@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from engine.registration import RegistrationResult
-from engine.segmentation import SegmentationResult
 from engine.store.db import Store
 from engine.store.ingest import now_utc
+
+if TYPE_CHECKING:
+    from engine.pipeline import SegmentationOutput
+    from engine.registration import RegistrationResult
 
 Con = duckdb.DuckDBPyConnection
 
@@ -25,10 +27,10 @@ def study_row(store: Store, study_uid: str) -> dict[str, Any]:
     return store.query_dicts("SELECT * FROM studies WHERE study_uid = ?", [study_uid])[0]
 
 
-def record_segmentation(con: Con, *, study_uid: str, result: SegmentationResult, labels_path: str) -> None:
+def record_segmentation(con: Con, *, study_uid: str, output: SegmentationOutput) -> None:
     """The current segmentation of a study; earlier models' rows are kept, marked superseded."""
     con.execute("UPDATE segmentations SET superseded = TRUE WHERE study_uid = ?", [study_uid])
-    v = result.volumes_ml
+    v = output.volumes_ml
     con.execute(
         """INSERT INTO segmentations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE)
            ON CONFLICT (study_uid, model_name, model_version, weights_sha256) DO UPDATE SET
@@ -36,9 +38,9 @@ def record_segmentation(con: Con, *, study_uid: str, result: SegmentationResult,
              et_ml = excluded.et_ml, rc_ml = excluded.rc_ml, flags = excluded.flags,
              device = excluded.device, elapsed_s = excluded.elapsed_s,
              created_at = excluded.created_at, superseded = FALSE""",
-        [study_uid, result.model_name, result.model_version, result.weights_sha256, labels_path,
-         v.get("NETC"), v.get("SNFH"), v.get("ET"), v.get("RC"), ",".join(result.flags), result.device,
-         result.elapsed_s, now_utc()],
+        [study_uid, output.model_name, output.model_version, output.weights_sha256, output.labels_path,
+         v.get("NETC"), v.get("SNFH"), v.get("ET"), v.get("RC"), ",".join(output.flags), output.device,
+         output.elapsed_s, now_utc()],
     )
 
 

@@ -27,7 +27,7 @@ DDL: tuple[str, ...] = (
         ingest_s DOUBLE
     )""",
     """CREATE TABLE IF NOT EXISTS series (
-        series_uid VARCHAR PRIMARY KEY,
+        series_uid VARCHAR NOT NULL,          -- unique with study_uid: a reused UID in another study is kept apart
         study_uid VARCHAR NOT NULL,
         archive_series_id VARCHAR,
         description VARCHAR,
@@ -37,16 +37,18 @@ DDL: tuple[str, ...] = (
         plane VARCHAR,
         n_instances INTEGER NOT NULL,
         status VARCHAR NOT NULL,              -- USED, UNUSED (other/duplicate), REFUSED
-        reason VARCHAR
+        reason VARCHAR,
+        PRIMARY KEY (study_uid, series_uid)
     )""",
     """CREATE TABLE IF NOT EXISTS volumes (
-        series_uid VARCHAR PRIMARY KEY,
+        series_uid VARCHAR NOT NULL,
         study_uid VARCHAR NOT NULL,
         sequence VARCHAR NOT NULL,
         path VARCHAR NOT NULL,                -- NIfTI under the state dir (relative)
         shape VARCHAR NOT NULL,
         spacing_mm VARCHAR NOT NULL,
-        affine_ras VARCHAR NOT NULL           -- JSON 4x4, voxel (i,j,k) -> RAS+ mm
+        affine_ras VARCHAR NOT NULL,          -- JSON 4x4, voxel (i,j,k) -> RAS+ mm
+        PRIMARY KEY (study_uid, series_uid)
     )""",
     "CREATE SEQUENCE IF NOT EXISTS quarantine_seq START 1",
     """CREATE TABLE IF NOT EXISTS quarantine (

@@ -1,0 +1,57 @@
+"""The long-running loop shared by `gliowatch watch` and `gliowatch serve`.
+
+Each cycle: queued backfill requests, then one Prefect watch cycle (pending steps, change feed,
+per-study processing, reconciliation every N cycles, snapshot). Retryable failures (archive down)
+are logged and retried next cycle; anything else stops the loop with its message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+
+from engine.errors import GlioWatchError
+from engine.settings import Settings
+
+log = logging.getLogger("gliowatch.service")
+
+
+@dataclass(frozen=True, slots=True)
+class LoopOptions:
+    once: bool = False
+    max_cycles: int = 0
+
+
+def run_loop(settings: Settings, options: LoopOptions, *, hooks: tuple = ()) -> int:  # noqa: ANN001
+    """Run cycles until stopped (or once). ``hooks``: callables(rt) run after each cycle."""
+    from flows.cmd_backfill import backfill, take_requests
+    from flows.runtime import build_runtime
+    from flows.watch import watch_cycle
+
+    rt = build_runtime(settings)
+    cycles = 0
+    try:
+        while True:
+            for req in take_requests(settings):
+                since = date.fromisoformat(req["since"]) if req.get("since") else None
+                report = backfill(rt, since=since, patient=req.get("patient"))
+                log.info("queued backfill done: %s", report.summary())
+            reconcile = options.once or cycles % max(settings.watcher.reconcile_every, 1) == 0
+            try:
+                report = watch_cycle(rt, reconcile=reconcile)
+                print(report.summary(), flush=True)
+            except GlioWatchError as exc:
+                if not exc.retryable or options.once:
+                    raise
+                log.warning("cycle failed, retrying in %.0f s: %s", settings.watcher.poll_interval_s,
+                            exc.reason)
+            for hook in hooks:
+                hook(rt)
+            cycles += 1
+            if options.once or (options.max_cycles and cycles >= options.max_cycles):
+                return 0
+            time.sleep(settings.watcher.poll_interval_s)
+    finally:
+        rt.close()
