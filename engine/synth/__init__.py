@@ -1,0 +1,12 @@
+"""Synthetic longitudinal glioma cohort: MNI152 anatomy, BraTS 2024 tumour labels, DICOM.
+
+Public API:
+- :func:`sample_training_case` — one (images, labels) case on the fly for training;
+- :func:`generate_cohort` — a whole cohort written as DICOM with ground truth.
+"""
+
+from engine.synth.cohort import generate_cohort
+from engine.synth.scenarios import Phase, Scenario
+from engine.synth.training import TrainingCase, sample_training_case
+
+__all__ = ["Phase", "Scenario", "TrainingCase", "generate_cohort", "sample_training_case"]
