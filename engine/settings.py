@@ -66,7 +66,7 @@ class SegmentationSettings:
 class RegistrationSettings:
     enabled: bool = True
     reference: str = "T1c"
-    device: str = "auto"  # auto (CUDA -> torch, else SimpleITK) | cpu | cuda | sitk | torch
+    device: str = "auto"  # auto|torch (torch, CUDA if there) | cuda | cpu|sitk (SimpleITK)
     stage: str = "rigid"  # rigid | affine (rigid, then a 12-parameter refinement)
     exclusion_margin_mm: float = 5.0  # tumour/cavity labels grown by this much leave the similarity
     max_rotation_deg: float = 20.0  # QC limits: beyond any of them the registration fails
