@@ -1,0 +1,86 @@
+"""Login gate: Streamlit's OIDC ``st.login`` when ``[auth]`` is configured in Streamlit secrets,
+else the local users file (``state_dir/users.toml``, bcrypt hashes; see :mod:`engine.auth`).
+
+An OIDC user's role comes from the users file when their e-mail is listed there, else viewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from engine.auth import Role, authenticate, load_users
+
+_SESSION_KEY = "gliowatch_user"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUser:
+    name: str
+    role: Role
+    via: str  # "local" or "oidc"
+
+
+def oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, KeyError, st.errors.StreamlitSecretNotFoundError):
+        return False
+
+
+def current_user() -> SessionUser | None:
+    return st.session_state.get(_SESSION_KEY)
+
+
+def require_login(users_path: Path) -> SessionUser:
+    """The logged-in user; otherwise draws the login form and stops the script run."""
+    user = current_user()
+    if user is not None:
+        return user
+    if oidc_configured():
+        return _oidc(users_path)
+    return _local(users_path)
+
+
+def _oidc(users_path: Path) -> SessionUser:
+    if not st.user.is_logged_in:
+        st.title("GlioWatch")
+        st.button("Log in with your organisation account", on_click=st.login)
+        st.stop()
+    name = str(st.user.get("email") or st.user.get("name") or "oidc-user")
+    known = load_users(users_path).get(name)
+    user = SessionUser(name=name, role=known.role if known else Role.VIEWER, via="oidc")
+    st.session_state[_SESSION_KEY] = user
+    return user
+
+
+def _local(users_path: Path) -> SessionUser:
+    st.title("GlioWatch — log in")
+    users = load_users(users_path)
+    if not users:
+        st.error(f"No dashboard users exist yet. Create one with `gliowatch users add NAME --role "
+                 f"radiologist` (users file: {users_path}).")
+        st.stop()
+    with st.form("login"):
+        name = st.text_input("User name", key="login_name")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in")
+    if submitted:
+        found = authenticate(users, name=name.strip(), password=password)
+        if found is None:
+            st.error("Unknown user name or wrong password.")
+        else:
+            user = SessionUser(name=found.name, role=found.role, via="local")
+            st.session_state[_SESSION_KEY] = user
+            st.rerun()
+    st.stop()
+    raise AssertionError("unreachable")  # pragma: no cover - st.stop() ends the run
+
+
+def logout() -> None:
+    user = current_user()
+    st.session_state.pop(_SESSION_KEY, None)
+    if user is not None and user.via == "oidc":
+        st.logout()

@@ -1,0 +1,146 @@
+"""Image review: two timepoints side by side from the stored volumes (never the live archive).
+
+Registered volumes (baseline space, from the ``registrations`` table) are used when both
+timepoints have them; otherwise the native volumes are shown, slices matched by scanner
+position, and the page says so (no difference view then: the grids differ).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.slices import (
+    Plane,
+    apply_window,
+    default_window,
+    difference_rgb,
+    extract_slice,
+    matching_index,
+    new_enhancement,
+    overlay,
+    pixel_mm,
+    slice_count,
+    to_physical_aspect,
+    to_ras,
+)
+from engine.dicom.nifti import read_nifti
+from engine.errors import GlioWatchError
+from engine.settings import Settings
+from engine.types import Label, Volume
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def _load(path: str, mtime_ns: int) -> Volume:  # mtime_ns: a rewritten file is read again
+    return to_ras(read_nifti(path))
+
+
+def resolve_path(settings: Settings, stored_path: str) -> Path:
+    """A stored path: absolute, or relative to the state dir (labels, resampled volumes) or to the
+    volumes dir (ingested volumes), whichever exists."""
+    path = Path(stored_path)
+    if path.is_absolute():
+        return path
+    for base in (settings.state_dir, settings.volumes_dir):
+        if (base / path).exists():
+            return base / path
+    msg = f"Stored volume {stored_path} is neither under {settings.state_dir} nor {settings.volumes_dir}"
+    raise FileNotFoundError(msg)
+
+
+def load_volume(settings: Settings, stored_path: str) -> Volume:
+    path = resolve_path(settings, stored_path)
+    return _load(str(path), path.stat().st_mtime_ns)
+
+
+def _sources(row: pd.Series, registered: bool, native_labels: dict[str, str]) -> dict[str, str]:
+    paths = dict(row["registered"] if registered else row["native"])
+    if "labels" not in paths and row["study_uid"] in native_labels:
+        paths["labels"] = native_labels[row["study_uid"]]
+    return paths
+
+
+def render(ref: data.SnapshotRef, patient_key: str, settings: Settings) -> None:
+    st.header(f"Image review · {patient_key}")
+    studies = data.patient_bundle(ref, patient_key)["images"]
+    studies = studies[[bool(n) for n in studies["native"]]].reset_index(drop=True)
+    if studies.empty:
+        st.warning("No stored volumes for this patient.")
+        return
+    labels_of = {f"{pd.Timestamp(r.study_date).date()} ({i + 1})": i for i, r in enumerate(studies.itertuples())}
+    names = list(labels_of)
+    c1, c2, c3 = st.columns(3)
+    first = c1.selectbox("Earlier timepoint", names, index=max(len(names) - 2, 0), key="img_a")
+    second = c2.selectbox("Later timepoint", names, index=len(names) - 1, key="img_b")
+    plane = Plane(c3.radio("Plane", [p.value for p in Plane], horizontal=True, key="img_plane"))
+    row_a, row_b = studies.iloc[labels_of[first]], studies.iloc[labels_of[second]]
+    registered = bool(row_a["registered"]) and bool(row_b["registered"])
+    if registered:
+        st.success("Registered volumes (baseline space).")
+    else:
+        st.warning("Native volumes, not registered: slices are matched by scanner position, and the "
+                   "difference view needs registered volumes.")
+    native_labels = data.labels_paths(ref, patient_key)
+    src_a, src_b = _sources(row_a, registered, native_labels), _sources(row_b, registered, native_labels)
+    sequences = [s for s in ("T1c", "FLAIR", "T2", "T1") if s in src_a and s in src_b]
+    if not sequences:
+        st.warning("The two timepoints share no sequence.")
+        return
+    sequence = st.radio("Sequence", sequences, horizontal=True, key="img_seq")
+    try:
+        vol_a = load_volume(settings, src_a[sequence])
+        vol_b = load_volume(settings, src_b[sequence])
+        lab_a = load_volume(settings, src_a["labels"]) if "labels" in src_a else None
+        lab_b = load_volume(settings, src_b["labels"]) if "labels" in src_b else None
+    except (GlioWatchError, FileNotFoundError) as exc:
+        st.error(f"A stored volume cannot be read: {exc}")
+        return
+    n = slice_count(vol_b.array.shape, plane)
+    index_b = st.slider("Slice", 0, n - 1, n // 2, key=f"img_slice_{plane.value}")
+    index_a = index_b if registered else matching_index(vol_b, vol_a, plane, index_b)
+    level0, width0 = default_window(vol_b.array)
+    c1, c2 = st.columns(2)
+    top = float(max(np.max(vol_b.array), 1.0))
+    level = c1.slider("Level", 0.0, top, float(min(level0, top)), key=f"img_level_{sequence}")
+    width = c2.slider("Window", 1.0, top * 2, float(min(max(width0, 1.0), top * 2)),
+                      key=f"img_width_{sequence}")
+    toggles = st.columns(len(Label) + 1)
+    show = {lab for i, lab in enumerate(Label)
+            if toggles[i].checkbox(lab.name, value=lab in (Label.ET, Label.NETC), key=f"img_show_{lab.name}")}
+    diff = toggles[-1].checkbox("Difference view", value=False, key="img_diff", disabled=not registered)
+    left, right = st.columns(2)
+    for column, vol, lab, idx, caption in ((left, vol_a, lab_a, index_a, first),
+                                           (right, vol_b, lab_b, index_b, second)):
+        grey = apply_window(extract_slice(vol.array, plane, idx), level=level, width=width)
+        labels = _label_slice(lab, vol, plane, idx)
+        rgb = overlay(grey, labels, show=show)
+        column.image(to_physical_aspect(rgb, row_mm=pixel_mm(vol, plane)[0], col_mm=pixel_mm(vol, plane)[1]),
+                     caption=f"{caption} · {sequence} · {plane.value} slice {idx}", width=460)
+    if diff and registered:
+        _difference(vol_a, vol_b, lab_a, lab_b, plane, index_b, width)
+
+
+def _label_slice(lab: Volume | None, vol: Volume, plane: Plane, idx: int) -> np.ndarray | None:
+    if lab is None or lab.array.shape != vol.array.shape:
+        return None
+    return extract_slice(lab.array, plane, idx)
+
+
+def _difference(vol_a: Volume, vol_b: Volume, lab_a: Volume | None, lab_b: Volume | None,
+                plane: Plane, idx: int, width: float) -> None:
+    if vol_a.array.shape != vol_b.array.shape:
+        st.warning("The registered volumes are on different grids; no difference view.")
+        return
+    rgb = difference_rgb(extract_slice(vol_a.array, plane, idx), extract_slice(vol_b.array, plane, idx),
+                         width=width)
+    if lab_a is not None and lab_b is not None and lab_a.array.shape == lab_b.array.shape == vol_a.array.shape:
+        rgb[new_enhancement(extract_slice(lab_a.array, plane, idx), extract_slice(lab_b.array, plane, idx))] = (
+            255, 0, 255)
+    row_mm, col_mm = pixel_mm(vol_b, plane)
+    st.image(to_physical_aspect(rgb, row_mm=row_mm, col_mm=col_mm),
+             caption="Difference (later − earlier): red rose, blue fell; magenta = new enhancement (ET)",
+             width=420)

@@ -1,0 +1,30 @@
+"""Fixtures: a small state folder (store, snapshot, volumes, users) copied fresh for each test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.settings import Settings
+from tests.dashboard.store_factory import Built, build_state
+
+APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+@pytest.fixture(scope="session")
+def _template_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    built = build_state(tmp_path_factory.mktemp("template") / "state")
+    return built.settings.state_dir, built.alert_id
+
+
+@pytest.fixture
+def built_state(_template_state: tuple[Path, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Built:
+    """A private copy of the template state; the app's settings loader points at it."""
+    source, alert_id = _template_state
+    target = tmp_path / "state"
+    shutil.copytree(source, target)
+    monkeypatch.setenv("GLIOWATCH_STATE_DIR", str(target))
+    monkeypatch.delenv("GLIOWATCH_CONFIG", raising=False)
+    return Built(settings=Settings(state_dir=target), alert_id=alert_id)

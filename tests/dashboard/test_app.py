@@ -1,0 +1,139 @@
+"""The dashboard through Streamlit's AppTest: login, worklist order, a patient, the slider, actions."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.store import open_store
+from engine.store.board import apply_board_requests, pending_requests
+from tests.dashboard.conftest import APP_PATH
+from tests.dashboard.store_factory import EXPECTED_ORDER, RADIOLOGIST, VIEWER, Built
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(str(APP_PATH), default_timeout=60)
+    at.run()
+    return at
+
+
+def _login(at: AppTest, name: str, password: str) -> AppTest:
+    at.text_input(key="login_name").input(name)
+    at.text_input(key="login_password").input(password)
+    at.button[0].click().run()
+    return at
+
+
+def _goto(at: AppTest, page: str, patient_key: str) -> AppTest:
+    at.text_input(key="patient_key").input(patient_key)
+    at.radio(key="page").set_value(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_login_is_required_and_wrong_password_refused(built_state: Built) -> None:
+    at = _app()
+    assert [t.value for t in at.title] == ["GlioWatch — log in"]
+    assert not at.dataframe and not at.radio, "no page content before login"
+    _login(at, RADIOLOGIST[0], "wrong-password-123")
+    assert any("wrong password" in e.value for e in at.error)
+    assert not at.dataframe
+    _login(at, RADIOLOGIST[0], RADIOLOGIST[1])
+    assert not at.exception, at.exception
+    assert [h.value for h in at.header] == ["Worklist"]
+
+
+def test_banner_and_worklist_ordered_by_attention(built_state: Built) -> None:
+    at = _login(_app(), *RADIOLOGIST)
+    assert any("trained on synthetic data only" in w.value for w in at.warning)
+    frame = at.dataframe[0].value
+    assert tuple(frame["patient_key"]) == EXPECTED_ORDER
+    at.text_input(key="wl_search").input("calm").run()
+    assert tuple(at.dataframe[0].value["patient_key"]) == ("P-CALM",)
+    at.text_input(key="wl_search").input("").run()
+    at.selectbox(key="wl_mgmt").set_value("methylated").run()
+    assert tuple(at.dataframe[0].value["patient_key"]) == ("P-ALERT",)
+
+
+def test_open_patient_from_worklist_shows_timeline(built_state: Built) -> None:
+    at = _login(_app(), *RADIOLOGIST)
+    at.selectbox(key="wl_open_key").set_value("P-ALERT").run()
+    at.button(key="wl_open").click().run()
+    assert not at.exception, at.exception
+    assert at.header[0].value == "Patient P-ALERT"
+    assert at.get("plotly_chart"), "timeline figure drawn"
+    assert any("ALERT_PPD" in e.value for e in at.error), "open alert shown on the timeline"
+    calls = at.dataframe[0].value
+    assert list(calls["response"]) == ["BASELINE", "PRELIM_PD"]
+    assert any("P(PsP) = 43%" in e.label for e in at.expander)
+
+
+def test_link_with_patient_query_opens_timeline(built_state: Built) -> None:
+    at = AppTest.from_file(str(APP_PATH), default_timeout=60)
+    at.query_params["patient"] = "P-PPD"
+    at.run()
+    _login(at, *RADIOLOGIST)
+    assert at.header[0].value == "Patient P-PPD"
+
+
+def test_image_review_slider_and_registered_volumes(built_state: Built) -> None:
+    at = _goto(_login(_app(), *RADIOLOGIST), "Image review", "P-ALERT")
+    assert any("Registered volumes" in s.value for s in at.success)
+    slider = at.slider(key="img_slice_axial")
+    assert slider.value == 5
+    slider.set_value(3).run()
+    assert not at.exception, at.exception
+    captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
+    assert any("slice 3" in c for c in captions), captions
+    assert captions == ["2025-01-10 (1) · T1c · axial slice 3", "2025-03-20 (2) · T1c · axial slice 3"]
+    at.checkbox(key="img_diff").check().run()
+    assert not at.exception, at.exception
+    assert len(at.get("image")) == 3, "difference view drawn"
+
+
+def test_image_review_falls_back_to_native_volumes(built_state: Built) -> None:
+    at = _goto(_login(_app(), *RADIOLOGIST), "Image review", "P-PPD")
+    assert any("Native volumes, not registered" in w.value for w in at.warning)
+    assert at.checkbox(key="img_diff").disabled
+
+
+def test_acknowledge_alert_is_applied_with_audit_row(built_state: Built) -> None:
+    at = _goto(_login(_app(), *RADIOLOGIST), "Actions", "P-ALERT")
+    at.text_input(key="ack_note").input("discussed at board")
+    at.button(key="FormSubmitter:ack_form-Acknowledge").click().run()
+    assert not at.exception, at.exception
+    assert any(s.value == "Saved." for s in at.success)
+    with open_store(built_state.settings.db_path, read_only=True) as store:
+        acked = store.query("SELECT acknowledged_by, acknowledged_note FROM alerts WHERE alert_id = ?",
+                            [built_state.alert_id])
+        audit = store.query("""SELECT "user", action, patient_key FROM audit WHERE action = 'acknowledge_alert'""")
+        applied = store.query("SELECT kind, status FROM board_requests WHERE kind = 'ACKNOWLEDGE_ALERT'")
+    assert acked == [("dr.test", "discussed at board")]
+    assert audit == [("dr.test", "acknowledge_alert", "P-ALERT")]
+    assert applied == [("ACKNOWLEDGE_ALERT", "APPLIED")]
+    with open_store(built_state.settings.snapshot_path, read_only=True) as snapshot:
+        assert snapshot.query("SELECT acknowledged_by FROM alerts")[0][0] == "dr.test", "snapshot republished"
+
+
+def test_viewer_may_not_act(built_state: Built) -> None:
+    at = _goto(_login(_app(), *VIEWER), "Actions", "P-ALERT")
+    assert any("may read but not act" in i.value for i in at.info)
+    assert not at.get("form")
+
+
+def test_page_views_are_queued_then_audited(built_state: Built) -> None:
+    _goto(_login(_app(), *RADIOLOGIST), "Patient timeline", "P-CALM")
+    requests = built_state.settings.state_dir / "requests"
+    assert len(pending_requests(requests)) == 2  # worklist, then the timeline of P-CALM
+    with open_store(built_state.settings.db_path) as store:
+        result = apply_board_requests(store, requests)
+        views = store.query("""SELECT "user", patient_key, detail FROM audit WHERE action = 'view'
+                               ORDER BY audit_id""")
+    assert len(result.applied) == 2
+    assert views == [("dr.test", None, "page=Worklist"), ("dr.test", "P-CALM", "page=Patient timeline")]
+
+
+@pytest.mark.parametrize("page", ["Stream health", "Patient timeline", "Actions"])
+def test_pages_render_without_error(built_state: Built, page: str) -> None:
+    at = _goto(_login(_app(), *RADIOLOGIST), page, "P-QUAR")
+    assert not at.exception, at.exception

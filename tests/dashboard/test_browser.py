@@ -1,0 +1,118 @@
+"""The dashboard in a real headless Chromium against `streamlit run` on a loopback port.
+
+Logs in, opens a patient from the worklist, moves the slice slider on the image review page,
+acknowledges an alert; screenshots go to test-artifacts/dashboard-*.png.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.store import open_store
+from flows.cmd_dashboard import start_dashboard
+from tests.dashboard.store_factory import RADIOLOGIST, Built
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (apt install chromium)")
+TIMEOUT_MS = 20_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, *, deadline_s: float = 45.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            try:
+                proc.wait(timeout=0.2)  # poll interval; returns early only if the server died
+            except subprocess.TimeoutExpired:
+                pass
+    pytest.fail(f"streamlit not healthy after {deadline_s} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def server(built_state: Built, tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    log = tmp_path / "streamlit.log"
+    proc = start_dashboard(built_state.settings, port=port, log_path=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_login_open_patient_slide_and_acknowledge(
+    server: str, built_state: Built, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(server)
+            page.get_by_label("User name").fill(RADIOLOGIST[0])
+            page.get_by_label("Password", exact=True).fill(RADIOLOGIST[1])
+            page.screenshot(path=artifacts_dir / "dashboard-1-login.png")
+            page.get_by_role("button", name="Log in").click()
+
+            page.get_by_role("heading", name="Worklist").wait_for()
+            page.get_by_text("trained on synthetic data only").wait_for()
+            page.get_by_role("button", name="Open timeline").wait_for()  # the last element drawn
+            page.locator('[data-testid="stDataFrame"]').first.wait_for()
+            page.get_by_text("MGMT", exact=True).wait_for()
+            page.screenshot(path=artifacts_dir / "dashboard-2-worklist.png", full_page=True)
+
+            page.get_by_role("button", name="Open timeline").click()  # first row: P-ALERT
+            page.get_by_role("heading", name="Patient P-ALERT").wait_for()
+            page.locator(".js-plotly-plot").first.wait_for()
+            page.get_by_text("P(PsP) = 43%").first.wait_for()
+            page.screenshot(path=artifacts_dir / "dashboard-3-timeline.png", full_page=True)
+
+            page.get_by_text("Image review", exact=True).click()
+            page.get_by_text("T1c · axial slice 5").first.wait_for()
+            slider = page.get_by_role("slider", name="Slice")
+            assert slider.input_value() == "5"
+            slider.focus()
+            slider.press("ArrowLeft")
+            slider.press("ArrowLeft")
+            page.get_by_text("T1c · axial slice 3").first.wait_for()
+            page.screenshot(path=artifacts_dir / "dashboard-4-images.png", full_page=True)
+
+            page.get_by_text("Actions", exact=True).click()
+            page.get_by_label("Note (optional)").fill("seen at tumour board")
+            page.get_by_role("button", name="Acknowledge").click()
+            page.get_by_text("Saved.").wait_for()
+            page.get_by_text("No unacknowledged alerts for this patient.").wait_for()
+            page.screenshot(path=artifacts_dir / "dashboard-5-acknowledged.png", full_page=True)
+        finally:
+            context.close()
+    with open_store(built_state.settings.db_path, read_only=True) as store:
+        assert store.query("SELECT acknowledged_by, acknowledged_note FROM alerts WHERE alert_id = ?",
+                           [built_state.alert_id]) == [("dr.test", "seen at tumour board")]
+        assert store.query("""SELECT count(*) FROM audit WHERE action = 'acknowledge_alert'""") == [(1,)]
