@@ -1,0 +1,258 @@
+"""Response-criteria profiles: versioned TOML files loaded into frozen dataclasses.
+
+Every threshold that a response call depends on lives in ``config/criteria/<profile>.toml``
+(clinical-spec section 8.1) with a ``version``; every call quotes ``"<name>, criteria v<N>"``.
+A key missing from a file, an unknown key or a value of the wrong type is a :class:`ConfigError`:
+a profile is valid once :func:`load_criteria` returns it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from engine.errors import ConfigError
+
+CRITERIA_DIR = Path(__file__).resolve().parent.parent / "config" / "criteria"
+
+
+class Profile(StrEnum):
+    RANO2 = "rano2"
+    MRANO = "mrano"
+    RANO2010 = "rano2010"
+
+
+class Mode(StrEnum):
+    """2D: sum of bidimensional products (SPD); 3D: enhancing volume (sum of volumes)."""
+
+    TWO_D = "2d"
+    THREE_D = "3d"
+
+
+class BaselineRule(StrEnum):
+    FIRST_POST_RT = "first_post_rt"
+    FIRST_POST_OP = "first_post_op"
+
+
+class ConfirmRule(StrEnum):
+    PPD_PLUS_25 = "PPD_PLUS_25"  # a further increase over the preliminary-PD scan
+    PD_PERSISTS = "PD_PERSISTS"  # still >= the PD threshold over nadir and not smaller than the PPD scan
+
+
+class InWindowRule(StrEnum):
+    CONFIRM = "confirm"  # preliminary PD, confirmed or refuted by the next scan
+    OUTSIDE_FIELD_OR_HISTOLOGY = "outside_field_or_histology"  # RANO 2010
+
+
+class NonCeRule(StrEnum):
+    ALWAYS = "always"
+    NEVER = "never"
+    IDH_MUTANT = "idh_mutant"
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineCriteria:
+    rule: BaselineRule
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurabilityCriteria:
+    meas_min_mm: float
+    thick_slice_mm: float
+    meas_min_slices: int
+    n_target_max: int
+    min_component_ml: float
+    inside_fraction: float
+    perpendicular_tolerance_deg: float
+    new_lesion_iou: float
+    match_gap_mm: float
+    opening_mm: float
+
+    def min_diameter_mm(self, slice_thickness_mm: float) -> float:
+        """10 mm, or 2 x slice thickness when slices are thicker than 5 mm (clinical-spec 5.2 step 5)."""
+        if slice_thickness_mm > self.thick_slice_mm:
+            return max(self.meas_min_mm, 2.0 * slice_thickness_mm)
+        return self.meas_min_mm
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    pr_2d: float
+    pd_2d: float
+    mr_nonce: float
+    regrowth_min_mm2: float
+    regrowth_min_ml: float
+    pd_min_rise_mm2: float
+    pd_min_rise_ml: float
+    pr_3d: float | None = None  # RANO 2010 defines no volumetric thresholds
+    pd_3d: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimingCriteria:
+    response_confirm_weeks: float
+    psp_window_weeks: float
+    confirm_interval_weeks: float
+    confirm_rule: ConfirmRule
+    confirm_increase: float
+    confirm_required_after_window: bool
+    in_window_rule: InWindowRule
+    min_scan_interval_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class NonEnhancingCriteria:
+    nonce_for_pd: NonCeRule
+    nonce_pd_increase: float
+    nonce_pd_min_ml: float
+
+
+@dataclass(frozen=True, slots=True)
+class SteroidCriteria:
+    physiological_mg: float
+    exclude_psp_from_nadir: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PspPriorCriteria:
+    logit_intercept: float
+    logit_mgmt_methylated: float
+    logit_mgmt_unknown: float
+    window_weeks: float
+    late_weeks: float
+    time_mid_multiplier: float
+    time_late_multiplier: float
+    decline_or_steroid_multiplier: float
+    subependymal_present_multiplier: float
+    subependymal_absent_multiplier: float
+    rcbv_high_multiplier: float
+    rcbv_low_multiplier: float
+    adc_low_multiplier: float
+    adc_high_multiplier: float
+    mrs_tumour_multiplier: float
+    mrs_not_tumour_multiplier: float
+    flair_decrease_multiplier: float
+    clamp_low: float
+    clamp_high: float
+    band: float
+
+
+@dataclass(frozen=True, slots=True)
+class GrowthCriteria:
+    pd_volume_increase: float
+    gompertz_k_max_ml: float
+    interval_level: float
+    interval_draws: int
+    forecast_horizon_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    """One response-criteria profile, as shipped in ``config/criteria/<profile>.toml``."""
+
+    version: int
+    profile: Profile
+    name: str
+    baseline: BaselineCriteria
+    measurability: MeasurabilityCriteria
+    thresholds: Thresholds
+    timing: TimingCriteria
+    nonenhancing: NonEnhancingCriteria
+    steroids: SteroidCriteria
+    psp_prior: PspPriorCriteria
+    growth: GrowthCriteria
+
+    @property
+    def label(self) -> str:
+        """What every reason ends with, e.g. ``"RANO 2.0, criteria v1"``."""
+        return f"{self.name}, criteria v{self.version}"
+
+    def pr_threshold(self, mode: Mode) -> float:
+        value = self.thresholds.pr_2d if mode is Mode.TWO_D else self.thresholds.pr_3d
+        return self._require(value, mode)
+
+    def pd_threshold(self, mode: Mode) -> float:
+        value = self.thresholds.pd_2d if mode is Mode.TWO_D else self.thresholds.pd_3d
+        return self._require(value, mode)
+
+    def supports(self, mode: Mode) -> bool:
+        return mode is Mode.TWO_D or (
+            self.thresholds.pr_3d is not None and self.thresholds.pd_3d is not None
+        )
+
+    def _require(self, value: float | None, mode: Mode) -> float:
+        if value is None:
+            raise ConfigError(
+                f"{self.name} defines no thresholds for mode {mode.value}",
+                action="Use --mode 2d, or a profile with volumetric thresholds (rano2, mrano).",
+            )
+        return value
+
+
+def load_criteria(profile: Profile | str, *, criteria_dir: Path | None = None) -> Criteria:
+    """Load ``<criteria_dir>/<profile>.toml`` (default ``config/criteria``) into :class:`Criteria`."""
+    try:
+        chosen = Profile(str(profile).lower())
+    except ValueError as exc:
+        names = ", ".join(p.value for p in Profile)
+        raise ConfigError(f"Unknown criteria profile {profile!r}", action=f"Use one of: {names}.") from exc
+    path = (criteria_dir or CRITERIA_DIR) / f"{chosen.value}.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Criteria file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Criteria file {path} is not valid TOML", detail=str(exc)) from exc
+    criteria = _build(Criteria, data, path.name)
+    if criteria.profile is not chosen:
+        raise ConfigError(f"Criteria file {path} declares profile {criteria.profile.value!r}")
+    return criteria
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {', '.join(sorted(unknown))} in {where}")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING:
+                raise ConfigError(f"Key '{name}' is missing in {where}")
+            continue
+        kwargs[name] = _coerce(hints[name], data[name], f"{where}:{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table")
+        return _build(hint, value, where)
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        try:
+            return hint(value)
+        except ValueError as exc:
+            options = ", ".join(m.value for m in hint)
+            raise ConfigError(f"{where} must be one of {options}, got {value!r}") from exc
+    base = float if hint in (float, float | None) else hint
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
