@@ -57,7 +57,7 @@ class WatcherSettings:
 class SegmentationSettings:
     enabled: bool = True
     device: str = "auto"  # auto | cpu | cuda
-    model_dir: str = "models/gliowatch-segresnet"
+    model_dir: str = "models/gliowatch-unet"
     bundle_dir: str = ""  # a MONAI bundle the user brings (brats_mri_segmentation layout)
     bundle_labels: str = "brats2024"
 

@@ -30,7 +30,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "register",
     "assess",
+    "events",
     "alerts",
+    "dashboard",
+    "users",
     "demo",
 )
 

@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def requests_dir(settings: Settings) -> Path:
-    return settings.state_dir / "requests"
+    return settings.state_dir / "backfill-requests"
 
 
 def _parse_since(text: str | None) -> date | None:

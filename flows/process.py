@@ -20,6 +20,7 @@ from prefect.cache_policies import NONE as NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from engine import pipeline
+from engine.errors import ConfigError, GlioWatchError
 from engine.settings import RegistrationSettings, SegmentationSettings, Settings
 from engine.store import pipeline as sql
 from engine.types import StudyStatus
@@ -95,7 +96,52 @@ def process_studies(rt: Any, study_uids: list[str]) -> list[pipeline.StageOutcom
         if stale:
             log.info("baseline changed: re-registering %d studies", len(stale))
             outcomes += _register(rt, stale)
+    if settings.segmentation.enabled:
+        patients = sorted({sql.study_row(rt.store, u)["patient_key"] for u in study_uids})
+        reassess_patients(rt, patients)
     return outcomes
+
+
+@task(name="assess-patient", cache_policy=NO_CACHE)
+def assess_task(rt: Any, patient_key: str) -> Any:
+    from engine.criteria import Mode, load_criteria
+    from engine.patient_assessment import assess_patient_course
+
+    settings: Settings = rt.settings
+    return assess_patient_course(
+        rt.store, patient_key=patient_key, criteria=load_criteria(settings.assessment.profile),
+        mode=Mode(settings.assessment.mode), paths=rt.paths, alert_sinks=tuple(rt.sinks),
+        base_url=settings.alerts.dashboard_base_url)
+
+
+def reassess_patients(rt: Any, patient_keys: list[str]) -> None:
+    """Measure and assess each patient's whole course (writer process: store + alert outbox)."""
+    for key in patient_keys:
+        try:
+            report = assess_task(rt, key)
+        except ConfigError:
+            raise  # a broken criteria file stops the service: every patient would fail the same way
+        except Exception as exc:  # noqa: BLE001 - one patient's failure must not stop the stream
+            _quarantine_patient(rt, key, exc)
+            continue
+        log.info("assessed %s: %d timepoints, %d alerts raised", key, report.n_timepoints, report.n_alerts)
+
+
+def _quarantine_patient(rt: Any, patient_key: str, exc: Exception) -> None:
+    """Assessment failed for a patient: its waiting studies are quarantined with the reason."""
+    from engine.store import ingest as ingest_sql
+
+    reason = (exc.reason if isinstance(exc, GlioWatchError)
+              else f"Assessment failed unexpectedly ({type(exc).__name__})")
+    log.error("assessment of %s failed: %s", patient_key, reason)
+    with rt.store.transaction() as con:
+        for (uid,) in con.execute(
+                "SELECT study_uid FROM studies WHERE patient_key = ? AND status IN ('SEGMENTED', 'REGISTERED')",
+                [patient_key]).fetchall():
+            ingest_sql.add_quarantine(con, stage="assessment", reason=reason, study_uid=uid,
+                                      patient_key=patient_key, detail=repr(exc)[:500])
+            ingest_sql.set_study_status(con, uid, StudyStatus.QUARANTINED)
+        ingest_sql.log_event(con, "error", f"assessment of {patient_key}: {reason}")
 
 
 def _register(rt: Any, study_uids: Iterable[str]) -> list[pipeline.StageOutcome]:
@@ -129,5 +175,5 @@ def process_pending(rt: Any) -> list[pipeline.StageOutcome]:
     """Resume every study left between steps (crash, or a step switched on later)."""
     if not (rt.settings.segmentation.enabled or rt.settings.registration.enabled):
         return []
-    pending = sql.pending_studies(rt.store, (StudyStatus.INGESTED, StudyStatus.SEGMENTED))
+    pending = sql.pending_studies(rt.store, (StudyStatus.INGESTED, StudyStatus.SEGMENTED, StudyStatus.REGISTERED))
     return run_processing(rt, [row["study_uid"] for row in pending])

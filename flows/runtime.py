@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.archive import Archive
+from engine.alerts.sinks import build_sinks
 from engine.archive.orthanc import OrthancArchive
 from engine.orthanc_server import resolve_password
 from engine.pipeline import StatePaths
@@ -22,6 +24,7 @@ class Runtime:
     store: Store
     rules: SeriesRules
     key_salt: str
+    sinks: dict[str, Any] = field(default_factory=dict)  # alert sinks by name
 
     @property
     def volumes_dir(self) -> Path:
@@ -55,4 +58,6 @@ def build_runtime(settings: Settings, *, archive: Archive | None = None) -> Runt
         store=open_store(settings.db_path),
         rules=load_series_rules(settings.series_rules),
         key_salt=resolve_salt(settings.privacy.key_salt, secrets_dir(settings)),
+        sinks=build_sinks(settings.alerts, allowed_identifiers=settings.privacy.allowed_identifiers,
+                          secrets_dir=secrets_dir(settings)),
     )

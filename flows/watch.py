@@ -59,7 +59,34 @@ def watch_cycle(rt: Any, reconcile: bool = False) -> CycleReport:
             sql.log_event(con, "error", exc.reason)
         raise
     run_processing(rt, ingested)
+    apply_board_actions(rt)
+    deliver_alerts(rt)
     with rt.store.transaction() as con:
         sql.log_event(con, "cycle", report.summary())
     publish_snapshot(rt.store, rt.settings.snapshot_path)
     return report
+
+
+def apply_board_actions(rt: Any) -> None:
+    """Tumour-board actions queued by the dashboard, applied by the one writer with audit rows."""
+    from engine.store.board import apply_board_requests
+
+    applied = apply_board_requests(rt.store, rt.settings.state_dir / "requests")
+    for name, reason in applied.failed:
+        log.warning("board request %s failed: %s", name, reason)
+    if applied.patients_to_reassess:
+        from flows.process import reassess_patients
+
+        reassess_patients(rt, list(applied.patients_to_reassess))
+
+
+@task(name="deliver-alerts", cache_policy=NO_CACHE)
+def deliver_alerts(rt: Any) -> None:
+    """One outbox pass: escalate overdue alerts, deliver what is due, with backoff on failures."""
+    from engine.alerts.outbox import RetryPolicy, run_outbox_once
+
+    cfg = rt.settings.alerts
+    policy = RetryPolicy(base_s=cfg.backoff_base_s, max_s=cfg.backoff_max_s, max_attempts=cfg.max_attempts)
+    report = run_outbox_once(rt.store, rt.sinks, now=sql.now_utc(), policy=policy,
+                             escalate_after_h=cfg.escalate_after_h)
+    log.debug("alert outbox: %s", report)

@@ -20,6 +20,7 @@ SCHEMA_MODULES: tuple[str, ...] = (
     "engine.store.schema_pipeline",
     "engine.store.schema_assessment",
     "engine.store.schema_alerts",
+    "engine.store.board",
 )
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 

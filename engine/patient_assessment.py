@@ -1,0 +1,128 @@
+"""Measure and assess one patient's whole course, then queue its alerts — in one transaction.
+
+For every usable study of the patient (segmented, and registered unless registration is off):
+volumes per label come from the labels on the study's own T1c grid; ET lesions and the SPD are
+measured in the baseline space (the labels resampled onto the baseline's T1c grid), where the
+baseline's target lesions are chosen and followed by IoU matching (Hungarian), so a follow-up's
+SPD sums the continuations of the baseline targets and an unmatched component is a new lesion.
+Then the response state machine, PsP prior and growth fits run over the stored measurements
+(``engine.store.assessment.reassess_patient``), and the alerts they raise are written to the
+outbox in the same transaction (exactly once per event, by idempotency key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from engine.alerts import AlertInput, QaEvents, evaluate_alerts
+from engine.alerts.adapter import alert_inputs
+from engine.criteria import Criteria, Mode
+from engine.dicom.nifti import read_nifti
+from engine.measurement import followup_findings, label_volumes, measure_study
+from engine.pipeline import StatePaths, reference_study
+from engine.store import Store
+from engine.store import alerts as alerts_sql
+from engine.store import assessment as sql
+from engine.store import ingest as ingest_sql
+from engine.types import StudyStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PatientReport:
+    patient_key: str
+    n_timepoints: int
+    n_alerts: int
+    lines: tuple[str, ...]
+
+
+def _usable(store: Store, patient_key: str) -> list[dict]:
+    return store.query_dicts(
+        """SELECT s.study_uid, s.study_date, s.status, g.labels_path, g.model_name, g.model_version,
+                  g.weights_sha256, g.flags, r.registration_id, r.resampled, r.reference_study_uid
+           FROM studies s
+           JOIN segmentations g ON g.study_uid = s.study_uid AND NOT g.superseded
+           LEFT JOIN registrations r ON r.study_uid = s.study_uid AND r.kind = 'baseline'
+                                     AND NOT r.superseded AND r.passed
+           WHERE s.patient_key = ? AND s.status IN ('SEGMENTED', 'REGISTERED', 'ASSESSED')
+           ORDER BY s.study_date, s.study_uid""", [patient_key])
+
+
+def assess_patient_course(
+    store: Store, *, patient_key: str, criteria: Criteria, mode: Mode, paths: StatePaths,
+    alert_sinks: tuple[str, ...], base_url: str,
+) -> PatientReport:
+    rows = _usable(store, patient_key)
+    baseline_uid = reference_study(store, patient_key)
+    baseline = next((r for r in rows if r["study_uid"] == baseline_uid), None)
+    base = None
+    measured: list[tuple[dict, object, dict, tuple[int, ...]]] = []
+    for r in rows:
+        native = read_nifti(paths.labels_dir / r["labels_path"])
+        resampled = json.loads(r["resampled"]) if r["resampled"] else {}
+        tracked = (r is not baseline and base is not None and "labels" in resampled
+                   and r["reference_study_uid"] == baseline_uid)
+        if not tracked:  # the baseline itself, scans before it, or no registration into its space
+            m = measure_study(native, criteria=criteria.measurability)
+            tracks, new = {}, ()
+            if r is baseline:
+                base = m
+                tracks = {lesion.lesion_index: lesion.lesion_index for lesion in m.lesions}
+        else:
+            labels = read_nifti(paths.registered_dir / resampled["labels"])
+            m = measure_study(labels, criteria=criteria.measurability, target_indices=())
+            found = followup_findings(baseline=base, current=m, criteria=criteria.measurability,
+                                      spacing_mm=min(labels.spacing_mm))
+            m = dataclasses.replace(m, spd_mm2=found.spd_mm2, volumes=label_volumes(native))
+            tracks = {match.current_index: match.previous_index for match in found.matching.matches}
+            tracks.update({c: p for p, c in found.matching.fragments})
+            new = found.matching.new
+        measured.append((r, m, tracks, new))
+    qa = _qa_events(store, patient_key)
+    with store.transaction() as con:
+        for r, m, tracks, new in measured:
+            sql.write_measurement(
+                con, study_uid=r["study_uid"], patient_key=patient_key, scan_date=r["study_date"],
+                measurement=m, model=sql.ModelInfo(r["model_name"], r["model_version"], r["weights_sha256"]),
+                criteria_label=criteria.label,
+                registration_id=str(r["registration_id"]) if r["registration_id"] is not None else None,
+                track_ids=tracks, new_lesions=new)
+        result = sql.reassess_patient(con, patient_key=patient_key, criteria=criteria, mode=mode)
+        inputs = list(alert_inputs(result.calls, result.timepoints, patient_key=patient_key,
+                                   risks=result.risks, qa=qa,
+                                   confirm_interval_weeks=round(criteria.timing.confirm_interval_weeks)))
+        called = {c.study_uid for c in result.calls}
+        dates = dict(store.query("SELECT study_uid, study_date FROM studies WHERE patient_key = ?", [patient_key]))
+        inputs += [AlertInput(patient_key=patient_key, study_uid=uid, study_date=dates.get(uid),
+                              criteria=criteria.label, qa=events)
+                   for uid, events in qa.items() if uid not in called]
+        alerts = [a for i in inputs for a in evaluate_alerts(i, base_url=base_url)]
+        alerts_sql.enqueue_alerts(con, alerts, list(alert_sinks))
+        for r, *_ in measured:
+            ingest_sql.set_study_status(con, r["study_uid"], StudyStatus.ASSESSED)
+    lines = tuple(f"{c.scan_date} {c.category.value:<17} final {c.final_category.value:<17} {c.reason}"
+                  for c in result.calls)
+    return PatientReport(patient_key, len(result.calls), len(alerts), lines)
+
+
+def _qa_events(store: Store, patient_key: str) -> dict[str, QaEvents]:
+    """Quarantined studies, failed registrations and segmentation flags of the patient."""
+    events: dict[str, QaEvents] = {}
+    for uid, reason in store.query(
+            """SELECT study_uid, string_agg(reason, '; ') FROM quarantine
+               WHERE patient_key = ? AND study_uid IS NOT NULL AND resolved_at IS NULL
+                 AND stage <> 'registration' GROUP BY study_uid""", [patient_key]):
+        events[uid] = QaEvents(quarantine_reason=reason)
+    for uid, reason in store.query(
+            """SELECT study_uid, string_agg(reason, '; ') FROM quarantine
+               WHERE patient_key = ? AND stage = 'registration' AND resolved_at IS NULL
+               GROUP BY study_uid""", [patient_key]):
+        events[uid] = dataclasses.replace(events.get(uid, QaEvents()), registration_failure=reason)
+    for uid, flags in store.query(
+            """SELECT g.study_uid, g.flags FROM segmentations g JOIN studies s USING (study_uid)
+               WHERE s.patient_key = ? AND NOT g.superseded AND g.flags <> ''""", [patient_key]):
+        events[uid] = dataclasses.replace(events.get(uid, QaEvents()), segmentation_flags=tuple(flags.split(",")))
+    return events
+
+

@@ -1,0 +1,63 @@
+"""`gliowatch rescore [--model DIR] [--profile P] [--mode M] [--patient KEY]`.
+
+Recomputes whole patient histories with another segmentation model and/or criteria profile, so no
+trajectory mixes versions: every study of the patient is re-segmented (and re-registered, since
+the resampled labels change) when a model is given, then the patient is re-assessed. Earlier
+segmentations, registrations and measurements are kept and marked superseded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from engine.settings import Settings
+from flows.prefect_env import configure_prefect
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("rescore", help="recompute patient histories with a new model or criteria")
+    p.add_argument("--model", help="segmentation model folder (config.json + weights)")
+    p.add_argument("--profile", choices=["rano2", "mrano", "rano2010"])
+    p.add_argument("--mode", choices=["2d", "3d"])
+    p.add_argument("--patient", help="only this pseudonymous patient key")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.model:
+        settings = dataclasses.replace(
+            settings, segmentation=dataclasses.replace(settings.segmentation, model_dir=args.model, bundle_dir=""))
+    if args.profile or args.mode:
+        settings = dataclasses.replace(settings, assessment=dataclasses.replace(
+            settings.assessment, profile=args.profile or settings.assessment.profile,
+            mode=args.mode or settings.assessment.mode))
+    configure_prefect(settings)
+    from engine.store import publish_snapshot
+    from engine.store import ingest as ingest_sql
+    from engine.types import StudyStatus
+    from flows.process import reassess_patients, run_processing
+    from flows.runtime import build_runtime
+
+    rt = build_runtime(settings)
+    try:
+        where, params = "status <> 'QUARANTINED'", []
+        if args.patient:
+            where, params = where + " AND patient_key = ?", [args.patient]
+        rows = rt.store.query_dicts(f"SELECT study_uid, patient_key FROM studies WHERE {where} "  # noqa: S608
+                                    "ORDER BY study_date", params)
+        patients = sorted({r["patient_key"] for r in rows})
+        if args.model:
+            with rt.store.transaction() as con:
+                for r in rows:
+                    ingest_sql.set_study_status(con, r["study_uid"], StudyStatus.INGESTED)
+            run_processing(rt, [r["study_uid"] for r in rows])
+        else:
+            reassess_patients(rt, patients)
+        publish_snapshot(rt.store, settings.snapshot_path)
+    finally:
+        rt.close()
+    print(f"rescored {len(rows)} studies of {len(patients)} patients"
+          + (f" with model {args.model}" if args.model else "")
+          + f", criteria {settings.assessment.profile}/{settings.assessment.mode}")
+    return 0
