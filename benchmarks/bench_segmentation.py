@@ -1,0 +1,194 @@
+"""Segmentation on held-out synthetic studies: accuracy, volume error, CPU time, sliding-window ratio.
+
+For every study of a freshly generated cohort (``engine.synth.generate_cohort``, a seed never used
+in training; training cases come from ``sample_training_case`` seeds 100000+), the DICOM folder is
+read and classified as ``gliowatch segment`` does, the shipped model segments it, and the labels
+(on the T1c grid) are compared with the generator's truth on the same grid:
+
+* Dice WT (1+2+3), TC (1+3), ET (3), RC (4), per scenario and per protocol (2D thick-slice axial
+  vs 3D sagittal series), over studies where the truth region is not empty;
+* |volume error| / true volume for ET and SNFH (true volume >= 0.5 mL), median;
+* the same with one sequence missing (each of T1, T1c, T2, FLAIR in turn);
+* time per study (preprocessing + inference, DICOM reading excluded) and, on the same prepared
+  input, the ratio against MONAI's plain ``sliding_window_inference`` (128^3 windows, overlap 0.5)
+  over the whole (uncropped) working grid with the same weights, with the Dice agreement between
+  the two outputs.
+
+Run: ``python -m benchmarks.bench_segmentation [--patients 5] [--visits 3] [--size demo]
+[--model models/gliowatch-unet] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.dicom import read_nifti, read_study_dir
+from engine.segmentation import resolve_model_dir
+from engine.segmentation.inference import MonaiSegmenter, finish_result, resample_channels, softmax_decoder
+from engine.segmentation.metrics import region_dice, relative_volume_error
+from engine.segmentation.model_config import load_model_config
+from engine.segmentation.network import load_network
+from engine.segmentation.preprocess import head_mask_of, normalise_channels, resample_study
+from engine.series_rules import load_series_rules
+from engine.settings import load_settings
+from engine.synth import generate_cohort
+from engine.types import STUDY_SEQUENCES, Sequence
+from flows.cmd_segment import pick_study_volumes
+
+EVAL_SEED = 424242
+
+
+def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict) -> tuple[np.ndarray, float]:
+    """Plain MONAI: whole working grid (no head crop), 128^3 windows, overlap 0.5; labels, seconds."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    from engine.segmentation.preprocess import choose_reference
+
+    start = time.perf_counter()
+    config = segmenter.config
+    stack, affine, ref_seq = resample_study(volumes, channels=config.channels, spacing_mm=config.spacing_mm)
+    head = torch.from_numpy(head_mask_of(stack[config.channels.index(ref_seq)].numpy()))
+    image = normalise_channels(stack, head)
+    with torch.inference_mode():
+        logits = sliding_window_inference(image[None], roi_size=(128, 128, 128), sw_batch_size=1,
+                                          predictor=segmenter.net, overlap=0.5)[0]
+    reference = volumes[choose_reference(volumes)]
+    labels = softmax_decoder(config.output_labels)(
+        resample_channels(logits.softmax(0), source_affine=affine, reference=reference))
+    return labels, time.perf_counter() - start
+
+
+def _summary(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{statistics.mean(values):.3f} (median {statistics.median(values):.3f}, n={len(values)})"
+
+
+def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Path,
+             missing: bool = True, baseline: bool = True, reuse: bool = False) -> dict[str, Any]:
+    config = load_model_config(model_dir)
+    net, sha = load_network(config)
+    segmenter = MonaiSegmenter(config=config, net=net, weights_sha256=sha, device="cpu")
+    rules = load_series_rules(load_settings().series_rules)
+    t0 = time.perf_counter()
+    if reuse:
+        manifest = json.loads((work / "cohort" / "cohort.json").read_text())
+    else:
+        manifest = json.loads(generate_cohort(n_patients=patients, seed=EVAL_SEED, out_dir=work / "cohort",
+                                              size=size, n_visits=visits, force=True).read_text())
+    print(f"cohort: {patients} patients x {visits} visits, size {size}, generated in {time.perf_counter() - t0:.0f} s", flush=True)
+    rows: list[dict[str, Any]] = []
+    for patient in manifest["patients"]:
+        scenario = patient.get("scenario", "?")
+        for visit in patient["visits"]:
+            study_dir = work / "cohort" / visit["dir"]
+            series = list(read_study_dir(study_dir).volumes)
+            volumes, _ = pick_study_volumes(series, rules=rules)
+            truth = read_nifti(work / "cohort" / visit["truth"]["labels"]).array.astype(np.uint8)
+            true_ml = visit["truth"]["volumes_ml"]
+            protocol = "+".join(f"{s['sequence']}:{s['plane']}" for s in visit["series"] if s["plane"] == "SAG") or "all 2D axial"
+            runs = [("complete", dict(volumes))]
+            if missing:
+                runs += [(f"no {seq}", {k: v for k, v in volumes.items() if k is not seq}) for seq in STUDY_SEQUENCES]
+            for name, vols in runs:
+                result = segmenter.segment(vols)
+                labels = result.labels.array
+                ref_truth = truth if labels.shape == truth.shape else None
+                if ref_truth is None:  # T1c missing: labels are on the T1 grid; compare there
+                    from engine.segmentation.preprocess import resample_to_grid
+                    from engine.types import Volume
+                    t_vol = read_nifti(work / "cohort" / visit["truth"]["labels"])
+                    ref = result.labels
+                    ref_truth = resample_to_grid(Volume(t_vol.array.astype(np.float32), t_vol.affine), affine=ref.affine,
+                                                 shape=labels.shape, mode="nearest").numpy().round().astype(np.uint8)
+                row = {"scenario": scenario, "phase": visit["phase"], "study": visit["dir"], "run": name,
+                       "protocol": protocol, "dice": region_dice(labels, ref_truth),
+                       "truth_nonempty": {r: bool(np.isin(ref_truth, ids).any()) for r, ids in
+                                          (("WT", [1, 2, 3]), ("TC", [1, 3]), ("ET", [3]), ("RC", [4]))},
+                       "volume_error": relative_volume_error(result.volumes_ml, true_ml),
+                       "predicted_ml": result.volumes_ml, "true_ml": true_ml, "seconds": result.elapsed_s,
+                       "flags": list(result.flags)}
+                if baseline and name == "complete":
+                    base_labels, base_s = sliding_window_baseline(segmenter, vols)
+                    row["baseline_s"] = base_s
+                    row["agreement_dice"] = region_dice(labels, base_labels)
+                rows.append(row)
+                print(f"{visit['dir']} {scenario:18s} {name:9s} {protocol:22s} "
+                      + " ".join(f"{k} {v:.3f}" for k, v in row["dice"].items())
+                      + f"  {result.elapsed_s:.1f} s" + (f"  baseline {row['baseline_s']:.1f} s" if "baseline_s" in row else ""), flush=True)
+    return {"model": config.name, "version": config.version, "weights_sha256": sha, "rows": rows}
+
+
+def report(results: dict[str, Any]) -> dict[str, Any]:
+    rows = results["rows"]
+    out: dict[str, Any] = {}
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[f"{row['run']} | all"].append(row)
+        if row["run"] == "complete":
+            groups[f"complete | scenario {row['scenario']}"].append(row)
+            groups[f"complete | protocol {row['protocol']}"].append(row)
+    for key, members in sorted(groups.items()):
+        entry = {}
+        for region in ("WT", "TC", "ET", "RC"):
+            vals = [m["dice"][region] for m in members if m["truth_nonempty"][region]]
+            entry[f"dice_{region}"] = statistics.mean(vals) if vals else None
+        for label in ("ET", "SNFH"):
+            errs = [m["volume_error"][label] for m in members if label in m["volume_error"]]
+            entry[f"median_abs_vol_err_{label}"] = statistics.median(errs) if errs else None
+        entry["n"] = len(members)
+        out[key] = entry
+        print(f"{key:45s} n={entry['n']:2d} " + " ".join(
+            f"{k.replace('median_abs_vol_err_', 'volerr_')}={v:.3f}" for k, v in entry.items() if k != "n" and v is not None), flush=True)
+    complete = [r for r in rows if r["run"] == "complete"]
+    secs = [r["seconds"] for r in complete]
+    out["seconds_per_study"] = {"median": statistics.median(secs), "max": max(secs)}
+    base = [r for r in complete if "baseline_s" in r]
+    if base:
+        ratios = [r["baseline_s"] / r["seconds"] for r in base]
+        agree = [r["agreement_dice"]["WT"] for r in base]
+        out["sliding_window_ratio"] = {"median": statistics.median(ratios), "min": min(ratios)}
+        out["agreement_dice_WT_vs_baseline"] = {"mean": statistics.mean(agree), "min": min(agree)}
+        print(f"time per study (preprocessing + inference): median {statistics.median(secs):.1f} s, max {max(secs):.1f} s")
+        print(f"plain sliding window 128^3/0.5 / ours: median {statistics.median(ratios):.2f}x, min {min(ratios):.2f}x; "
+              f"Dice(WT) ours vs baseline: mean {statistics.mean(agree):.4f}, min {min(agree):.4f}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="bench_segmentation")
+    parser.add_argument("--model", default="models/gliowatch-unet")
+    parser.add_argument("--patients", type=int, default=5)
+    parser.add_argument("--visits", type=int, default=3)
+    parser.add_argument("--size", default="demo", choices=("test", "demo"))
+    parser.add_argument("--no-missing", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--work", type=Path, default=None, help="keep the generated cohort here")
+    parser.add_argument("--reuse", action="store_true", help="evaluate WORK/cohort as it is (no generation)")
+    args = parser.parse_args(argv or [])
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        results = evaluate(model_dir=resolve_model_dir(args.model), patients=args.patients, visits=args.visits,
+                           size=args.size, work=work, missing=not args.no_missing, baseline=not args.no_baseline,
+                           reuse=args.reuse)
+    summary = report(results)
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, **results}, indent=1, default=str))
+    return summary
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

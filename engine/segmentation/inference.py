@@ -1,0 +1,254 @@
+"""The shipped GlioWatch model behind the :class:`Segmenter` protocol.
+
+Whole-volume inference on the cropped working grid when it fits (``max_whole_volume_vox``),
+MONAI sliding window otherwise; class probabilities are resampled (trilinear, world space) onto
+the reference grid before the argmax, so labels come out at the T1c's own resolution.
+CUDA runs under bf16 autocast; the CPU path uses every core. Deterministic: no dropout, no
+randomness, deterministic kernels where torch offers them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage
+
+from engine.errors import SegmentationError
+from engine.segmentation.model_config import ModelConfig
+from engine.segmentation.preprocess import PreparedStudy, prepare_study
+from engine.segmentation.result import SegmentationResult
+from engine.segmentation.sanity import TUMOUR_LABELS, SanityLimits, label_volumes_ml, sanity_flags
+from engine.types import Label, Sequence, Volume
+
+if TYPE_CHECKING:
+    import torch
+
+#: tumour within this many working voxels of the head mask does not count as outside the brain.
+HEAD_TOLERANCE_VOX = 2
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` = CUDA when available, else CPU with every core; or ``cpu`` / ``cuda[:n]``."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        msg = f"Segmentation device {name!r} was requested but CUDA is not available"
+        raise SegmentationError(msg, action="Set segmentation.device to 'auto' or 'cpu'.")
+    if name == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    return torch.device(name)
+
+
+def run_network(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    *,
+    device: torch.device,
+    max_whole_volume_vox: tuple[int, int, int],
+    roi_vox: tuple[int, int, int] | None = None,
+) -> torch.Tensor:
+    """Logits (K, X, Y, Z) in fp32 on the CPU for one (C, X, Y, Z) image."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    batch = image[None].to(device)
+    fits = all(s <= m for s, m in zip(image.shape[1:], max_whole_volume_vox, strict=True))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with torch.inference_mode(), autocast:
+        if fits:
+            logits = net(batch)
+        else:
+            roi = roi_vox or tuple(min(s, m) for s, m in zip(image.shape[1:], max_whole_volume_vox, strict=True))
+            logits = sliding_window_inference(
+                batch, roi_size=roi, sw_batch_size=4 if device.type == "cuda" else 1,
+                predictor=net, overlap=0.25, mode="gaussian",
+            )
+    return logits[0].float().cpu()
+
+
+def resample_channels(
+    channels: torch.Tensor,
+    *,
+    source_affine: np.ndarray,
+    reference: Volume,
+    box: tuple[tuple[int, int], ...] | None = None,
+) -> torch.Tensor:
+    """(K, ...) maps on the working grid -> (K, ...) on the reference grid (trilinear, world space).
+
+    ``box`` ((lo, hi) per axis, reference voxel indices) limits the output to that sub-grid.
+    Outside the working grid's field of view every channel resamples to zero.
+    """
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import SpatialResample
+
+    box = box or tuple((0, int(n)) for n in reference.array.shape)
+    shift = np.eye(4)
+    shift[:3, 3] = [lo for lo, _ in box]
+    src = MetaTensor(channels.float(), affine=torch.as_tensor(source_affine, dtype=torch.float64))
+    out = SpatialResample(mode="bilinear", padding_mode="zeros")(
+        src,
+        dst_affine=torch.as_tensor(reference.affine @ shift, dtype=torch.float64),
+        spatial_size=tuple(hi - lo for lo, hi in box),
+    )
+    return out.as_tensor().float()
+
+
+def foreground_box(
+    foreground: np.ndarray, *, source_affine: np.ndarray, reference: Volume
+) -> tuple[tuple[int, int], ...] | None:
+    """The reference-grid box that holds every voxel the foreground can reach by interpolation.
+
+    Trilinear weights are convex, so a reference voxel whose 8 working-grid neighbours all decode
+    to background decodes to background too; the box of the foreground dilated by one working
+    voxel, mapped to the reference grid (+1 voxel), is therefore exact. ``None`` when empty.
+    """
+    from scipy import ndimage
+
+    if not foreground.any():
+        return None
+    grown = ndimage.binary_dilation(foreground, iterations=1)
+    idx = np.argwhere(grown)
+    lo, hi = idx.min(0) - 1.0, idx.max(0) + 1.0
+    corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    ref_vox = (np.linalg.inv(reference.affine) @ source_affine @ corners.T).T[:, :3]
+    shape = reference.array.shape
+    low = np.clip(np.floor(ref_vox.min(0)).astype(int) - 1, 0, shape)
+    high = np.clip(np.ceil(ref_vox.max(0)).astype(int) + 2, 0, shape)
+    if np.any(high <= low):
+        return None
+    return tuple((int(a), int(b)) for a, b in zip(low, high, strict=True))
+
+
+def softmax_decoder(output_labels: Mapping[int, Label]) -> Callable[[torch.Tensor], np.ndarray]:
+    """Argmax of class probabilities, channel -> label through ``output_labels``.
+
+    Where every probability resampled to zero (outside the working grid) background wins.
+    """
+    import torch
+
+    def decode(probabilities: torch.Tensor) -> np.ndarray:
+        stacked = probabilities.clone()
+        stacked[0] = torch.maximum(stacked[0], 1.0 - stacked.sum(0))
+        lut = np.zeros(stacked.shape[0], dtype=np.uint8)
+        for channel, label in output_labels.items():
+            lut[channel] = int(label)
+        return lut[stacked.argmax(0).numpy()]
+
+    return decode
+
+
+class MonaiSegmenter:
+    """The shipped model (config.json + weights) as a :class:`Segmenter`."""
+
+    def __init__(
+        self,
+        *,
+        config: ModelConfig,
+        net: torch.nn.Module,
+        weights_sha256: str,
+        device: str = "auto",
+        limits: SanityLimits = SanityLimits(),
+    ) -> None:
+        import torch
+
+        self.config = config
+        self.device = select_device(device)
+        self.net = net.to(self.device).eval()
+        self.weights_sha256 = weights_sha256
+        self.limits = limits
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def prepare(self, volumes: Mapping[Sequence, Volume]) -> PreparedStudy:
+        return prepare_study(
+            volumes,
+            channels=self.config.channels,
+            spacing_mm=self.config.spacing_mm,
+            divisible_by=self.config.divisible_by,
+        )
+
+    def predict_probabilities(self, prepared: PreparedStudy) -> torch.Tensor:
+        """Softmax probabilities (K, X, Y, Z) on the cropped working grid."""
+        logits = run_network(
+            self.net,
+            prepared.image,
+            device=self.device,
+            max_whole_volume_vox=self.config.max_whole_volume_vox,
+        )
+        return logits.softmax(0)
+
+    def segment(
+        self, volumes: Mapping[Sequence, Volume], *, exam: str | None = None
+    ) -> SegmentationResult:
+        start = time.perf_counter()
+        try:
+            prepared = self.prepare(volumes)
+        except SegmentationError as exc:
+            raise SegmentationError(exc.message, exam=exam, action=exc.action, detail=exc.detail) from exc
+        probabilities = self.predict_probabilities(prepared)
+        return finish_result(
+            probabilities,
+            prepared=prepared,
+            decode=softmax_decoder(self.config.output_labels),
+            limits=self.limits,
+            identity=(self.config.name, self.config.version, self.weights_sha256, str(self.device)),
+            start=start,
+        )
+
+
+def finish_result(
+    probabilities: torch.Tensor,
+    *,
+    prepared: PreparedStudy,
+    decode: Callable[[torch.Tensor], np.ndarray],
+    limits: SanityLimits,
+    identity: tuple[str, str, str, str],
+    start: float,
+) -> SegmentationResult:
+    """Labels on the reference grid, volumes, flags (missing sequences first), timing.
+
+    Only the box around the working-grid foreground is resampled onto the (usually much finer)
+    reference grid; the sanity checks that need the head run on the working grid.
+    """
+    reference = prepared.reference
+    working_labels = decode(probabilities)
+    labels = np.zeros(reference.array.shape, dtype=np.uint8)
+    box = foreground_box(working_labels != 0, source_affine=prepared.working_affine, reference=reference)
+    if box is not None:
+        maps = resample_channels(probabilities, source_affine=prepared.working_affine, reference=reference, box=box)
+        labels[tuple(slice(lo, hi) for lo, hi in box)] = decode(maps)
+    volumes_ml = label_volumes_ml(labels, voxel_ml=reference.voxel_ml)
+    tumour = np.isin(working_labels, [int(v) for v in TUMOUR_LABELS])
+    near_head = ndimage.binary_dilation(prepared.head_mask, iterations=HEAD_TOLERANCE_VOX)
+    working_voxel_ml = float(abs(np.linalg.det(prepared.working_affine[:3, :3]))) / 1000.0
+    sanity = sanity_flags(
+        volumes_ml=volumes_ml,
+        # both counts on the working grid; "empty" means empty where people look (the reference grid)
+        tumour_voxels=int(tumour.sum()) if np.isin(labels, [int(v) for v in TUMOUR_LABELS]).any() else 0,
+        tumour_outside_head_voxels=int((tumour & ~near_head).sum()),
+        head_ml=float(prepared.head_mask.sum()) * working_voxel_ml,
+        limits=limits,
+    )
+    flags = tuple(f"missing_sequence:{s}" for s in prepared.missing) + sanity
+    name, version, sha, device = identity
+    metadata = {
+        "model_name": name,
+        "model_version": version,
+        "reference_sequence": str(prepared.reference_sequence),
+    }
+    return SegmentationResult(
+        labels=Volume(labels, reference.affine.copy(), metadata),
+        volumes_ml=volumes_ml,
+        flags=flags,
+        model_name=name,
+        model_version=version,
+        weights_sha256=sha,
+        device=device,
+        elapsed_s=time.perf_counter() - start,
+    )

@@ -1,0 +1,150 @@
+"""A shipped model's configuration: ``models/<name>/config.json`` loaded into a frozen dataclass.
+
+The file says which MONAI network to build (class name + keyword arguments), the input channel
+order, what each output channel means, the working spacing and where the weights are. A test
+loads every shipped config.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.types import Label, Sequence
+
+#: MONAI network classes a config may name (``monai.networks.nets.<name>``).
+SUPPORTED_ARCHITECTURES = frozenset({"SegResNet", "UNet", "BasicUNet", "DynUNet"})
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """What a GlioWatch model is and how to run it."""
+
+    name: str
+    version: str
+    architecture: str
+    network: Mapping[str, Any]
+    #: input channel order of the network.
+    channels: tuple[Sequence, ...]
+    #: output channel index -> label; channel 0 is background.
+    output_labels: Mapping[int, Label]
+    spacing_mm: float
+    #: working grid sides are padded to a multiple of this (the network's total stride).
+    divisible_by: int = 16
+    #: largest working grid run in one pass; bigger grids go through a sliding window.
+    max_whole_volume_vox: tuple[int, int, int] = (160, 192, 160)
+    weights_file: str = "model.pt"
+    model_dir: Path | None = None
+    training: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in SUPPORTED_ARCHITECTURES:
+            msg = (
+                f"Argument 'architecture' must be one of {sorted(SUPPORTED_ARCHITECTURES)}, "
+                f"got {self.architecture!r}"
+            )
+            raise ValueError(msg)
+        if self.spacing_mm <= 0:
+            msg = f"Argument 'spacing_mm' must be positive, got {self.spacing_mm}"
+            raise ValueError(msg)
+        if len(self.channels) != int(self.network.get("in_channels", len(self.channels))):
+            msg = (
+                f"Argument 'channels' has {len(self.channels)} entries but the network takes "
+                f"{self.network.get('in_channels')} input channels"
+            )
+            raise ValueError(msg)
+        if 0 in self.output_labels:
+            msg = "Argument 'output_labels' must not map channel 0 (background)"
+            raise ValueError(msg)
+
+    @property
+    def num_outputs(self) -> int:
+        return max(self.output_labels) + 1
+
+    @property
+    def weights_path(self) -> Path:
+        base = self.model_dir if self.model_dir is not None else Path(".")
+        return base / self.weights_file
+
+    def to_json(self) -> dict[str, Any]:
+        """The dictionary :func:`load_model_config` reads back (without ``model_dir``)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "architecture": self.architecture,
+            "network": dict(self.network),
+            "channels": [str(c) for c in self.channels],
+            "output_labels": {str(k): v.name for k, v in sorted(self.output_labels.items())},
+            "spacing_mm": self.spacing_mm,
+            "divisible_by": self.divisible_by,
+            "max_whole_volume_vox": list(self.max_whole_volume_vox),
+            "weights_file": self.weights_file,
+            "training": dict(self.training),
+        }
+
+
+def model_config_from_dict(data: Mapping[str, Any], *, model_dir: Path | None = None) -> ModelConfig:
+    """Build a :class:`ModelConfig` from the JSON dictionary; raise ``ConfigError`` when invalid."""
+    where = str(model_dir) if model_dir else "model config"
+    try:
+        return ModelConfig(
+            name=str(data["name"]),
+            version=str(data["version"]),
+            architecture=str(data["architecture"]),
+            network=dict(data["network"]),
+            channels=tuple(Sequence(c) for c in data["channels"]),
+            output_labels={int(k): Label[v] for k, v in dict(data["output_labels"]).items()},
+            spacing_mm=float(data["spacing_mm"]),
+            divisible_by=int(data.get("divisible_by", 16)),
+            max_whole_volume_vox=tuple(int(v) for v in data.get("max_whole_volume_vox", (160, 192, 160))),  # type: ignore[arg-type]
+            weights_file=str(data.get("weights_file", "model.pt")),
+            model_dir=model_dir,
+            training=dict(data.get("training", {})),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"Model config {where} lacks the key {exc.args[0]!r}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"Model config {where} is invalid", detail=str(exc)) from exc
+
+
+def load_model_config(model_dir: Path | str) -> ModelConfig:
+    """Read ``<model_dir>/config.json``."""
+    model_dir = Path(model_dir)
+    path = model_dir / "config.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"Model config {path} does not exist",
+            action="Set segmentation.model_dir to a folder with config.json and the weights.",
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"Model config {path} is not valid JSON", detail=str(exc)) from exc
+    return model_config_from_dict(data, model_dir=model_dir)
+
+
+def default_model_config(*, name: str = "gliowatch-unet", version: str = "0.1.0") -> ModelConfig:
+    """The architecture `gliowatch train` builds by default (measured choice, see MODEL_CARD.md).
+
+    MONAI UNet 16-32-64-128-256, 2 residual units per level (4.8 M parameters), 4 input channels
+    T1, T1c, T2, FLAIR, 5 outputs (background + NETC, SNFH, ET, RC) at 2 mm isotropic.
+    """
+    return ModelConfig(
+        name=name,
+        version=version,
+        architecture="UNet",
+        network={
+            "in_channels": 4,
+            "channels": [16, 32, 64, 128, 256],
+            "strides": [2, 2, 2, 2],
+            "num_res_units": 2,
+        },
+        channels=(Sequence.T1, Sequence.T1C, Sequence.T2, Sequence.FLAIR),
+        output_labels={1: Label.NETC, 2: Label.SNFH, 3: Label.ET, 4: Label.RC},
+        spacing_mm=2.0,
+        divisible_by=16,
+    )

@@ -1,0 +1,36 @@
+"""What a segmentation returns, and the role every segmenter plays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from engine.types import Sequence, Volume
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SegmentationResult:
+    """Labels on the reference (T1c) grid, volumes per label and the flags people must see."""
+
+    #: uint8 labels (0 background, engine.types.Label values) on the reference grid, RAS affine.
+    labels: Volume
+    #: mL per label name: keys NETC, SNFH, ET, RC.
+    volumes_ml: dict[str, float]
+    #: e.g. "missing_sequence:FLAIR", "empty_output", "tumour_outside_brain",
+    #: "implausible_volume:SNFH=900mL".
+    flags: tuple[str, ...]
+    model_name: str
+    model_version: str
+    weights_sha256: str
+    device: str
+    elapsed_s: float
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """Anything that turns one study's volumes into a :class:`SegmentationResult`."""
+
+    def segment(
+        self, volumes: Mapping[Sequence, Volume], *, exam: str | None = None
+    ) -> SegmentationResult: ...

@@ -1,0 +1,91 @@
+"""Sanity checks on a label volume: problems become flags people see, never silent numbers.
+
+Pure functions on arrays (no torch, no I/O).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.types import Label
+
+TUMOUR_LABELS: tuple[Label, ...] = (Label.NETC, Label.SNFH, Label.ET)
+
+
+@dataclass(frozen=True, slots=True)
+class SanityLimits:
+    """Thresholds beyond which a result is flagged (not hidden)."""
+
+    #: largest plausible volume per label, mL (an adult brain is ~1,200-1,400 mL).
+    max_ml: Mapping[str, float] = field(
+        default_factory=lambda: {"NETC": 250.0, "SNFH": 500.0, "ET": 250.0, "RC": 250.0}
+    )
+    #: largest plausible share of the head taken by tumour + cavity.
+    max_head_fraction: float = 0.4
+    #: share of tumour voxels allowed outside the head mask before flagging.
+    max_outside_fraction: float = 0.05
+
+
+def label_volumes_ml(labels: np.ndarray, *, voxel_ml: float) -> dict[str, float]:
+    """mL per label, keys NETC, SNFH, ET, RC.
+
+    >>> label_volumes_ml(np.array([[[0, 1], [3, 3]]], dtype=np.uint8), voxel_ml=0.5)
+    {'NETC': 0.5, 'SNFH': 0.0, 'ET': 1.0, 'RC': 0.0}
+    """
+    counts = np.bincount(labels.ravel().astype(np.int64), minlength=len(Label) + 1)
+    return {label.name: float(counts[label.value]) * voxel_ml for label in Label}
+
+
+def sanity_flags(
+    *,
+    volumes_ml: Mapping[str, float],
+    tumour_voxels: int,
+    tumour_outside_head_voxels: int,
+    head_ml: float,
+    limits: SanityLimits = SanityLimits(),
+) -> tuple[str, ...]:
+    """Flags for an implausible result.
+
+    >>> sanity_flags(volumes_ml={"NETC": 0, "SNFH": 900.0, "ET": 0, "RC": 0}, tumour_voxels=10,
+    ...              tumour_outside_head_voxels=0, head_ml=2400.0)
+    ('implausible_volume:SNFH=900mL',)
+    """
+    flags: list[str] = []
+    if tumour_voxels == 0:
+        flags.append("empty_output")
+    elif tumour_outside_head_voxels > limits.max_outside_fraction * tumour_voxels:
+        flags.append("tumour_outside_brain")
+    for name, ml in volumes_ml.items():
+        limit = limits.max_ml.get(name)
+        if limit is not None and ml > limit:
+            flags.append(f"implausible_volume:{name}={ml:.0f}mL")
+    total_ml = float(sum(volumes_ml.values()))
+    if head_ml > 0 and total_ml > limits.max_head_fraction * head_ml:
+        flags.append(f"implausible_volume:total={total_ml:.0f}mL")
+    return tuple(flags)
+
+
+def check_labels(
+    labels: np.ndarray,
+    *,
+    head_mask: np.ndarray,
+    voxel_ml: float,
+    limits: SanityLimits = SanityLimits(),
+) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Volumes and flags of a label volume; ``head_mask`` is on the same grid as ``labels``."""
+    if labels.shape != head_mask.shape:
+        msg = f"Argument 'head_mask' must have the shape of 'labels' {labels.shape}, got {head_mask.shape}"
+        raise ValueError(msg)
+    tumour = np.isin(labels, [int(v) for v in TUMOUR_LABELS])
+    volumes = label_volumes_ml(labels, voxel_ml=voxel_ml)
+    flags = sanity_flags(
+        volumes_ml=volumes,
+        tumour_voxels=int(tumour.sum()),
+        tumour_outside_head_voxels=int((tumour & ~head_mask).sum()),
+        head_ml=float(head_mask.sum()) * voxel_ml,
+        limits=limits,
+    )
+    return volumes, flags

@@ -1,0 +1,175 @@
+"""The training loop: seedable, resumable from a checkpoint, exporting shippable fp16 weights.
+
+Reproducibility: sample ``i`` of step ``n`` draws all its randomness from
+``numpy.random.default_rng([seed, n, i])`` and torch's generator is reseeded per step, so a run
+resumed from a checkpoint continues exactly as an uninterrupted one would (on the same device
+and thread count).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.segmentation.augment import AugmentationSettings, augment_case
+from engine.segmentation.dataset import load_case
+from engine.segmentation.model_config import ModelConfig
+from engine.segmentation.network import build_network, save_weights_fp16
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRecipe:
+    steps: int = 2000
+    batch_size: int = 2
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-5
+    warmup_steps: int = 50
+    final_lr_fraction: float = 0.05
+    seed: int = 0
+    checkpoint_every_s: float = 180.0
+    log_every: int = 10
+    augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
+
+    def learning_rate_at(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to ``final_lr_fraction``.
+
+        >>> TrainingRecipe(steps=100, warmup_steps=10, learning_rate=1.0).learning_rate_at(0)
+        0.1
+        """
+        if step < self.warmup_steps:
+            return self.learning_rate * (step + 1) / self.warmup_steps
+        span = max(self.steps - self.warmup_steps, 1)
+        progress = min((step - self.warmup_steps) / span, 1.0)
+        low = self.final_lr_fraction
+        return self.learning_rate * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def export_model(net: Any, *, config: ModelConfig, out_dir: Path, extra: dict[str, Any]) -> str:
+    """Write ``config.json`` + fp16 ``model.pt`` into ``out_dir``; return the weights' SHA-256."""
+    sha = save_weights_fp16(net, out_dir / config.weights_file)
+    data = config.to_json()
+    data["training"] = {**dict(config.training), **extra}
+    (out_dir / "config.json").write_text(json.dumps(data, indent=2) + "\n")
+    return sha
+
+
+def make_batch(
+    *, cache_dir: Path, case_seeds: Sequence[int], recipe: TrainingRecipe, step: int
+) -> tuple[int, Any, Any]:
+    """(step, images (B, C, *patch), labels (B, *patch)) for one step, from its own seeds."""
+    import torch
+
+    images, labels = [], []
+    for i in range(recipe.batch_size):
+        rng = np.random.default_rng([recipe.seed, step, i])
+        case = load_case(cache_dir, int(case_seeds[int(rng.integers(len(case_seeds)))]))
+        x, y = augment_case(case.image, case.labels, case.head, rng=rng, settings=recipe.augmentation)
+        images.append(x)
+        labels.append(y)
+    return step, torch.stack(images), torch.stack(labels)
+
+
+def _batch_loader(*, cache_dir: Path, case_seeds: Sequence[int], recipe: TrainingRecipe, first_step: int) -> Any:
+    """Batches prepared in one worker process while the network trains (the order is fixed)."""
+    import torch
+    from torch.utils.data import DataLoader, IterableDataset
+
+    class Batches(IterableDataset):
+        def __iter__(self):  # noqa: ANN204
+            torch.set_num_threads(1)
+            for step in range(first_step, recipe.steps):
+                yield make_batch(cache_dir=cache_dir, case_seeds=case_seeds, recipe=recipe, step=step)
+
+    return DataLoader(Batches(), batch_size=None, num_workers=1, prefetch_factor=4, persistent_workers=False)
+
+
+def train(
+    *,
+    config: ModelConfig,
+    recipe: TrainingRecipe,
+    cache_dir: Path,
+    case_seeds: Sequence[int],
+    out_dir: Path,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Path:
+    """Train ``config``'s network on the cached cases; returns the checkpoint path."""
+    import torch
+    from monai.losses import DiceCELoss
+
+    if not case_seeds:
+        msg = "Argument 'case_seeds' must name at least one cached case"
+        raise ValueError(msg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = out_dir / CHECKPOINT_NAME
+    torch.manual_seed(recipe.seed)
+    net = build_network(config)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    step, history = 0, []
+    if resume and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = int(state["step"]), list(state.get("history", []))
+        log(f"resumed from {checkpoint} at step {step}")
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    net.train()
+    last_save, window, started = time.monotonic(), [], time.monotonic()
+
+    def save() -> None:
+        _atomic_torch_save(
+            {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "history": history,
+             "recipe": asdict(recipe), "config": config.to_json()},
+            checkpoint,
+        )
+        export_model(net, config=config, out_dir=out_dir, extra={"steps": step, "recipe": asdict(recipe),
+                                                                   "cases": len(case_seeds)})
+
+    batches = iter(_batch_loader(cache_dir=cache_dir, case_seeds=case_seeds, recipe=recipe, first_step=step))
+    while step < recipe.steps and not should_stop():
+        torch.manual_seed(recipe.seed * 1_000_003 + step)
+        batch_step, images, labels = next(batches)
+        if int(batch_step) != step:
+            msg = f"batch for step {int(batch_step)} arrived at step {step}"
+            raise RuntimeError(msg)
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.learning_rate_at(step)
+        logits = net(images)
+        loss = loss_fn(logits, labels[:, None])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        window.append(float(loss.detach()))
+        if step % recipe.log_every == 0 or step == recipe.steps:
+            mean = float(np.mean(window))
+            history.append((step, mean))
+            rate = (time.monotonic() - started) / max(len(window), 1)
+            log(f"step {step}/{recipe.steps} loss {mean:.4f} lr {recipe.learning_rate_at(step - 1):.2e} {rate:.2f} s/step")
+            window, started = [], time.monotonic()
+        if time.monotonic() - last_save > recipe.checkpoint_every_s:
+            save()
+            last_save = time.monotonic()
+            log(f"checkpoint at step {step}")
+    save()
+    log(f"saved checkpoint and weights at step {step} in {out_dir}")
+    return checkpoint

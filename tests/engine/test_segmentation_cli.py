@@ -1,0 +1,88 @@
+"""`gliowatch segment STUDY_DIR --out LABELS.nii.gz --volumes VOLUMES.json` on a synthetic DICOM study."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from engine.dicom import read_study_dir
+from engine.segmentation.model_config import model_config_from_dict
+from engine.series_rules import classify_series, load_series_rules
+from engine.settings import load_settings
+from engine.types import Sequence
+from engine.segmentation.network import build_network, save_weights_fp16
+from engine.synth.cohort import generate_cohort
+from flows.cli import main
+
+TINY = {
+    "name": "tiny-cli",
+    "version": "0.0.1",
+    "architecture": "UNet",
+    "network": {"in_channels": 4, "channels": [4, 8], "strides": [2], "num_res_units": 0},
+    "channels": ["T1", "T1c", "T2", "FLAIR"],
+    "output_labels": {"1": "NETC", "2": "SNFH", "3": "ET", "4": "RC"},
+    "spacing_mm": 4.0,
+    "divisible_by": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def study_and_config(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("segment-cli")
+    manifest = generate_cohort(n_patients=1, seed=11, out_dir=root / "cohort", size="test", n_visits=3)
+    visit = json.loads(manifest.read_text())["patients"][0]["visits"][0]
+    study = root / "study"
+    shutil.copytree(root / "cohort" / visit["dir"], study, ignore=shutil.ignore_patterns("truth"))
+    model = root / "model"
+    model.mkdir()
+    config = model_config_from_dict(TINY, model_dir=model)
+    torch.manual_seed(0)
+    save_weights_fp16(build_network(config), model / "model.pt")
+    (model / "config.json").write_text(json.dumps(config.to_json()))
+    settings = root / "gliowatch.toml"
+    settings.write_text(f'[segmentation]\nmodel_dir = "{model}"\ndevice = "cpu"\n')
+    return study, settings
+
+
+def test_segment_writes_labels_on_the_t1c_grid_and_volumes(study_and_config, tmp_path: Path, capsys) -> None:
+    study, settings = study_and_config
+    out, volumes = tmp_path / "labels.nii.gz", tmp_path / "volumes.json"
+    assert main(["--config", str(settings), "segment", str(study), "--out", str(out), "--volumes", str(volumes)]) == 0
+    rules = load_series_rules(load_settings(settings).series_rules)
+    t1c = next(v for h, v in read_study_dir(study).volumes if classify_series(h, rules).sequence is Sequence.T1C)
+    image = nib.load(out)
+    assert image.shape == t1c.array.shape
+    np.testing.assert_allclose(image.affine, t1c.affine, atol=1e-4)
+    assert image.get_data_dtype() == np.uint8
+    report = json.loads(volumes.read_text())
+    assert {"NETC", "SNFH", "ET", "RC", "flags", "model_name", "weights_sha256"} <= set(report)
+    labels = np.asarray(image.dataobj)
+    voxel_ml = abs(np.linalg.det(image.affine[:3, :3])) / 1000.0
+    assert report["ET"] == pytest.approx(float((labels == 3).sum()) * voxel_ml, abs=1e-3)
+    assert "NETC" in capsys.readouterr().out
+
+
+def test_segment_refuses_to_overwrite_without_force(study_and_config, tmp_path: Path) -> None:
+    study, settings = study_and_config
+    out = tmp_path / "labels.nii.gz"
+    out.write_bytes(b"keep me")
+    assert main(["--config", str(settings), "segment", str(study), "--out", str(out)]) == 2
+    assert out.read_bytes() == b"keep me"
+    assert main(["--config", str(settings), "segment", str(study), "--out", str(out), "--force"]) == 0
+    assert nib.load(out).shape
+
+
+def test_segment_without_a_t1_series_fails_with_a_reason(study_and_config, tmp_path: Path, capsys) -> None:
+    study, settings = study_and_config
+    only_t2 = tmp_path / "t2-only"
+    for folder in study.iterdir():
+        if "T2" in folder.name and "FLAIR" not in folder.name:
+            shutil.copytree(folder, only_t2 / folder.name)
+    assert main(["--config", str(settings), "segment", str(only_t2), "--out", str(tmp_path / "x.nii.gz")]) == 1
+    assert "No post-contrast T1 or plain T1" in capsys.readouterr().err

@@ -1,0 +1,198 @@
+"""The real MONAI inference path with a tiny network on a small phantom study."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_segmentation_phantom import phantom_study
+
+from engine.errors import SegmentationError
+from engine.segmentation import load_segmenter
+from engine.segmentation.inference import MonaiSegmenter, resample_channels, softmax_decoder
+from engine.segmentation.model_config import model_config_from_dict
+from engine.segmentation.network import build_network, save_weights_fp16
+from engine.segmentation.preprocess import prepare_study, working_grid
+from engine.settings import SegmentationSettings
+from engine.types import Label, Sequence, Volume
+
+TINY = {
+    "name": "tiny-test",
+    "version": "0.0.1",
+    "architecture": "UNet",
+    "network": {"in_channels": 4, "channels": [4, 8], "strides": [2], "num_res_units": 0},
+    "channels": ["T1", "T1c", "T2", "FLAIR"],
+    "output_labels": {"1": "NETC", "2": "SNFH", "3": "ET", "4": "RC"},
+    "spacing_mm": 4.0,
+    "divisible_by": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("tiny-model")
+    config = model_config_from_dict(TINY, model_dir=folder)
+    torch.manual_seed(0)
+    save_weights_fp16(build_network(config), folder / "model.pt")
+    (folder / "config.json").write_text(json.dumps(config.to_json()))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def segmenter(tiny_model_dir):
+    return load_segmenter(SegmentationSettings(model_dir=str(tiny_model_dir), device="cpu"))
+
+
+def test_labels_come_out_on_the_t1c_grid(segmenter) -> None:
+    volumes, _ = phantom_study()
+    # the T1c stored with i and j reversed (as DICOM's LPS-ordered axial images are)
+    t1c = volumes[Sequence.T1C]
+    flipped = Volume(t1c.array[::-1, ::-1, :].copy(), t1c.affine @ _index_flip(t1c))
+    volumes[Sequence.T1C] = flipped
+    result = segmenter.segment(volumes, exam="P-TEST, MRI 2026-01-01")
+    assert result.labels.array.shape == flipped.array.shape
+    assert result.labels.array.dtype == np.uint8
+    np.testing.assert_allclose(result.labels.affine, flipped.affine)
+    assert set(np.unique(result.labels.array)) <= {0, 1, 2, 3, 4}
+    assert set(result.volumes_ml) == {"NETC", "SNFH", "ET", "RC"}
+    assert result.model_name == "tiny-test" and result.model_version == "0.0.1"
+    assert len(result.weights_sha256) == 64
+    assert result.device == "cpu"
+    assert result.elapsed_s > 0
+    voxel_ml = flipped.voxel_ml
+    for label in Label:
+        count = int((result.labels.array == int(label)).sum())
+        assert result.volumes_ml[label.name] == pytest.approx(count * voxel_ml)
+
+
+def _index_flip(volume: Volume) -> np.ndarray:
+    """i -> nx-1-i, j -> ny-1-j as a voxel-to-voxel affine (the flipped array keeps its world place)."""
+    nx, ny, _ = volume.array.shape
+    out = np.diag([-1.0, -1.0, 1.0, 1.0])
+    out[0, 3], out[1, 3] = nx - 1, ny - 1
+    return out
+
+
+def test_the_storage_order_of_the_t1c_does_not_change_the_labels_in_world_space(segmenter) -> None:
+    volumes, _ = phantom_study(seed=1)
+    plain = segmenter.segment(volumes)
+    t1c = volumes[Sequence.T1C]
+    volumes[Sequence.T1C] = Volume(t1c.array[::-1, ::-1, :].copy(), t1c.affine @ _index_flip(t1c))
+    flipped = segmenter.segment(volumes)
+    np.testing.assert_array_equal(flipped.labels.array, plain.labels.array[::-1, ::-1, :])
+
+
+def test_segmentation_is_deterministic(segmenter) -> None:
+    volumes, _ = phantom_study(seed=3)
+    first = segmenter.segment(volumes)
+    second = segmenter.segment(volumes)
+    np.testing.assert_array_equal(first.labels.array, second.labels.array)
+    assert first.volumes_ml == second.volumes_ml
+
+
+def test_missing_sequence_is_segmented_and_flagged(segmenter) -> None:
+    volumes, _ = phantom_study()
+    del volumes[Sequence.FLAIR]
+    result = segmenter.segment(volumes)
+    assert "missing_sequence:FLAIR" in result.flags
+    assert result.labels.array.shape == volumes[Sequence.T1C].array.shape
+
+
+def test_without_t1c_the_t1_grid_is_the_reference(segmenter) -> None:
+    volumes, _ = phantom_study()
+    del volumes[Sequence.T1C]
+    result = segmenter.segment(volumes)
+    assert "missing_sequence:T1c" in result.flags
+    np.testing.assert_allclose(result.labels.affine, volumes[Sequence.T1].affine)
+
+
+def test_nothing_usable_raises_a_clear_error(segmenter) -> None:
+    volumes, _ = phantom_study()
+    only_t2 = {Sequence.T2: volumes[Sequence.T2]}
+    with pytest.raises(SegmentationError, match="Neither a post-contrast T1 nor a plain T1") as info:
+        segmenter.segment(only_t2, exam="P-0042, MRI 2025-03-14")
+    assert info.value.exam == "P-0042, MRI 2025-03-14"
+    assert info.value.action
+
+
+def test_an_empty_reference_image_raises(segmenter) -> None:
+    volumes, _ = phantom_study()
+    volumes[Sequence.T1C] = Volume(np.zeros_like(volumes[Sequence.T1C].array), volumes[Sequence.T1C].affine)
+    with pytest.raises(SegmentationError, match="reference image is empty"):
+        segmenter.segment(volumes)
+
+
+def test_working_grid_covers_an_oblique_reference_field_of_view() -> None:
+    angle = np.deg2rad(30)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = rot @ np.diag([1.0, 1.0, 5.0])
+    ref = Volume(np.zeros((100, 100, 10)), affine)
+    grid_affine, shape = working_grid(ref, spacing_mm=2.0)
+    extent = np.abs(rot[:2, :2]) @ np.array([100.0, 100.0])
+    assert shape[:2] == tuple(int(round(e / 2.0)) for e in extent)
+    assert shape[2] == 25
+    np.testing.assert_allclose(grid_affine[:3, :3], np.diag([2.0, 2.0, 2.0]))
+
+
+def test_prepare_study_resamples_in_world_space_and_normalises_the_head() -> None:
+    volumes, labels = phantom_study()
+    prepared = prepare_study(volumes, channels=tuple(volumes), spacing_mm=4.0, divisible_by=8)
+    image = prepared.image.numpy()
+    assert image.shape[0] == 4 and all(s % 8 == 0 for s in image.shape[1:])
+    head = prepared.head_mask
+    for channel in image:
+        assert abs(channel[head].mean()) < 0.05 and channel[head].std() == pytest.approx(1.0, abs=0.05)
+        assert not channel[~head].any()
+    # the brightest T1c voxel (enhancing rim) lands where the phantom's ET is in world space
+    t1c = image[1]
+    peak = np.array(np.unravel_index(np.argmax(t1c), t1c.shape), dtype=float)
+    world = prepared.working_affine @ np.append(peak, 1.0)
+    src = volumes[Sequence.T1C]
+    index = np.round(np.linalg.inv(src.affine) @ world).astype(int)[:3]
+    window = labels[tuple(slice(max(i - 2, 0), i + 3) for i in index)]
+    assert (window == int(Label.ET)).any()
+
+
+def test_probability_maps_return_to_the_right_place_on_a_sagittal_reference() -> None:
+    """A one-hot ball on the working grid comes back at the same world position and size."""
+    working = np.diag([2.0, 2.0, 2.0, 1.0])
+    working[:3, 3] = [-40.0, -40.0, -40.0]
+    grid = np.stack(np.meshgrid(*[np.arange(40)] * 3, indexing="ij"), -1)
+    world = grid * 2.0 - 40.0
+    ball = np.linalg.norm(world - np.array([10.0, -6.0, 4.0]), axis=-1) <= 12.0
+    probs = torch.zeros((5, 40, 40, 40))
+    probs[3] = torch.from_numpy(ball.astype(np.float32))
+    probs[0] = 1.0 - probs[3]
+    # sagittal 1 mm grid: i -> posterior, j -> inferior, k -> right (RAS vectors)
+    sag = np.zeros((4, 4))
+    sag[:3, 0], sag[:3, 1], sag[:3, 2] = [0, -1, 0], [0, 0, -1], [1, 0, 0]
+    sag[:3, 3] = [-39.5, 39.5, 39.5]
+    sag[3, 3] = 1.0
+    reference = Volume(np.zeros((80, 80, 80), np.float32), sag)
+    labels = softmax_decoder({3: Label.ET})(resample_channels(probs, source_affine=working, reference=reference))
+    et = labels == int(Label.ET)
+    volume_ml = et.sum() / 1000.0
+    assert volume_ml == pytest.approx(4.0 / 3.0 * np.pi * 12.0**3 / 1000.0, rel=0.08)
+    centre = reference.affine @ np.append(np.argwhere(et).mean(0), 1.0)
+    np.testing.assert_allclose(centre[:3], [10.0, -6.0, 4.0], atol=1.0)
+
+
+def test_a_tiny_segmenter_can_be_built_directly() -> None:
+    config = model_config_from_dict(TINY)
+    seg = MonaiSegmenter(config=config, net=build_network(config), weights_sha256="0" * 64, device="cpu")
+    volumes, _ = phantom_study(shape=(24, 24, 24))
+    assert seg.segment(volumes).labels.array.shape == (24, 24, 24)
+
+
+@pytest.mark.gpu
+def test_cuda_inference_matches_shape_and_is_deterministic(tiny_model_dir) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA is not available on this machine")
+    seg = load_segmenter(SegmentationSettings(model_dir=str(tiny_model_dir), device="cuda"))
+    volumes, _ = phantom_study()
+    first, second = seg.segment(volumes), seg.segment(volumes)
+    assert first.device.startswith("cuda")
+    np.testing.assert_array_equal(first.labels.array, second.labels.array)

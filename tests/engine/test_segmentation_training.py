@@ -1,0 +1,108 @@
+"""Training: case cache, augmentation, resumable and seedable loop, exported weights, shipped configs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from test_segmentation_phantom import phantom_study
+
+from engine.segmentation.augment import AugmentationSettings, augment_case
+from engine.segmentation.dataset import cache_cases, cached_seeds, load_case
+from engine.segmentation.model_config import load_model_config, model_config_from_dict
+from engine.segmentation.network import load_network
+from engine.segmentation.training import TrainingRecipe, train
+from engine.settings import PROJECT_ROOT
+
+TINY = {
+    "name": "tiny-train",
+    "version": "0.0.1",
+    "architecture": "UNet",
+    "network": {"in_channels": 4, "channels": [4, 8], "strides": [2], "num_res_units": 0},
+    "channels": ["T1", "T1c", "T2", "FLAIR"],
+    "output_labels": {"1": "NETC", "2": "SNFH", "3": "ET", "4": "RC"},
+    "spacing_mm": 2.0,
+    "divisible_by": 8,
+}
+SMALL_AUG = AugmentationSettings(patch_vox=(16, 16, 16), elastic_p=0.0)
+
+
+def _sample(seed: int) -> SimpleNamespace:
+    volumes, labels = phantom_study(shape=(24, 28, 24), seed=seed)
+    images = np.stack([v.array for v in volumes.values()])
+    return SimpleNamespace(images=images, labels=labels, affine=next(iter(volumes.values())).affine)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cases")
+    written = cache_cases([1, 2, 3], cache_dir=folder, config=model_config_from_dict(TINY), sample=_sample)
+    assert written == 3
+    return folder
+
+
+def test_cache_holds_cropped_cases_with_labels(cache: Path) -> None:
+    assert cached_seeds(cache) == [1, 2, 3]
+    case = load_case(cache, 2)
+    assert case.image.shape[0] == 4 and case.image.shape[1:] == case.labels.shape == case.head.shape
+    assert all(s % 8 == 0 for s in case.labels.shape)
+    assert set(np.unique(case.labels)) == {0, 1, 2, 3}
+    assert cache_cases([1, 2, 3], cache_dir=cache, config=model_config_from_dict(TINY), sample=_sample) == 0
+
+
+def test_augmentation_is_reproducible_from_its_generator(cache: Path) -> None:
+    case = load_case(cache, 1)
+    settings = dataclasses.replace(SMALL_AUG, affine_p=1.0, modality_dropout_p=1.0)
+    a, la = augment_case(case.image, case.labels, case.head, rng=np.random.default_rng(7), settings=settings)
+    b, lb = augment_case(case.image, case.labels, case.head, rng=np.random.default_rng(7), settings=settings)
+    assert a.shape == (4, 16, 16, 16) and la.shape == (16, 16, 16)
+    assert torch.equal(a, b) and torch.equal(la, lb)
+    assert sum(int(not a[c].any()) for c in range(4)) == 1  # one modality dropped
+    c, _ = augment_case(case.image, case.labels, case.head, rng=np.random.default_rng(8), settings=settings)
+    assert not torch.equal(a, c)
+
+
+def _recipe(steps: int) -> TrainingRecipe:
+    return TrainingRecipe(steps=steps, batch_size=2, warmup_steps=1, seed=5, log_every=1,
+                          checkpoint_every_s=3600.0, augmentation=SMALL_AUG)
+
+
+def test_resumed_training_equals_an_uninterrupted_run(cache: Path, tmp_path: Path) -> None:
+    config = model_config_from_dict(TINY)
+    logs: list[str] = []
+    train(config=config, recipe=_recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "a", log=logs.append)
+    train(config=config, recipe=_recipe(2), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b", log=logs.append)
+    train(config=config, recipe=_recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b",
+          resume=True, log=logs.append)
+    assert any("resumed from" in line and "at step 2" in line for line in logs)
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 4
+    for key, value in a["model"].items():
+        torch.testing.assert_close(value, b["model"][key], msg=key)
+
+
+def test_exported_weights_load_as_a_model(cache: Path, tmp_path: Path) -> None:
+    train(config=model_config_from_dict(TINY), recipe=_recipe(1), cache_dir=cache, case_seeds=[1],
+          out_dir=tmp_path, log=lambda _: None)
+    config = load_model_config(tmp_path)
+    net, sha = load_network(config)
+    assert config.training["steps"] == 1
+    assert len(sha) == 64
+    assert next(net.parameters()).dtype == torch.float32
+
+
+SHIPPED = sorted(p.parent for p in (PROJECT_ROOT / "models").glob("*/config.json"))
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_model_config_loads_with_its_weights(model_dir: Path) -> None:
+    config = load_model_config(model_dir)
+    net, sha = load_network(config)
+    assert config.weights_path.stat().st_size <= 20 * 1024 * 1024
+    assert (model_dir / "MODEL_CARD.md").exists()
+    assert sum(p.numel() for p in net.parameters()) > 0 and len(sha) == 64
