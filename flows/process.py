@@ -50,20 +50,24 @@ def _gpu_slots(n: int) -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(max(n, 1))
 
 
-@task(name="segment-study", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_retryable,
-      cache_policy=NO_CACHE)
-def segment_task(files: pipeline.StudyFiles, settings: SegmentationSettings, paths: pipeline.StatePaths,
-                 gpu_slots: int) -> pipeline.SegmentationOutput:
+def segment_on_worker(files: pipeline.StudyFiles, settings: SegmentationSettings, paths: pipeline.StatePaths,
+                      gpu_slots: int) -> pipeline.SegmentationOutput:
     with _gpu_slots(gpu_slots):
         return pipeline.compute_segmentation(files, segmenter=_segmenter(settings), paths=paths)
 
 
-@task(name="register-study", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_retryable,
-      cache_policy=NO_CACHE)
-def register_task(job: pipeline.RegistrationJob, settings: RegistrationSettings, paths: pipeline.StatePaths,
-                  gpu_slots: int) -> pipeline.RegistrationOutput:
+def register_on_worker(job: pipeline.RegistrationJob, settings: RegistrationSettings,
+                       paths: pipeline.StatePaths, gpu_slots: int) -> pipeline.RegistrationOutput:
     with _gpu_slots(gpu_slots):
         return pipeline.compute_registration(job, registrar=_registrar(settings), paths=paths)
+
+
+# The task objects get their own names: Dask pickles the functions by reference, so a module
+# attribute must still be the plain function.
+segment_task = task(name="segment-study", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_if_retryable,
+                    cache_policy=NO_CACHE)(segment_on_worker)
+register_task = task(name="register-study", retries=2, retry_delay_seconds=5,
+                     retry_condition_fn=retry_if_retryable, cache_policy=NO_CACHE)(register_on_worker)
 
 
 def make_task_runner(settings: Settings) -> Any:
@@ -77,8 +81,12 @@ def make_task_runner(settings: Settings) -> Any:
 
 
 @flow(name="gliowatch-process-studies", validate_parameters=False)
-def process_studies(rt: Any, study_uids: list[str]) -> list[pipeline.StageOutcome]:
-    """Run the remaining steps of the given studies, as their statuses say."""
+def process_studies(runtime: str, study_uids: list[str]) -> list[pipeline.StageOutcome]:
+    """Run the remaining steps of the given studies, as their statuses say (``runtime``: the key
+    of this process's runtime, see ``flows.runtime.runtime_key``)."""
+    from flows.runtime import runtime_for
+
+    rt = runtime_for(runtime)
     settings: Settings = rt.settings
     outcomes: list[pipeline.StageOutcome] = []
     if settings.segmentation.enabled:
@@ -168,7 +176,9 @@ def run_processing(rt: Any, study_uids: list[str]) -> list[pipeline.StageOutcome
     """``process_studies`` on the configured task runner (nothing to do: no flow run)."""
     if not study_uids:
         return []
-    return process_studies.with_options(task_runner=make_task_runner(rt.settings))(rt, study_uids)
+    from flows.runtime import runtime_key
+
+    return process_studies.with_options(task_runner=make_task_runner(rt.settings))(runtime_key(rt), study_uids)
 
 
 def process_pending(rt: Any) -> list[pipeline.StageOutcome]:

@@ -37,7 +37,23 @@ class Runtime:
                           registered_dir=root / "registered")
 
     def close(self) -> None:
+        _ACTIVE.pop(f"rt-{id(self)}", None)
         self.store.close()
+
+
+#: runtimes of this process by key: flows that submit work to Dask take the key, not the runtime,
+#: because a flow's parameters travel with every task it submits and a DuckDB connection cannot.
+_ACTIVE: dict[str, Runtime] = {}
+
+
+def runtime_key(rt: Runtime) -> str:
+    key = f"rt-{id(rt)}"
+    _ACTIVE[key] = rt
+    return key
+
+
+def runtime_for(key: str) -> Runtime:
+    return _ACTIVE[key]
 
 
 def secrets_dir(settings: Settings) -> Path:
