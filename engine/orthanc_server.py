@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import requests
 
 from engine.errors import ArchiveUnavailableError, ConfigError
+from engine.secret_files import configured_or_generated
 from engine.settings import OrthancSettings
 
 PASSWORD_FILE = "orthanc-password"
@@ -57,17 +57,7 @@ class OrthancStatus:
 
 def resolve_password(settings: OrthancSettings, secrets_dir: Path) -> str:
     """The Orthanc password: from the environment when set, else a generated one kept 0600."""
-    if settings.password:
-        return settings.password
-    path = secrets_dir / PASSWORD_FILE
-    if path.exists():
-        return path.read_text().strip()
-    secrets_dir.mkdir(parents=True, exist_ok=True)
-    password = secrets.token_urlsafe(18)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(password)
-    return password
+    return configured_or_generated(settings.password, secrets_dir / PASSWORD_FILE, nbytes=18)
 
 
 def write_config(settings: OrthancSettings, paths: OrthancPaths, *, password: str) -> Path:

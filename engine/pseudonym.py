@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from pathlib import Path
+
+from engine.secret_files import configured_or_generated
 
 SALT_FILE = "patient-key-salt"
 
@@ -26,17 +26,4 @@ def patient_key(patient_id: str, *, salt: str) -> str:
 
 def resolve_salt(configured: str, secrets_dir: Path) -> str:
     """The configured salt, else one generated once and kept (0600) under the state dir."""
-    if configured:
-        return configured
-    path = secrets_dir / SALT_FILE
-    if path.exists():
-        return path.read_text().strip()
-    secrets_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_hex(16)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value)
-    return value
+    return configured_or_generated(configured, secrets_dir / SALT_FILE)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +27,7 @@ from pathlib import Path
 from engine.alerts.alert import AlertMessage
 from engine.alerts.payload import payload_bytes
 from engine.errors import AlertDeliveryError, ConfigError
+from engine.secret_files import configured_or_generated
 
 SIGNATURE_HEADER = "X-GlioWatch-Signature"
 DELIVERY_KEY_HEADER = "X-GlioWatch-Delivery-Key"
@@ -62,20 +61,7 @@ def verify_signature(header: str, body: bytes, *, key: str, now: float, max_skew
 
 def resolve_hmac_key(configured: str, secrets_dir: Path) -> str:
     """The configured key, else one generated once and kept (0600) under ``secrets_dir``."""
-    if configured:
-        return configured
-    path = secrets_dir / KEY_FILE
-    if path.exists():
-        return path.read_text().strip()
-    secrets_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_hex(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value)
-    return value
+    return configured_or_generated(configured, secrets_dir / KEY_FILE, nbytes=32)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
