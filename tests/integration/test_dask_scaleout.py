@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -52,8 +54,11 @@ def _process(settings: Settings, cohort: Path) -> dict:
     return {"seg": seg, "reg": reg, "status": status}
 
 
-def test_dask_cluster_of_two_workers_gives_the_same_results(tmp_path: Path) -> None:
+def test_dask_cluster_of_two_workers_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     distributed = pytest.importorskip("distributed")
+    # Worker processes are spawned and re-import the parent's __main__; Streamlit's AppTest (run
+    # earlier in the same session) leaves a dashboard page there, which must not run in a worker.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     cohort = tmp_path / "cohort"
     generate_cohort(n_patients=2, seed=3, out_dir=cohort, size="test", n_visits=3)
     threads = make_settings(tmp_path / "threads", 1)
