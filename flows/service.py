@@ -1,7 +1,7 @@
 """The long-running loop shared by `gliowatch watch` and `gliowatch serve`.
 
 Each cycle: queued backfill requests, then one Prefect watch cycle (pending steps, change feed,
-per-study processing, reconciliation every N cycles, snapshot). Retryable failures (archive down)
+per-study processing, board actions, alert delivery, reconciliation every N cycles, snapshot). Retryable failures (archive down)
 are logged and retried next cycle; anything else stops the loop with its message.
 """
 
@@ -24,8 +24,8 @@ class LoopOptions:
     max_cycles: int = 0
 
 
-def run_loop(settings: Settings, options: LoopOptions, *, hooks: tuple = ()) -> int:  # noqa: ANN001
-    """Run cycles until stopped (or once). ``hooks``: callables(rt) run after each cycle."""
+def run_loop(settings: Settings, options: LoopOptions) -> int:
+    """Run cycles until stopped (or once)."""
     from flows.cmd_backfill import backfill, take_requests
     from flows.runtime import build_runtime
     from flows.watch import watch_cycle
@@ -47,8 +47,6 @@ def run_loop(settings: Settings, options: LoopOptions, *, hooks: tuple = ()) -> 
                     raise
                 log.warning("cycle failed, retrying in %.0f s: %s", settings.watcher.poll_interval_s,
                             exc.reason)
-            for hook in hooks:
-                hook(rt)
             cycles += 1
             if options.once or (options.max_cycles and cycles >= options.max_cycles):
                 return 0

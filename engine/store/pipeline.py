@@ -75,13 +75,6 @@ def record_registration(
     return int(row[0])
 
 
-def current_registration(store: Store, study_uid: str, kind: str = "baseline") -> dict[str, Any] | None:
-    rows = store.query_dicts(
-        "SELECT * FROM registrations WHERE study_uid = ? AND kind = ? AND NOT superseded",
-        [study_uid, kind])
-    return rows[0] if rows else None
-
-
 def patient_studies(store: Store, patient_key: str) -> list[dict[str, Any]]:
     """The patient's studies that reached the pipeline, by date."""
     return store.query_dicts(
