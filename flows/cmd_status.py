@@ -46,7 +46,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     with store:
         health = sql.stream_health(store)
-        print(f"cursor {health['cursor']} (updated {health['cursor_updated_at']}), "
+        print(f"cursor {health['cursor']} (updated {health['cursor_updated_at']}){_lag(settings, health['cursor'])}, "
+              f"{health['queue']} studies waiting for a pipeline step, "
               f"{health['studies_last_hour']} studies in the last hour, "
               f"{health['open_quarantine']} open quarantine entries")
         print("studies by status: " + ", ".join(f"{k} {v}" for k, v in sorted(health["studies_by_status"].items())))
@@ -54,3 +55,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"last error {health['last_error']['logged_at']}: {health['last_error']['message']}")
         print_summary(store)
     return 0
+
+
+def _lag(settings: Settings, cursor: int) -> str:
+    """How many archive changes the stream has not consumed yet (when Orthanc answers)."""
+    from engine.errors import GlioWatchError
+    from flows.runtime import orthanc_archive
+
+    try:
+        last = orthanc_archive(settings).last_change()
+    except GlioWatchError as exc:
+        return f"; archive not reachable ({exc.message})"
+    return f"; archive at change {last}, lag {max(last - cursor, 0)} changes"

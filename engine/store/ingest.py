@@ -149,11 +149,14 @@ def stream_health(store: Store) -> dict[str, Any]:
         "SELECT count(*) FROM studies WHERE ingested_at >= ?", [now_utc() - timedelta(hours=1)]
     )[0][0]
     open_quarantine = store.query("SELECT count(*) FROM quarantine WHERE resolved_at IS NULL")[0][0]
+    queued = store.query(
+        "SELECT count(*) FROM studies WHERE status IN ('INGESTED', 'SEGMENTED', 'REGISTERED')")[0][0]
     return {
         "cursor": cursor[0]["seq"] if cursor else 0,
         "cursor_updated_at": cursor[0]["updated_at"] if cursor else None,
         "studies_by_status": counts,
         "open_quarantine": int(open_quarantine),
+        "queue": int(queued),  # studies ingested but not yet through every pipeline step
         "last_error": last_error[0] if last_error else None,
         "studies_last_hour": int(per_hour),
     }

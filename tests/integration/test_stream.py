@@ -108,3 +108,24 @@ def test_reconciliation_finds_studies_whose_changes_vanished(archive: OrthancArc
         report = cycle(archive, settings, store, reconcile=True)
         assert report.reconciled == 1 and report.ingested == [uid]
         assert sql.known_study(store, uid)["change_seq"] is None
+
+
+def test_status_shows_cursor_lag_queue_and_patients(archive: OrthancArchive, settings: Settings, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import main
+
+    uid, files = write_study(tmp_path / "v1", patient_id="MRN-5", study_date=date(2025, 6, 1), sequences=("T1c",))
+    upload(archive, files)
+    wait_stable(archive, 1)
+    with open_store(settings.db_path) as store:
+        cycle(archive, settings, store)
+    for name, value in {"GLIOWATCH_STATE_DIR": str(settings.state_dir),
+                        "GLIOWATCH_ORTHANC__HTTP_PORT": str(settings.orthanc.http_port),
+                        "GLIOWATCH_ORTHANC__PASSWORD": settings.orthanc.password}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "lag 0 changes" in out and "1 studies waiting for a pipeline step" in out
+    assert patient_key("MRN-5", salt=settings.privacy.key_salt) in out and "MRN-5" not in out
+    assert "2025-06-01  INGESTED     T1c (missing T1,T2,FLAIR)" in out
