@@ -12,11 +12,12 @@ from engine.settings import Settings
 def render(ref: data.SnapshotRef, settings: Settings) -> None:
     st.header("Stream health")
     health = data.health(ref)
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Archive cursor", health["cursor"])
     c2.metric("Studies in the last hour", health["studies_last_hour"])
-    c3.metric("Open quarantine", health["open_quarantine"])
-    c4.metric("Board requests queued", queued_count(settings))
+    c3.metric("Waiting for a pipeline step", health["queue"])
+    c4.metric("Open quarantine", health["open_quarantine"])
+    c5.metric("Board requests queued", queued_count(settings))
     st.caption(f"Cursor updated at {health['cursor_updated_at'] or 'never'} · snapshot file "
                f"{settings.snapshot_path.name}")
     st.subheader("Studies by status")
