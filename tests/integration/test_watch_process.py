@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -16,32 +15,18 @@ from engine.archive.orthanc import OrthancArchive
 from engine.settings import Settings
 from engine.store import open_store
 from tests.dicom_factory import write_study
+from tests.integration.test_reliability_harness import (
+    gliowatch,
+    prefect_home,  # noqa: F401 - fixture
+    watcher_env,
+)
 from tests.integration.test_stream import upload, wait_stable
 
 pytestmark = pytest.mark.integration
 N_STUDIES = 6
 
 
-def watcher_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "GLIOWATCH_STATE_DIR": str(settings.state_dir),
-        "GLIOWATCH_ORTHANC__HTTP_PORT": str(settings.orthanc.http_port),
-        "GLIOWATCH_ORTHANC__PASSWORD": settings.orthanc.password,
-        "GLIOWATCH_PRIVACY__KEY_SALT": settings.privacy.key_salt,
-        "GLIOWATCH_WATCHER__POLL_INTERVAL_S": "0.5",
-        "GLIOWATCH_SEGMENTATION__ENABLED": "false",
-        "GLIOWATCH_REGISTRATION__ENABLED": "false",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
-def gliowatch(*args: str) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", *args]
-
-
-def test_sigkill_mid_stream_loses_and_duplicates_nothing(archive: OrthancArchive, settings: Settings,
+def test_sigkill_mid_stream_loses_and_duplicates_nothing(archive: OrthancArchive, settings: Settings, prefect_home: Path,  # noqa: F811
                                                          tmp_path: Path) -> None:
     uids = []
     for i in range(N_STUDIES):
@@ -50,7 +35,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(archive: OrthancArchive
         upload(archive, files)
         uids.append(uid)
     wait_stable(archive, N_STUDIES)
-    env = watcher_env(settings)
+    env = watcher_env(settings, prefect_home)
     proc = subprocess.Popen(gliowatch("watch"), env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             text=True, cwd=Path(__file__).resolve().parents[2], start_new_session=True)
     deadline = time.monotonic() + 240
