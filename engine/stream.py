@@ -161,10 +161,9 @@ def _advance(store: Store, change_seq: int | None) -> None:
 
 def _needs_ingest(archive: Archive, store: Store, info: StudyInfo) -> bool:
     """New study, or one the archive has grown (more instances) since we recorded it."""
-    stored = store.query(
-        "SELECT coalesce(sum(n_instances), 0), count(*) FROM series WHERE study_uid = ?", [info.study_uid]
-    )[0]
     if sql.known_study(store, info.study_uid) is None:
         return True
+    stored = store.query(
+        "SELECT coalesce(sum(n_instances), 0) FROM series WHERE study_uid = ?", [info.study_uid])[0][0]
     archive_instances = sum(len(archive.series(sid).instance_ids) for sid in info.series_ids)
-    return archive_instances != int(stored[0])
+    return archive_instances != int(stored)
