@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import os
 from pathlib import Path
@@ -33,14 +34,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--checkpoint-every-s", type=float, default=180.0)
     p.add_argument("--name", default="gliowatch-unet", help="model name written to config.json")
-    p.add_argument("--version", default="0.1.0", help="model version written to config.json")
+    p.add_argument("--version", default="0.2.0", help="model version written to config.json")
+    p.add_argument("--spacing", type=float, default=1.5, help="working spacing in mm (default 1.5)")
+    p.add_argument("--render-spacing", type=float, default=1.0,
+                   help="spacing the synthetic cases are rendered at, finer than --spacing so the soft "
+                        "targets hold partial volumes (default 1.0)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="warm-start a new run from this model.pt (tensors whose name and shape match)")
+    p.add_argument("--warmup-steps", type=int, default=50)
+    p.add_argument("--cache-workers", type=int, default=1, help="processes rendering the case cache")
+    p.add_argument("--cache-only", action="store_true", help="build the case cache and stop")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import torch
 
-    from engine.segmentation.dataset import cache_cases
+    from engine.segmentation.dataset import cache_cases_parallel
     from engine.segmentation.model_config import default_model_config
     from engine.segmentation.training import TrainingRecipe, train
     from engine.synth.training import sample_training_case
@@ -49,26 +59,32 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("gliowatch train: --steps and --cases must be positive")
         return 2
     torch.set_num_threads(os.cpu_count() or 1)
-    base = default_model_config(name=args.name, version=args.version)
+    base = default_model_config(name=args.name, version=args.version, spacing_mm=args.spacing)
     seeds = [TRAIN_SEED_BASE + i for i in range(args.cases)]
     cache = args.cache or settings.state_dir / "seg-cache"
-    synth_options = {"contrast_jitter": 0.15, "thick_slice_probability": 0.3, "normalize": False}
-    written = cache_cases(
-        seeds, cache_dir=cache, config=base, log=log.info,
-        sample=lambda seed: sample_training_case(seed, spacing_mm=base.spacing_mm, **synth_options),
+    synth_options = {"contrast_jitter": 0.15, "thick_slice_probability": 0.3, "normalize": False,
+                     "spacing_mm": args.render_spacing}
+    written = cache_cases_parallel(
+        seeds, cache_dir=cache, config=base, log=log.info, workers=args.cache_workers,
+        sample=functools.partial(sample_training_case, **synth_options),
     )
     log.info("case cache %s: %d cases (%d new)", cache, len(seeds), written)
+    if args.cache_only:
+        print(f"case cache: {cache} ({len(seeds)} cases, {written} new)")
+        return 0
     recipe = TrainingRecipe(
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        seed=args.seed, checkpoint_every_s=args.checkpoint_every_s,
+        seed=args.seed, checkpoint_every_s=args.checkpoint_every_s, warmup_steps=args.warmup_steps,
     )
     config = dataclasses.replace(base, training={
         "data": "engine.synth.sample_training_case (synthetic only)",
         "train_seeds": f"{seeds[0]}..{seeds[-1]}",
         "synth_options": synth_options,
+        "targets": "soft class fractions (engine.segmentation.dataset.class_fractions)",
+        **({"init_from": str(args.init_from)} if args.init_from else {}),
     })
     checkpoint = train(config=config, recipe=recipe, cache_dir=cache, case_seeds=seeds, out_dir=args.out,
-                       resume=args.resume, log=log.info)
+                       resume=args.resume, init_weights=args.init_from, log=log.info)
     print(f"checkpoint: {checkpoint}")
     print(f"weights: {args.out / config.weights_file}")
     return 0

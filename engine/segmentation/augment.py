@@ -4,7 +4,7 @@ The model will meet scanners, contrasts, noise levels, resolutions and heads it 
 every case is pushed far beyond what the synthetic generator's defaults produce:
 
 * spatial (MONAI): random 64^3 patch (tumour-biased), flips, rotation +-15 deg, scale +-15 %,
-  occasional elastic deformation;
+  occasional elastic deformation; the soft class-fraction targets follow bilinearly;
 * contrast, per channel: random gamma 0.5-2.0, histogram shift, multiplicative bias field;
 * resolution: anisotropic blur + downsample/upsample along a random axis (thick-slice studies,
   2-3x the working spacing) or isotropic Gaussian smoothing;
@@ -57,25 +57,30 @@ def _patch_slices(labels: np.ndarray, patch: tuple[int, int, int], *, centred: b
 
 
 def random_patch(
-    image: np.ndarray, labels: np.ndarray, head: np.ndarray, *, patch_vox: tuple[int, int, int], centred: bool, rng: np.random.Generator
+    image: np.ndarray, labels: np.ndarray, head: np.ndarray, soft: np.ndarray, *, patch_vox: tuple[int, int, int],
+    centred: bool, rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A ``patch_vox`` crop (zero-padded when the case is smaller)."""
+    """A ``patch_vox`` crop of image, head and soft targets (zero-padded when the case is smaller;
+    padded target voxels are background)."""
     pad = [(0, max(p - s, 0)) for p, s in zip(patch_vox, labels.shape, strict=True)]
     if any(after for _, after in pad):
         image = np.pad(image, [(0, 0), *pad])
         labels = np.pad(labels, pad)
         head = np.pad(head, pad)
+        soft = np.pad(soft, [(0, 0), *pad])
+        soft[0][soft.sum(0) == 0] = 1.0
     sl = _patch_slices(labels, patch_vox, centred=centred, rng=rng)
-    return image[(slice(None), *sl)], labels[sl], head[sl]
+    return image[(slice(None), *sl)], head[sl], soft[(slice(None), *sl)]
 
 
-def _spatial(image: torch.Tensor, labels: torch.Tensor, head: torch.Tensor, *, s: AugmentationSettings, rng: np.random.Generator):  # noqa: ANN202
+def _spatial(image: torch.Tensor, soft: torch.Tensor, head: torch.Tensor, *, s: AugmentationSettings, rng: np.random.Generator):  # noqa: ANN202
+    """Random affine / elastic / flips, applied alike to image, soft targets (bilinear) and head."""
     import torch
     from monai.transforms import Rand3DElasticd, RandAffined
 
-    data = {"image": image, "label": labels[None].float(), "head": head[None].float()}
-    keys = ("image", "label", "head")
-    modes = ("bilinear", "nearest", "nearest")
+    data = {"image": image, "soft": soft, "head": head[None].float()}
+    keys = ("image", "soft", "head")
+    modes = ("bilinear", "bilinear", "nearest")
     if rng.random() < s.affine_p:
         t = RandAffined(keys=keys, prob=1.0, rotate_range=(0.26, 0.26, 0.26), scale_range=(0.15, 0.15, 0.15),
                         translate_range=(4, 4, 4), mode=modes, padding_mode="zeros")
@@ -85,11 +90,13 @@ def _spatial(image: torch.Tensor, labels: torch.Tensor, head: torch.Tensor, *, s
         t = Rand3DElasticd(keys=keys, prob=1.0, sigma_range=(5, 8), magnitude_range=(20, 60), mode=modes, padding_mode="zeros")
         t.set_random_state(seed=int(rng.integers(2**31)))
         data = t(data)
-    image, labels, head = (torch.as_tensor(data[k]) for k in keys)
+    image, soft, head = (torch.as_tensor(data[k]).float() for k in keys)
     for axis, p in ((1, 0.5), (2, 0.2), (3, 0.2)):
         if rng.random() < p:
-            image, labels, head = (torch.flip(x, dims=(axis,)) for x in (image, labels, head))
-    return image.float(), labels[0].round().long(), head[0] > 0.5
+            image, soft, head = (torch.flip(x, dims=(axis,)) for x in (image, soft, head))
+    soft = soft.clamp(min=0.0)
+    soft[0] = soft[0] + (1.0 - soft.sum(0)).clamp(min=0.0)  # zero padding from the affine is background
+    return image, soft / soft.sum(0, keepdim=True).clamp(min=1e-6), head[0] > 0.5
 
 
 def _low_resolution(channel: torch.Tensor, *, rng: np.random.Generator) -> torch.Tensor:
@@ -140,21 +147,25 @@ def augment_case(
     image: np.ndarray,
     labels: np.ndarray,
     head: np.ndarray,
+    soft: np.ndarray,
     *,
     rng: np.random.Generator,
     settings: AugmentationSettings = AugmentationSettings(),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(normalised image (C, *patch) float32, labels (*patch) int64) for one training sample."""
+    """(normalised image (C, *patch) float32, soft targets (K, *patch) float32) for one sample.
+
+    ``labels`` (hard) only steer the tumour-centred patch choice; the targets are ``soft``.
+    """
     import torch
 
-    image, labels, head = random_patch(
-        image.astype(np.float32), labels, head, patch_vox=settings.patch_vox,
+    image, head, soft = random_patch(
+        image.astype(np.float32), labels, head, soft.astype(np.float32), patch_vox=settings.patch_vox,
         centred=bool(rng.random() < settings.tumour_centred_p), rng=rng,
     )
-    img_t, lab_t, head_t = _spatial(torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(labels)),
-                                    torch.from_numpy(np.ascontiguousarray(head)), s=settings, rng=rng)
+    img_t, soft_t, head_t = _spatial(torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(soft)),
+                                     torch.from_numpy(np.ascontiguousarray(head)), s=settings, rng=rng)
     img_t = _intensity(img_t, s=settings, rng=rng)
     img_t = normalise_channels(img_t, head_t)
     if rng.random() < settings.modality_dropout_p:
         img_t[int(rng.integers(img_t.shape[0]))] = 0.0
-    return img_t, lab_t
+    return img_t, soft_t

@@ -2,6 +2,12 @@
 
 A case goes through the same geometry as inference (:func:`resample_study` + :func:`crop_to_head`)
 but is stored before normalisation, so intensity augmentations act on raw-like signal.
+
+Targets are *soft*: per class, the fraction of each working voxel the class occupies, computed
+from the (finer) rendered labels (one-hot, smoothed over about one working voxel, resampled
+trilinearly). A thin enhancing rim that covers half a 1.5 mm voxel is taught as 0.5, not as
+all-or-nothing, so the network's probabilities resampled onto a finer reference grid put the
+boundary where it is and volumes come out unbiased.
 """
 
 from __future__ import annotations
@@ -27,28 +33,66 @@ class CachedCase:
     image: np.ndarray
     labels: np.ndarray
     head: np.ndarray
+    #: (K, X, Y, Z) float32 class fractions (K = background + classes), summing to 1.
+    soft: np.ndarray
 
 
 def case_path(cache_dir: Path, seed: int) -> Path:
     return cache_dir / f"case_{seed:07d}.npz"
 
 
+def class_fractions(
+    labels: np.ndarray, affine: np.ndarray, *, grid_affine: np.ndarray, shape: tuple[int, ...], num_classes: int
+) -> Any:
+    """(K, *shape) torch tensor: the fraction of each working voxel every class occupies.
+
+    Each class's indicator on the rendered grid is smoothed with a Gaussian whose width matches a
+    box of one working voxel (sigma = spacing / sqrt(12) in each axis) and resampled trilinearly;
+    background is what the tumour classes leave, and the fractions are renormalised to sum to 1.
+    """
+    import torch
+    from scipy import ndimage
+
+    source_spacing = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    target_spacing = np.sqrt((grid_affine[:3, :3] ** 2).sum(0))
+    sigma = np.sqrt(np.maximum(target_spacing**2 - source_spacing**2, 0.0) / 12.0) / source_spacing
+    out = torch.zeros((num_classes, *shape), dtype=torch.float32)
+    for k in range(1, num_classes):
+        indicator = (labels == k).astype(np.float32)
+        if not indicator.any():
+            continue
+        smooth = ndimage.gaussian_filter(indicator, sigma=sigma) if np.any(sigma > 0) else indicator
+        out[k] = resample_to_grid(Volume(smooth, affine), affine=grid_affine, shape=shape).clamp(0.0, 1.0)  # type: ignore[arg-type]
+    tumour = out[1:].sum(0)
+    scale = torch.where(tumour > 1.0, 1.0 / tumour.clamp(min=1e-6), torch.ones_like(tumour))
+    out[1:] *= scale
+    out[0] = (1.0 - out[1:].sum(0)).clamp(min=0.0)
+    return out
+
+
 def prepare_training_case(
     images: np.ndarray, labels: np.ndarray, affine: np.ndarray, *, config: ModelConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(4, X, Y, Z) images in T1, T1c, T2, FLAIR order + labels -> working grid, head crop."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(4, X, Y, Z) images in T1, T1c, T2, FLAIR order + labels -> working grid, head crop.
+
+    Returns raw images, hard labels (the argmax of the fractions), the head mask and the
+    (K, X, Y, Z) class fractions (see :func:`class_fractions`).
+    """
     import torch
 
     volumes = {seq: Volume(images[i], affine) for i, seq in enumerate(STUDY_SEQUENCES)}
     stack, grid_affine, ref_seq = resample_study(volumes, channels=config.channels, spacing_mm=config.spacing_mm)
     shape = tuple(int(s) for s in stack.shape[1:])
-    lab = resample_to_grid(Volume(labels.astype(np.float32), affine), affine=grid_affine, shape=shape, mode="nearest")  # type: ignore[arg-type]
+    soft = class_fractions(labels, affine, grid_affine=grid_affine, shape=shape, num_classes=config.num_outputs)
     cropped, _, head = crop_to_head(
         stack, affine=grid_affine, ref_channel=config.channels.index(ref_seq), divisible_by=config.divisible_by,
-        extra=torch.round(lab)[None],
+        extra=soft,
     )
-    image = cropped[:-1].numpy().astype(np.float32)
-    return image, cropped[-1].round().numpy().astype(np.uint8), head.numpy()
+    n = len(config.channels)
+    image = cropped[:n].numpy().astype(np.float32)
+    fractions = cropped[n:].numpy().astype(np.float32)
+    fractions[0] += np.clip(1.0 - fractions.sum(0), 0.0, None)  # padding added by the crop is background
+    return image, fractions.argmax(0).astype(np.uint8), head.numpy(), fractions
 
 
 def cache_cases(
@@ -67,11 +111,12 @@ def cache_cases(
         if path.exists():
             continue
         case = sample(seed)
-        image, labels, head = prepare_training_case(
+        image, labels, head, soft = prepare_training_case(
             np.asarray(case.images, dtype=np.float32), np.asarray(case.labels), np.asarray(case.affine), config=config
         )
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, image=image.astype(np.float16), labels=labels, head=head)
+        np.savez(tmp, image=image.astype(np.float16), labels=labels, head=head,
+                 soft=np.round(soft * 255.0).astype(np.uint8))
         os.replace(tmp, path)
         written += 1
         log(f"cached case {seed} shape {labels.shape} tumour voxels {int((labels > 0).sum())}")
@@ -80,12 +125,45 @@ def cache_cases(
 
 def load_case(cache_dir: Path, seed: int) -> CachedCase:
     with np.load(case_path(cache_dir, seed)) as data:
+        soft = data["soft"].astype(np.float32) / 255.0
+        soft[0] += np.clip(1.0 - soft.sum(0), 0.0, None)
         return CachedCase(
             seed=seed,
             image=data["image"].astype(np.float32),
             labels=data["labels"],
             head=data["head"].astype(bool),
+            soft=soft / np.maximum(soft.sum(0, keepdims=True), 1e-6),
         )
+
+
+def _cache_one(args: tuple[int, Path, ModelConfig, Callable[[int], Any]]) -> int:
+    seed, cache_dir, config, sample = args
+    return cache_cases([seed], cache_dir=cache_dir, config=config, sample=sample)
+
+
+def cache_cases_parallel(
+    seeds: Iterable[int],
+    *,
+    cache_dir: Path,
+    config: ModelConfig,
+    sample: Callable[[int], Any],
+    workers: int,
+    log: Callable[[str], None] = lambda _: None,
+) -> int:
+    """:func:`cache_cases` over ``workers`` processes (``sample`` must be picklable)."""
+    import multiprocessing
+
+    todo = [s for s in seeds if not case_path(cache_dir, s).exists()]
+    if workers <= 1 or len(todo) <= 1:
+        return cache_cases(todo, cache_dir=cache_dir, config=config, sample=sample, log=log)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for done, count in enumerate(pool.imap_unordered(_cache_one, [(s, cache_dir, config, sample) for s in todo]), 1):
+            written += count
+            if done % 10 == 0 or done == len(todo):
+                log(f"cached {done}/{len(todo)} cases")
+    return written
 
 
 def cached_seeds(cache_dir: Path) -> list[int]:
@@ -93,4 +171,7 @@ def cached_seeds(cache_dir: Path) -> list[int]:
     return sorted(int(p.stem.split("_")[1]) for p in cache_dir.glob("case_*.npz") if not p.stem.endswith(".tmp"))
 
 
-__all__ = ["CachedCase", "cache_cases", "cached_seeds", "load_case", "prepare_training_case"]
+__all__ = [
+    "CachedCase", "cache_cases", "cache_cases_parallel", "cached_seeds", "class_fractions", "load_case",
+    "prepare_training_case",
+]

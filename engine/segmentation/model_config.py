@@ -127,11 +127,16 @@ def load_model_config(model_dir: Path | str) -> ModelConfig:
     return model_config_from_dict(data, model_dir=model_dir)
 
 
-def default_model_config(*, name: str = "gliowatch-unet", version: str = "0.1.0") -> ModelConfig:
+def default_model_config(
+    *, name: str = "gliowatch-unet", version: str = "0.2.0", spacing_mm: float = 1.5
+) -> ModelConfig:
     """The architecture `gliowatch train` builds by default (measured choice, see MODEL_CARD.md).
 
-    MONAI UNet 16-32-64-128-256, 2 residual units per level (4.8 M parameters), 4 input channels
-    T1, T1c, T2, FLAIR, 5 outputs (background + NETC, SNFH, ET, RC) at 2 mm isotropic.
+    MONAI UNet 16-32-64-128-256, 2 residual units per level (4.8 M parameters), batch norm, 4 input
+    channels T1, T1c, T2, FLAIR, 5 outputs (background + NETC, SNFH, ET, RC) at 1.5 mm isotropic.
+    Batch norm (running statistics at inference) makes every output voxel depend on its
+    neighbourhood only, so a whole-volume pass and a sliding window agree; instance norm (0.1.0)
+    normalised over whatever the network was shown, and the two differed.
     """
     return ModelConfig(
         name=name,
@@ -142,9 +147,11 @@ def default_model_config(*, name: str = "gliowatch-unet", version: str = "0.1.0"
             "channels": [16, 32, 64, 128, 256],
             "strides": [2, 2, 2, 2],
             "num_res_units": 2,
+            "norm": "batch",
         },
         channels=(Sequence.T1, Sequence.T1C, Sequence.T2, Sequence.FLAIR),
         output_labels={1: Label.NETC, 2: Label.SNFH, 3: Label.ET, 4: Label.RC},
-        spacing_mm=2.0,
+        spacing_mm=spacing_mm,
         divisible_by=16,
+        max_whole_volume_vox=(192, 224, 192),
     )

@@ -74,14 +74,14 @@ def export_model(net: Any, *, config: ModelConfig, out_dir: Path, extra: dict[st
 def make_batch(
     *, cache_dir: Path, case_seeds: Sequence[int], recipe: TrainingRecipe, step: int
 ) -> tuple[int, Any, Any]:
-    """(step, images (B, C, *patch), labels (B, *patch)) for one step, from its own seeds."""
+    """(step, images (B, C, *patch), soft targets (B, K, *patch)) for one step, from its own seeds."""
     import torch
 
     images, labels = [], []
     for i in range(recipe.batch_size):
         rng = np.random.default_rng([recipe.seed, step, i])
         case = load_case(cache_dir, int(case_seeds[int(rng.integers(len(case_seeds)))]))
-        x, y = augment_case(case.image, case.labels, case.head, rng=rng, settings=recipe.augmentation)
+        x, y = augment_case(case.image, case.labels, case.head, case.soft, rng=rng, settings=recipe.augmentation)
         images.append(x)
         labels.append(y)
     return step, torch.stack(images), torch.stack(labels)
@@ -101,6 +101,19 @@ def _batch_loader(*, cache_dir: Path, case_seeds: Sequence[int], recipe: Trainin
     return DataLoader(Batches(), batch_size=None, num_workers=1, prefetch_factor=4, persistent_workers=False)
 
 
+def warm_start(net: Any, state: dict[str, Any]) -> list[str]:
+    """Copy every tensor of ``state`` whose name and shape match ``net``'s; return the names copied.
+
+    Lets a network with another normalisation (instance -> batch norm adds parameters) or
+    another working spacing start from earlier weights instead of from scratch.
+    """
+    own = net.state_dict()
+    copied = [k for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)]
+    own.update({k: state[k].to(own[k].dtype) for k in copied})
+    net.load_state_dict(own)
+    return copied
+
+
 def train(
     *,
     config: ModelConfig,
@@ -109,10 +122,16 @@ def train(
     case_seeds: Sequence[int],
     out_dir: Path,
     resume: bool = False,
+    init_weights: Path | None = None,
     log: Callable[[str], None] = print,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Path:
-    """Train ``config``'s network on the cached cases; returns the checkpoint path."""
+    """Train ``config``'s network on the cached cases; returns the checkpoint path.
+
+    ``init_weights`` (a ``model.pt``) warm-starts a fresh run (see :func:`warm_start`); a resumed
+    run ignores it. The loss is Dice (tumour classes) + cross-entropy against the soft class
+    fractions of the cache.
+    """
     import torch
     from monai.losses import DiceCELoss
 
@@ -131,7 +150,12 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         step, history = int(state["step"]), list(state.get("history", []))
         log(f"resumed from {checkpoint} at step {step}")
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    elif init_weights is not None:
+        from engine.segmentation.network import load_state_dict
+
+        copied = warm_start(net, load_state_dict(init_weights))
+        log(f"warm start from {init_weights}: {len(copied)} of {len(net.state_dict())} tensors copied")
+    loss_fn = DiceCELoss(to_onehot_y=False, softmax=True, include_background=False, batch=True)
     net.train()
     last_save, window, started = time.monotonic(), [], time.monotonic()
 
@@ -154,7 +178,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = recipe.learning_rate_at(step)
         logits = net(images)
-        loss = loss_fn(logits, labels[:, None])
+        loss = loss_fn(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

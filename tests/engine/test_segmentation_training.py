@@ -12,10 +12,10 @@ import torch
 from test_segmentation_phantom import phantom_study
 
 from engine.segmentation.augment import AugmentationSettings, augment_case
-from engine.segmentation.dataset import cache_cases, cached_seeds, load_case
+from engine.segmentation.dataset import cache_cases, cached_seeds, class_fractions, load_case
 from engine.segmentation.model_config import load_model_config, model_config_from_dict
-from engine.segmentation.network import load_network
-from engine.segmentation.training import TrainingRecipe, train
+from engine.segmentation.network import build_network, load_network
+from engine.segmentation.training import TrainingRecipe, train, warm_start
 from engine.settings import PROJECT_ROOT
 
 TINY = {
@@ -51,19 +51,49 @@ def test_cache_holds_cropped_cases_with_labels(cache: Path) -> None:
     assert case.image.shape[0] == 4 and case.image.shape[1:] == case.labels.shape == case.head.shape
     assert all(s % 8 == 0 for s in case.labels.shape)
     assert set(np.unique(case.labels)) == {0, 1, 2, 3}
+    assert case.soft.shape == (5, *case.labels.shape)
+    np.testing.assert_allclose(case.soft.sum(0), 1.0, atol=1e-5)
     assert cache_cases([1, 2, 3], cache_dir=cache, config=model_config_from_dict(TINY), sample=_sample) == 0
 
 
 def test_augmentation_is_reproducible_from_its_generator(cache: Path) -> None:
     case = load_case(cache, 1)
     settings = dataclasses.replace(SMALL_AUG, affine_p=1.0, modality_dropout_p=1.0)
-    a, la = augment_case(case.image, case.labels, case.head, rng=np.random.default_rng(7), settings=settings)
-    b, lb = augment_case(case.image, case.labels, case.head, rng=np.random.default_rng(7), settings=settings)
-    assert a.shape == (4, 16, 16, 16) and la.shape == (16, 16, 16)
+    a, la = augment_case(case.image, case.labels, case.head, case.soft, rng=np.random.default_rng(7), settings=settings)
+    b, lb = augment_case(case.image, case.labels, case.head, case.soft, rng=np.random.default_rng(7), settings=settings)
+    assert a.shape == (4, 16, 16, 16) and la.shape == (5, 16, 16, 16)
     assert torch.equal(a, b) and torch.equal(la, lb)
+    torch.testing.assert_close(la.sum(0), torch.ones(16, 16, 16))  # soft targets stay a distribution
     assert sum(int(not a[c].any()) for c in range(4)) == 1  # one modality dropped
-    c, _ = augment_case(case.image, case.labels, case.head, rng=np.random.default_rng(8), settings=settings)
+    c, _ = augment_case(case.image, case.labels, case.head, case.soft, rng=np.random.default_rng(8), settings=settings)
     assert not torch.equal(a, c)
+
+
+def test_soft_targets_keep_each_class_volume_at_a_coarser_grid() -> None:
+    """Fractions rendered at 1 mm, taught at 1.5 mm: per-class volume is conserved (to ~2 %),
+    while the nearest-neighbour labels of a thin shell are off by much more."""
+    config = dataclasses.replace(model_config_from_dict(TINY), spacing_mm=1.5)
+    _, labels = phantom_study(shape=(64, 64, 64), spacing_mm=1.0)
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    soft = class_fractions(labels, affine, grid_affine=np.diag([1.5, 1.5, 1.5, 1.0]), shape=(43, 43, 43), num_classes=5)
+    for k in (1, 2, 3):
+        true_ml = float((labels == k).sum()) / 1000.0
+        soft_ml = float(soft[k].sum()) * 1.5**3 / 1000.0
+        assert soft_ml == pytest.approx(true_ml, rel=0.03), k
+    torch.testing.assert_close(soft.sum(0), torch.ones(43, 43, 43))
+    assert config.spacing_mm == 1.5
+
+
+def test_warm_start_copies_matching_tensors_only() -> None:
+    config = model_config_from_dict(TINY)
+    source = build_network(config)
+    batch_config = dataclasses.replace(config, network={**config.network, "norm": "batch"})
+    target = build_network(batch_config)
+    copied = warm_start(target, source.state_dict())
+    assert copied and set(copied) <= set(source.state_dict())
+    assert len(target.state_dict()) > len(copied)  # batch-norm statistics are new
+    for key in copied:
+        torch.testing.assert_close(target.state_dict()[key], source.state_dict()[key])
 
 
 def _recipe(steps: int) -> TrainingRecipe:
