@@ -24,23 +24,29 @@ class LoopOptions:
     max_cycles: int = 0
 
 
+def run_one_cycle(rt, *, reconcile: bool):  # noqa: ANN001, ANN201 - Runtime -> CycleReport
+    """Queued backfill requests, then one watch cycle (the unit both service modes repeat)."""
+    from flows.cmd_backfill import backfill, take_requests
+    from flows.watch import watch_cycle
+
+    for req in take_requests(rt.settings):
+        since = date.fromisoformat(req["since"]) if req.get("since") else None
+        report = backfill(rt, since=since, patient=req.get("patient"))
+        log.info("queued backfill done: %s", report.summary())
+    return watch_cycle(rt, reconcile=reconcile)
+
+
 def run_loop(settings: Settings, options: LoopOptions) -> int:
     """Run cycles until stopped (or once)."""
-    from flows.cmd_backfill import backfill, take_requests
     from flows.runtime import build_runtime
-    from flows.watch import watch_cycle
 
     rt = build_runtime(settings)
     cycles = 0
     try:
         while True:
-            for req in take_requests(settings):
-                since = date.fromisoformat(req["since"]) if req.get("since") else None
-                report = backfill(rt, since=since, patient=req.get("patient"))
-                log.info("queued backfill done: %s", report.summary())
             reconcile = options.once or cycles % max(settings.watcher.reconcile_every, 1) == 0
             try:
-                report = watch_cycle(rt, reconcile=reconcile)
+                report = run_one_cycle(rt, reconcile=reconcile)
                 print(report.summary(), flush=True)
             except GlioWatchError as exc:
                 if not exc.retryable or options.once:

@@ -57,6 +57,8 @@ def watch_cycle(rt: Any, reconcile: bool = False) -> CycleReport:
     except GlioWatchError as exc:
         with rt.store.transaction() as con:
             sql.log_event(con, "error", exc.reason)
+        if exc.retryable:  # archive down: alerts already committed still go out this cycle
+            deliver_alerts(rt)
         raise
     run_processing(rt, ingested)
     apply_board_actions(rt)

@@ -75,11 +75,11 @@ def upload_raw(settings: Settings, path: Path, session: requests.Session | None 
 
 
 class WatcherProcess:
-    """``gliowatch watch`` as a subprocess: stderr collected, RSS sampled, killed by group."""
+    """``gliowatch watch`` (or ``serve``) as a subprocess: stderr collected, RSS sampled, killed by group."""
 
-    def __init__(self, env: dict[str, str], *args: str, sample_s: float = 0.2) -> None:
+    def __init__(self, env: dict[str, str], *args: str, sample_s: float = 0.2, command: str = "watch") -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            gliowatch("watch", *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            gliowatch(command, *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, cwd=PROJECT_ROOT, start_new_session=True)
         self.lines: list[str] = []
         self.peak_rss_bytes = 0  # the watcher process itself
