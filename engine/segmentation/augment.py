@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.segmentation.dataset import soft_fractions
 from engine.segmentation.preprocess import normalise_channels
 
 if TYPE_CHECKING:
@@ -67,8 +68,7 @@ def random_patch(
         image = np.pad(image, [(0, 0), *pad])
         labels = np.pad(labels, pad)
         head = np.pad(head, pad)
-        soft = np.pad(soft, [(0, 0), *pad])
-        soft[0][soft.sum(0) == 0] = 1.0
+        soft = np.pad(soft, [(0, 0), *pad])  # all-zero fractions: background (soft_fractions)
     sl = _patch_slices(labels, patch_vox, centred=centred, rng=rng)
     return image[(slice(None), *sl)], head[sl], soft[(slice(None), *sl)]
 
@@ -154,14 +154,16 @@ def augment_case(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(normalised image (C, *patch) float32, soft targets (K, *patch) float32) for one sample.
 
-    ``labels`` (hard) only steer the tumour-centred patch choice; the targets are ``soft``.
+    ``labels`` (hard) only steer the tumour-centred patch choice; the targets are ``soft``
+    (cached uint8 or float fractions, see :func:`engine.segmentation.dataset.soft_fractions`).
     """
     import torch
 
     image, head, soft = random_patch(
-        image.astype(np.float32), labels, head, soft.astype(np.float32), patch_vox=settings.patch_vox,
+        image, labels, head, soft, patch_vox=settings.patch_vox,
         centred=bool(rng.random() < settings.tumour_centred_p), rng=rng,
     )
+    image, soft = image.astype(np.float32), soft_fractions(soft)  # only the patch is converted
     img_t, soft_t, head_t = _spatial(torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(soft)),
                                      torch.from_numpy(np.ascontiguousarray(head)), s=settings, rng=rng)
     img_t = _intensity(img_t, s=settings, rng=rng)

@@ -27,14 +27,33 @@ from engine.types import STUDY_SEQUENCES, Volume
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CachedCase:
-    """One training case: raw (C, X, Y, Z) float32 image, labels and head mask on the working grid."""
+    """One training case on the working grid: raw (C, X, Y, Z) image (float16 as cached), labels,
+    head mask and the soft targets as cached (uint8, 255 = the whole voxel).
+
+    Training crops a patch first and converts only the patch (:func:`soft_fractions`).
+    """
 
     seed: int
     image: np.ndarray
     labels: np.ndarray
     head: np.ndarray
-    #: (K, X, Y, Z) float32 class fractions (K = background + classes), summing to 1.
-    soft: np.ndarray
+    #: (K, X, Y, Z) uint8 class fractions x 255 (K = background + classes).
+    soft_u8: np.ndarray
+
+    @property
+    def soft(self) -> np.ndarray:
+        """(K, X, Y, Z) float32 class fractions summing to 1."""
+        return soft_fractions(self.soft_u8)
+
+
+def soft_fractions(soft: np.ndarray) -> np.ndarray:
+    """Cached uint8 fractions (or floats) -> float32 fractions summing to 1 per voxel.
+
+    Voxels whose fractions sum to less than 1 (padding added by a crop) get the rest as background.
+    """
+    out = soft.astype(np.float32) / (255.0 if soft.dtype == np.uint8 else 1.0)
+    out[0] += np.clip(1.0 - out.sum(0), 0.0, None)
+    return out / np.maximum(out.sum(0, keepdims=True), 1e-6)
 
 
 def case_path(cache_dir: Path, seed: int) -> Path:
@@ -125,14 +144,12 @@ def cache_cases(
 
 def load_case(cache_dir: Path, seed: int) -> CachedCase:
     with np.load(case_path(cache_dir, seed)) as data:
-        soft = data["soft"].astype(np.float32) / 255.0
-        soft[0] += np.clip(1.0 - soft.sum(0), 0.0, None)
         return CachedCase(
             seed=seed,
-            image=data["image"].astype(np.float32),
+            image=data["image"],
             labels=data["labels"],
             head=data["head"].astype(bool),
-            soft=soft / np.maximum(soft.sum(0, keepdims=True), 1e-6),
+            soft_u8=data["soft"],
         )
 
 
@@ -173,5 +190,5 @@ def cached_seeds(cache_dir: Path) -> list[int]:
 
 __all__ = [
     "CachedCase", "cache_cases", "cache_cases_parallel", "cached_seeds", "class_fractions", "load_case",
-    "prepare_training_case",
+    "prepare_training_case", "soft_fractions",
 ]

@@ -81,7 +81,7 @@ def make_batch(
     for i in range(recipe.batch_size):
         rng = np.random.default_rng([recipe.seed, step, i])
         case = load_case(cache_dir, int(case_seeds[int(rng.integers(len(case_seeds)))]))
-        x, y = augment_case(case.image, case.labels, case.head, case.soft, rng=rng, settings=recipe.augmentation)
+        x, y = augment_case(case.image, case.labels, case.head, case.soft_u8, rng=rng, settings=recipe.augmentation)
         images.append(x)
         labels.append(y)
     return step, torch.stack(images), torch.stack(labels)

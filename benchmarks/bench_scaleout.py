@@ -1,0 +1,145 @@
+"""Studies/hour per added worker: per-study costs measured here, throughput simulated from them.
+
+GlioWatch scales out by moving segmentation and registration (the *worker* steps) to Dask
+workers, while one flow process stays the only DuckDB writer (the *writer* steps: fetch from
+Orthanc + decode + NIfTI + ingest commit, the segmentation and registration commits, the
+patient's measurement/assessment and alert enqueue). This benchmark times each step for the
+studies of a synthetic cohort (demo size, 1 patient per scenario), uploaded to the project's own
+Orthanc, in one process on this machine, with the shipped model and the default registrar.
+
+From those figures, a pipeline with N workers (each a machine like this one) and one writer
+processes at most ``min(N / worker_s, 1 / writer_s)`` studies per second: the estimate printed
+for N = 1..8, with the ratio against N = 1 (the named baseline, the same run's figures). It is a
+*simulated* estimate: it ignores network transfer of volumes to workers (shared file system
+assumed) and Prefect/Dask scheduling overhead (the Dask test in tests/integration measured the
+real 2-worker path's results, not its speed).
+
+Run: ``python -m benchmarks.bench_scaleout [--patients 2] [--visits 2] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_latency import PASSWORD, SALT, _free_port
+from engine import orthanc_server, pipeline
+from engine.settings import load_settings
+from engine.synth import generate_cohort
+from engine.synth.cohort import upload_in_visit_order
+
+SEED = 616161
+
+
+def measure(*, patients: int, visits: int, work: Path) -> list[dict[str, Any]]:
+    from engine.criteria import Mode, load_criteria
+    from engine.ingest import ingest_study
+    from engine.patient_assessment import assess_patient_course
+    from engine.stream import run_cycle
+    from flows.process import _registrar, _segmenter
+    from flows.runtime import build_runtime
+
+    settings = load_settings(environ={
+        "GLIOWATCH_STATE_DIR": str(work / "state"), "GLIOWATCH_ORTHANC__HTTP_PORT": str(_free_port()),
+        "GLIOWATCH_ORTHANC__DICOM_PORT": str(_free_port()), "GLIOWATCH_ORTHANC__STABLE_AGE_S": "1",
+        "GLIOWATCH_ORTHANC__PASSWORD": PASSWORD, "GLIOWATCH_PRIVACY__KEY_SALT": SALT})
+    paths = orthanc_server.OrthancPaths(settings.orthanc_dir)
+    orthanc_server.start(settings.orthanc, paths, password=PASSWORD)
+    rows: list[dict[str, Any]] = []
+    try:
+        rt = build_runtime(settings)
+        manifest = generate_cohort(n_patients=patients, seed=SEED, out_dir=work / "cohort", size="demo",
+                                   n_visits=visits, force=True)
+        upload_in_visit_order(manifest, rt.archive)
+        deadline = time.monotonic() + 120
+        while len(rt.archive.list_studies()) < patients * visits and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # StableAge 1 s: let every study become stable
+        segmenter = _segmenter(settings.segmentation)
+        registrar = _registrar(settings.registration)
+        criteria = load_criteria(settings.assessment.profile)
+        timings: dict[str, float] = {}
+
+        def ingest(study_id: str):  # noqa: ANN202
+            t0 = time.perf_counter()
+            out = ingest_study(rt.archive, study_id, rules=rt.rules, volumes_dir=rt.volumes_dir, key_salt=rt.key_salt)
+            timings[out.study_uid] = time.perf_counter() - t0
+            return out
+
+        t_cycle = time.perf_counter()
+        report = run_cycle(archive=rt.archive, store=rt.store, ingest=ingest, batch_size=1000)
+        cycle_s = time.perf_counter() - t_cycle
+        order = rt.store.query("SELECT study_uid, patient_key FROM studies ORDER BY patient_key, study_date")
+        commit_overhead = max(cycle_s - sum(timings.values()), 0.0) / max(len(order), 1)
+        for study_uid, patient_key in order:
+            row: dict[str, Any] = {"study_uid": study_uid, "ingest_s": timings.get(study_uid, 0.0) + commit_overhead}
+            files = pipeline.study_files(rt.store, study_uid)
+            t0 = time.perf_counter()
+            seg = pipeline.compute_segmentation(files, segmenter=segmenter, paths=rt.paths)
+            row["segment_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            pipeline.commit_segmentation(rt.store, files, seg)
+            row["segment_commit_s"] = time.perf_counter() - t0
+            row["register_s"] = row["register_commit_s"] = 0.0
+            for job in pipeline.registration_jobs(rt.store, study_uid, reference_sequence=settings.registration.reference):
+                t0 = time.perf_counter()
+                out = pipeline.compute_registration(job, registrar=registrar, paths=rt.paths)
+                row["register_s"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                pipeline.commit_registration(rt.store, job, out)
+                row["register_commit_s"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            assess_patient_course(rt.store, patient_key=patient_key, criteria=criteria,
+                                  mode=Mode(settings.assessment.mode), paths=rt.paths, alert_sinks=tuple(rt.sinks),
+                                  base_url=settings.alerts.dashboard_base_url)
+            row["assess_s"] = time.perf_counter() - t0
+            row["worker_s"] = row["segment_s"] + row["register_s"]
+            row["writer_s"] = row["ingest_s"] + row["segment_commit_s"] + row["register_commit_s"] + row["assess_s"]
+            rows.append(row)
+            print("  " + " ".join(f"{k} {v:.1f}" for k, v in row.items() if k.endswith("_s")), flush=True)
+        print(f"  cycle: {report.summary()}")
+        rt.close()
+    finally:
+        orthanc_server.stop(paths)
+    return rows
+
+
+def estimate(rows: list[dict[str, Any]], max_workers: int = 8) -> dict[str, Any]:
+    worker_s = statistics.median(r["worker_s"] for r in rows)
+    writer_s = statistics.median(r["writer_s"] for r in rows)
+    per_worker_h = 3600.0 / worker_s
+    writer_cap_h = 3600.0 / writer_s
+    table = {n: min(n * per_worker_h, writer_cap_h) for n in range(1, max_workers + 1)}
+    print(f"per study, median over {len(rows)}: worker steps {worker_s:.1f} s (segment + register), "
+          f"writer steps {writer_s:.1f} s (ingest + commits + assessment)")
+    print(f"one worker: {table[1]:.0f} studies/h; writer cap: {writer_cap_h:.0f} studies/h; "
+          f"each added worker (CPU like this machine): +{per_worker_h:.0f} studies/h until the cap")
+    for n, v in table.items():
+        print(f"  {n} workers: {v:6.0f} studies/h  ({v / table[1]:.2f}x the 1-worker baseline)")
+    return {"worker_s_median": worker_s, "writer_s_median": writer_s, "studies_per_hour_per_worker": per_worker_h,
+            "writer_cap_studies_per_hour": writer_cap_h, "studies_per_hour": table,
+            "workers_to_saturate_writer": writer_cap_h / per_worker_h}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="bench_scaleout")
+    parser.add_argument("--patients", type=int, default=2)
+    parser.add_argument("--visits", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv or [])
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = measure(patients=args.patients, visits=args.visits, work=Path(tmp))
+    summary = estimate(rows)
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1, default=str))
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
