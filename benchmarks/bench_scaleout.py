@@ -14,7 +14,7 @@ for N = 1..8, with the ratio against N = 1 (the named baseline, the same run's f
 assumed) and Prefect/Dask scheduling overhead (the Dask test in tests/integration measured the
 real 2-worker path's results, not its speed).
 
-Run: ``python -m benchmarks.bench_scaleout [--patients 2] [--visits 2] [--json out.json]``.
+Run: ``python -m benchmarks.bench_scaleout [--patients 1] [--visits 3] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -129,8 +129,8 @@ def estimate(rows: list[dict[str, Any]], max_workers: int = 8) -> dict[str, Any]
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_scaleout")
-    parser.add_argument("--patients", type=int, default=2)
-    parser.add_argument("--visits", type=int, default=2)
+    parser.add_argument("--patients", type=int, default=1)
+    parser.add_argument("--visits", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv or [])
     with tempfile.TemporaryDirectory() as tmp:
