@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_stream import _free_port
 from engine import orthanc_server
 from engine.alerts.receiver import WebhookReceiver
 from engine.archive.orthanc import OrthancArchive
@@ -49,14 +50,6 @@ SEED = 515151
 PASSWORD = "bench-latency"
 SALT = "bench-latency-salt"
 HMAC_KEY = "bench-latency-hmac-key-0123456789abcdef"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _utc_now() -> datetime:

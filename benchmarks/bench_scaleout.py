@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_latency import PASSWORD, SALT, _free_port
+from benchmarks.bench_latency import PASSWORD, SALT
+from benchmarks.bench_stream import _free_port
 from engine import orthanc_server, pipeline
 from engine.settings import load_settings
 from engine.synth import generate_cohort
