@@ -37,7 +37,7 @@ from engine.segmentation.inference import MonaiSegmenter, finish_result, resampl
 from engine.segmentation.metrics import region_dice, relative_volume_error
 from engine.segmentation.model_config import load_model_config
 from engine.segmentation.network import load_network
-from engine.segmentation.preprocess import head_mask_of, normalise_channels, resample_study
+from engine.segmentation.preprocess import grid_multiple, head_mask_of, normalise_channels, resample_study
 from engine.series_rules import load_series_rules
 from engine.settings import load_settings
 from engine.synth import generate_cohort
@@ -48,7 +48,10 @@ EVAL_SEED = 424242
 
 
 def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict) -> tuple[np.ndarray, float]:
-    """Plain MONAI: whole working grid (no head crop), 128^3 windows, overlap 0.5; labels, seconds."""
+    """Plain MONAI: whole working grid (no head crop), 128^3 windows, overlap 0.5; labels, seconds.
+
+    The working grid is the one inference uses (sides a multiple of twice the network stride).
+    """
     import torch
     from monai.inferers import sliding_window_inference
 
@@ -56,7 +59,8 @@ def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict) -> tuple[n
 
     start = time.perf_counter()
     config = segmenter.config
-    stack, affine, ref_seq = resample_study(volumes, channels=config.channels, spacing_mm=config.spacing_mm)
+    stack, affine, ref_seq = resample_study(volumes, channels=config.channels, spacing_mm=config.spacing_mm,
+                                            multiple_of=grid_multiple(config.divisible_by))
     head = torch.from_numpy(head_mask_of(stack[config.channels.index(ref_seq)].numpy()))
     image = normalise_channels(stack, head)
     with torch.inference_mode():

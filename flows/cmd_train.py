@@ -16,8 +16,10 @@ from pathlib import Path
 
 from engine.settings import Settings
 
-#: training seeds are TRAIN_SEED_BASE + 0 .. cases-1; evaluation uses seeds from EVAL_SEED_BASE.
+#: training seeds are <sampler's base> + 0 .. cases-1 (the held-out cohorts use other seeds and rng streams).
 TRAIN_SEED_BASE = 100_000
+ACQUIRED_SEED_BASE = 200_000
+SAMPLERS = ("acquired", "rendered")
 
 log = logging.getLogger("gliowatch.train")
 
@@ -29,6 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     p.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
     p.add_argument("--cases", type=int, default=300, help="synthetic training cases (default 300)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="acquired",
+                   help="acquired: series on their own scanner grids through the cohort's acquisition "
+                        "(engine.synth.sample_acquired_case, seeds 200000+); rendered: four channels on the "
+                        "head grid (sample_training_case, seeds 100000+; the 0.2.0 recipe)")
     p.add_argument("--cache", type=Path, default=None, help="case cache folder (default STATE_DIR/seg-cache)")
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--learning-rate", type=float, default=2e-3)
@@ -53,20 +59,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.segmentation.dataset import cache_cases_parallel
     from engine.segmentation.model_config import default_model_config
     from engine.segmentation.training import TrainingRecipe, train
-    from engine.synth.training import sample_training_case
+    from engine.synth.training import sample_acquired_case, sample_training_case
 
     if args.steps < 1 or args.cases < 1:
         print("gliowatch train: --steps and --cases must be positive")
         return 2
     torch.set_num_threads(os.cpu_count() or 1)
     base = default_model_config(name=args.name, version=args.version, spacing_mm=args.spacing)
-    seeds = [TRAIN_SEED_BASE + i for i in range(args.cases)]
-    cache = args.cache or settings.state_dir / "seg-cache"
-    synth_options = {"contrast_jitter": 0.15, "thick_slice_probability": 0.3, "normalize": False,
-                     "spacing_mm": args.render_spacing}
+    if args.sampler == "acquired":
+        seeds = [ACQUIRED_SEED_BASE + i for i in range(args.cases)]
+        synth_options: dict = {"contrast_jitter": 0.15}
+        sampler, data = sample_acquired_case, "engine.synth.sample_acquired_case (synthetic only)"
+    else:
+        seeds = [TRAIN_SEED_BASE + i for i in range(args.cases)]
+        synth_options = {"contrast_jitter": 0.15, "thick_slice_probability": 0.3, "normalize": False,
+                         "spacing_mm": args.render_spacing}
+        sampler, data = sample_training_case, "engine.synth.sample_training_case (synthetic only)"
+    cache = args.cache or settings.state_dir / f"seg-cache-{args.sampler}"
     written = cache_cases_parallel(
         seeds, cache_dir=cache, config=base, log=log.info, workers=args.cache_workers,
-        sample=functools.partial(sample_training_case, **synth_options),
+        sample=functools.partial(sampler, **synth_options),
     )
     log.info("case cache %s: %d cases (%d new)", cache, len(seeds), written)
     if args.cache_only:
@@ -77,7 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed, checkpoint_every_s=args.checkpoint_every_s, warmup_steps=args.warmup_steps,
     )
     config = dataclasses.replace(base, training={
-        "data": "engine.synth.sample_training_case (synthetic only)",
+        "data": data,
         "train_seeds": f"{seeds[0]}..{seeds[-1]}",
         "synth_options": synth_options,
         "targets": "soft class fractions (engine.segmentation.dataset.class_fractions)",

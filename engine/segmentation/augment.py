@@ -3,7 +3,7 @@
 The model will meet scanners, contrasts, noise levels, resolutions and heads it never saw, so
 every case is pushed far beyond what the synthetic generator's defaults produce:
 
-* spatial (MONAI): random 64^3 patch (tumour-biased), flips, rotation +-15 deg, scale +-15 %,
+* spatial (MONAI): random 64^3 patch (tumour-biased, class-balanced over the labels present), flips, rotation +-15 deg, scale +-15 %,
   occasional elastic deformation; the soft class-fraction targets follow bilinearly;
 * contrast, per channel: random gamma 0.5-2.0, histogram shift, multiplicative bias field;
 * resolution: anisotropic blur + downsample/upsample along a random axis (thick-slice studies,
@@ -46,10 +46,19 @@ class AugmentationSettings:
     modality_dropout_p: float = 0.35
 
 
+#: relative chance that a tumour-centred patch is centred on each label present (NETC, SNFH, ET,
+#: RC): class-balanced like nnU-Net's foreground sampling, with the thin enhancing rim, the
+#: hardest and clinically most important region, drawn twice as often.
+CENTRE_LABEL_WEIGHTS: dict[int, float] = {1: 1.0, 2: 1.0, 3: 2.0, 4: 1.0}
+
+
 def _patch_slices(labels: np.ndarray, patch: tuple[int, int, int], *, centred: bool, rng: np.random.Generator) -> tuple[slice, ...]:
     shape = labels.shape
     if centred and labels.any():
-        points = np.argwhere(labels > 0)
+        present = [k for k in CENTRE_LABEL_WEIGHTS if np.any(labels == k)]
+        weights = np.array([CENTRE_LABEL_WEIGHTS[k] for k in present])
+        label = present[int(rng.choice(len(present), p=weights / weights.sum()))]
+        points = np.argwhere(labels == label)
         centre = points[rng.integers(len(points))]
     else:
         centre = np.array([rng.integers(0, s) for s in shape])

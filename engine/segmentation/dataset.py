@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.segmentation.model_config import ModelConfig
-from engine.segmentation.preprocess import crop_to_head, resample_study, resample_to_grid
+from engine.segmentation.preprocess import crop_to_head, grid_multiple, resample_study, resample_to_grid
 from engine.types import STUDY_SEQUENCES, Volume
 
 
@@ -97,12 +97,36 @@ def prepare_training_case(
     Returns raw images, hard labels (the argmax of the fractions), the head mask and the
     (K, X, Y, Z) class fractions (see :func:`class_fractions`).
     """
-    import torch
-
     volumes = {seq: Volume(images[i], affine) for i, seq in enumerate(STUDY_SEQUENCES)}
-    stack, grid_affine, ref_seq = resample_study(volumes, channels=config.channels, spacing_mm=config.spacing_mm)
+    return prepare_training_volumes(volumes, labels, affine, config=config)
+
+
+def _tumour_crop(labels: np.ndarray, affine: np.ndarray, margin_vox: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labels cut to the tumour's bounding box (+ margin) and that box's affine."""
+    idx = np.argwhere(labels > 0)
+    if idx.size == 0:
+        return labels, affine
+    lo = np.maximum(idx.min(0) - margin_vox, 0)
+    hi = np.minimum(idx.max(0) + margin_vox + 1, labels.shape)
+    shift = np.eye(4)
+    shift[:3, 3] = lo
+    return labels[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], affine @ shift
+
+
+def prepare_training_volumes(
+    volumes: dict, labels: np.ndarray, labels_affine: np.ndarray, *, config: ModelConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Series on their own grids (``{Sequence: Volume}``, as ingestion delivers them) + labels on
+    their grid -> the inference geometry (:func:`resample_study`, :func:`crop_to_head`).
+
+    Same outputs as :func:`prepare_training_case`; the targets are the class fractions of the
+    labels on the working grid the reference series defines.
+    """
+    stack, grid_affine, ref_seq = resample_study(volumes, channels=config.channels, spacing_mm=config.spacing_mm,
+                                                 multiple_of=grid_multiple(config.divisible_by))
     shape = tuple(int(s) for s in stack.shape[1:])
-    soft = class_fractions(labels, affine, grid_affine=grid_affine, shape=shape, num_classes=config.num_outputs)
+    cut, cut_affine = _tumour_crop(np.asarray(labels), np.asarray(labels_affine, dtype=float), margin_vox=8)
+    soft = class_fractions(cut, cut_affine, grid_affine=grid_affine, shape=shape, num_classes=config.num_outputs)
     cropped, _, head = crop_to_head(
         stack, affine=grid_affine, ref_channel=config.channels.index(ref_seq), divisible_by=config.divisible_by,
         extra=soft,
@@ -110,7 +134,7 @@ def prepare_training_case(
     n = len(config.channels)
     image = cropped[:n].numpy().astype(np.float32)
     fractions = cropped[n:].numpy().astype(np.float32)
-    fractions[0] += np.clip(1.0 - fractions.sum(0), 0.0, None)  # padding added by the crop is background
+    fractions[0] += np.clip(1.0 - fractions.sum(0), 0.0, None)  # padding and outside the cut are background
     return image, fractions.argmax(0).astype(np.uint8), head.numpy(), fractions
 
 
@@ -130,9 +154,15 @@ def cache_cases(
         if path.exists():
             continue
         case = sample(seed)
-        image, labels, head, soft = prepare_training_case(
-            np.asarray(case.images, dtype=np.float32), np.asarray(case.labels), np.asarray(case.affine), config=config
-        )
+        if hasattr(case, "volumes"):  # series on their own scanner grids (sample_acquired_case)
+            image, labels, head, soft = prepare_training_volumes(
+                case.volumes, np.asarray(case.labels), np.asarray(case.labels_affine), config=config
+            )
+        else:
+            image, labels, head, soft = prepare_training_case(
+                np.asarray(case.images, dtype=np.float32), np.asarray(case.labels), np.asarray(case.affine),
+                config=config,
+            )
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, image=image.astype(np.float16), labels=labels, head=head,
                  soft=np.round(soft * 255.0).astype(np.uint8))
@@ -190,5 +220,5 @@ def cached_seeds(cache_dir: Path) -> list[int]:
 
 __all__ = [
     "CachedCase", "cache_cases", "cache_cases_parallel", "cached_seeds", "class_fractions", "load_case",
-    "prepare_training_case", "soft_fractions",
+    "prepare_training_case", "prepare_training_volumes", "soft_fractions",
 ]

@@ -92,7 +92,7 @@ def resample_channels(
     shift = np.eye(4)
     shift[:3, 3] = [lo for lo, _ in box]
     src = MetaTensor(channels.float(), affine=torch.as_tensor(source_affine, dtype=torch.float64))
-    out = SpatialResample(mode="bilinear", padding_mode="zeros")(
+    out = SpatialResample(mode="bilinear", padding_mode="zeros", dtype=torch.float32)(
         src,
         dst_affine=torch.as_tensor(reference.affine @ shift, dtype=torch.float64),
         spatial_size=tuple(hi - lo for lo, hi in box),

@@ -9,8 +9,8 @@ Steps (MONAI transforms, torch imported inside the functions):
 3. every present sequence is resampled from its own grid onto the working grid in world space
    (``SpatialResample``: different planes, voxel sizes and positions are handled by the affines;
    no rigid registration is done here, the DICOM geometry is trusted);
-4. a head crop (``CropForeground`` on the reference channel, padded to a multiple of the network
-   stride);
+4. a head crop on the reference channel, on the network stride's lattice of the working grid
+   (:func:`head_box`); the other sequences are resampled straight onto that crop;
 5. per-channel z-score with the mean and standard deviation of the head voxels, zero outside
    the head (background noise of real scanners neither shifts the statistics nor reaches the
    network); a missing sequence stays an all-zero channel, as in training with modality dropout.
@@ -66,13 +66,20 @@ def choose_reference(volumes: Mapping[Sequence, Volume]) -> Sequence:
     )
 
 
-def working_grid(reference: Volume, *, spacing_mm: float) -> tuple[np.ndarray, tuple[int, int, int]]:
+def working_grid(
+    reference: Volume, *, spacing_mm: float, multiple_of: int = 1
+) -> tuple[np.ndarray, tuple[int, int, int]]:
     """An RAS-aligned grid at ``spacing_mm`` that covers the reference's field of view.
+
+    With ``multiple_of`` > 1 every side is rounded up to a multiple of it, the grid growing
+    equally on both sides (see :func:`prepare_study` for why).
 
     >>> ref = Volume(np.zeros((10, 10, 4)), np.diag([1.0, 1.0, 5.0, 1.0]))
     >>> affine, shape = working_grid(ref, spacing_mm=2.0)
     >>> shape
     (5, 5, 10)
+    >>> working_grid(ref, spacing_mm=2.0, multiple_of=8)[1]
+    (8, 8, 16)
     """
     shape = np.array(reference.array.shape, dtype=float)
     corners = np.array(
@@ -81,6 +88,10 @@ def working_grid(reference: Volume, *, spacing_mm: float) -> tuple[np.ndarray, t
     world = (reference.affine @ corners.T).T[:, :3]
     low, high = world.min(axis=0), world.max(axis=0)
     size = np.maximum(np.round((high - low) / spacing_mm).astype(int), 1)
+    if multiple_of > 1:
+        padded = -(-size // multiple_of) * multiple_of
+        low = low - (padded - size) * spacing_mm / 2.0
+        size = padded
     affine = np.diag([spacing_mm, spacing_mm, spacing_mm, 1.0])
     affine[:3, 3] = low + spacing_mm / 2.0
     return affine, (int(size[0]), int(size[1]), int(size[2]))
@@ -98,25 +109,30 @@ def resample_to_grid(
         torch.as_tensor(np.ascontiguousarray(volume.array, dtype=np.float32))[None],
         affine=torch.as_tensor(volume.affine, dtype=torch.float64),
     )
-    out = SpatialResample(mode=mode, padding_mode="zeros")(
+    out = SpatialResample(mode=mode, padding_mode="zeros", dtype=torch.float32)(
         src, dst_affine=torch.as_tensor(affine, dtype=torch.float64), spatial_size=shape
     )
     return out.as_tensor()[0].float()
 
 
 def resample_study(
-    volumes: Mapping[Sequence, Volume], *, channels: tuple[Sequence, ...], spacing_mm: float
+    volumes: Mapping[Sequence, Volume], *, channels: tuple[Sequence, ...], spacing_mm: float, multiple_of: int = 1
 ) -> tuple[torch.Tensor, np.ndarray, Sequence]:
     """(C, X, Y, Z) on the working grid (missing channels zero), its affine, the reference."""
     import torch
 
     ref_seq = choose_reference(volumes)
-    affine, shape = working_grid(volumes[ref_seq], spacing_mm=spacing_mm)
+    affine, shape = working_grid(volumes[ref_seq], spacing_mm=spacing_mm, multiple_of=multiple_of)
     stack = torch.zeros((len(channels), *shape), dtype=torch.float32)
     for index, seq in enumerate(channels):
         if seq in volumes:
             stack[index] = resample_to_grid(volumes[seq], affine=affine, shape=shape)
     return stack, affine, ref_seq
+
+
+def grid_multiple(divisible_by: int) -> int:
+    """Working-grid sides are multiples of twice the network stride (see :func:`prepare_study`)."""
+    return 2 * divisible_by
 
 
 def prepare_study(
@@ -126,15 +142,45 @@ def prepare_study(
     spacing_mm: float,
     divisible_by: int,
 ) -> PreparedStudy:
-    """Bring the study onto the working grid, crop the head and normalise (see module doc)."""
-    stack, affine, ref_seq = resample_study(volumes, channels=channels, spacing_mm=spacing_mm)
-    ref_index = channels.index(ref_seq) if ref_seq in channels else 0
-    cropped, cropped_affine, head = crop_to_head(
-        stack, affine=affine, ref_channel=ref_index, divisible_by=divisible_by
-    )
+    """Bring the study onto the working grid, crop the head and normalise (see module doc).
+
+    Only the reference is resampled onto the whole working grid (it defines the head); the other
+    sequences are resampled straight onto the head crop, which gives the same values as
+    cropping their whole-grid resampling (the same world points are sampled) at a fraction of
+    the cost.
+
+    The network's output depends on where its input starts modulo its total stride
+    (``divisible_by``). The working grid's sides are multiples of ``2 * divisible_by`` and the
+    crop starts on the ``divisible_by`` lattice of that grid, so the crop sees the same phase as
+    every window of a plain sliding window over the whole working grid (MONAI's windows start at
+    multiples of the step or end at the grid's end; a smaller grid is padded equally on both
+    sides) and the two agree up to the windows' edges.
+    """
+    import torch
+
+    ref_seq = choose_reference(volumes)
+    affine, shape = working_grid(volumes[ref_seq], spacing_mm=spacing_mm, multiple_of=grid_multiple(divisible_by))
+    reference = resample_to_grid(volumes[ref_seq], affine=affine, shape=shape)
+    head_full = head_mask_of(reference.numpy())
+    if not head_full.any():
+        msg = "The reference image is empty (no voxel above zero)"
+        raise SegmentationError(msg, action="Check that the series holds image data.")
+    box = head_box(head_full, margin=HEAD_MARGIN_VOX, lattice=divisible_by)
+    crop_affine = _shifted(affine, [lo for lo, _ in box])
+    crop_shape = tuple(hi - lo for lo, hi in box)
+    region = tuple(slice(lo, min(hi, n)) for (lo, hi), n in zip(box, shape, strict=True))
+    stack = torch.zeros((len(channels), *crop_shape), dtype=torch.float32)
+    head = torch.zeros(crop_shape, dtype=torch.bool)
+    inside = tuple(slice(0, r.stop - r.start) for r in region)
+    head[inside] = torch.from_numpy(head_full[region])
+    for index, seq in enumerate(channels):
+        if seq is ref_seq:
+            stack[index][inside] = reference[region]
+        elif seq in volumes:
+            stack[index] = resample_to_grid(volumes[seq], affine=crop_affine, shape=crop_shape)  # type: ignore[arg-type]
     return PreparedStudy(
-        image=normalise_channels(cropped, head),
-        working_affine=cropped_affine,
+        image=normalise_channels(stack, head),
+        working_affine=crop_affine,
         head_mask=head.numpy(),
         reference=volumes[ref_seq],
         reference_sequence=ref_seq,
@@ -142,10 +188,34 @@ def prepare_study(
     )
 
 
+def _shifted(affine: np.ndarray, start: list[int]) -> np.ndarray:
+    shift = np.eye(4)
+    shift[:3, 3] = start
+    return np.asarray(affine, dtype=float) @ shift
+
+
+def head_box(head: np.ndarray, *, margin: int, lattice: int) -> tuple[tuple[int, int], ...]:
+    """(lo, hi) per axis: the head's bounding box plus ``margin``, widened to the ``lattice``
+    (``lo`` a multiple of it, ``hi - lo`` too). ``hi`` may pass the grid's end (zero padding).
+
+    >>> mask = np.zeros((40, 40, 40), bool); mask[10:21, 5:30, 18:19] = True
+    >>> head_box(mask, margin=2, lattice=16)
+    ((0, 32), (0, 32), (16, 32))
+    """
+    idx = np.argwhere(head)
+    lo = np.maximum(idx.min(0) - margin, 0)
+    hi = np.minimum(idx.max(0) + 1 + margin, head.shape)
+    lo = (lo // lattice) * lattice
+    hi = lo + (-(-(hi - lo) // lattice)) * lattice
+    return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
 def head_mask_of(reference: np.ndarray) -> np.ndarray:
     """The head: the largest bright connected region of the lightly smoothed reference, holes filled.
 
-    Smoothing first keeps background noise (Rician, a few % of the tissue signal) out.
+    Smoothing first keeps background noise (Rician, a few % of the tissue signal) out. The hole
+    filling runs on the region's bounding box (+1 voxel, so what touches the box's border is
+    outside, exactly as on the whole grid).
     """
     from scipy import ndimage
 
@@ -159,13 +229,22 @@ def head_mask_of(reference: np.ndarray) -> np.ndarray:
         sizes = np.bincount(components.ravel())
         sizes[0] = 0
         mask = components == int(sizes.argmax())
-    mask = ndimage.binary_fill_holes(mask)
+    if not mask.any():
+        return mask
+    idx = np.argwhere(mask)
+    lo, hi = np.maximum(idx.min(0) - 1, 0), np.minimum(idx.max(0) + 2, mask.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    sub = np.pad(mask[box], 1)
+    sub = ndimage.binary_fill_holes(sub)
     for axis in range(3):  # a head cut by the field of view is open in 3D but closed per slice
-        for index in range(mask.shape[axis]):
+        for index in range(1, sub.shape[axis] - 1):
             plane = [slice(None)] * 3
             plane[axis] = index
-            mask[tuple(plane)] = ndimage.binary_fill_holes(mask[tuple(plane)])
-    return mask
+            if sub[tuple(plane)].any():
+                sub[tuple(plane)] = ndimage.binary_fill_holes(sub[tuple(plane)])
+    out = np.zeros(mask.shape, dtype=bool)
+    out[box] = sub[1:-1, 1:-1, 1:-1]
+    return out
 
 
 def normalise_channels(image: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
@@ -194,27 +273,22 @@ def crop_to_head(
     divisible_by: int,
     extra: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
-    """Crop (C, X, Y, Z) to the head's bounding box (+ margin), padded to ``divisible_by``.
+    """Crop (C, X, Y, Z) to the head's bounding box (+ margin) on the ``divisible_by`` lattice
+    (:func:`head_box`; zero padding where the box passes the grid's end).
 
     Returns the cropped stack (``extra`` channels, e.g. labels, appended after the image
     channels), the cropped grid's affine and the head mask on it.
     """
     import torch
-    from monai.data import MetaTensor
-    from monai.transforms import CropForeground
 
     head = head_mask_of(stack[ref_channel].numpy())
     if not head.any():
         msg = "The reference image is empty (no voxel above zero)"
         raise SegmentationError(msg, action="Check that the series holds image data.")
     parts = [stack] + ([extra.float()] if extra is not None else []) + [torch.from_numpy(head)[None].float()]
-    meta = MetaTensor(torch.cat(parts), affine=torch.as_tensor(affine, dtype=torch.float64))
-    cropper = CropForeground(
-        select_fn=lambda x: x[-1:] > 0.5,
-        margin=HEAD_MARGIN_VOX,
-        k_divisible=divisible_by,
-        allow_smaller=False,
-    )
-    cropped = cropper(meta)
-    data = cropped.as_tensor()
-    return data[:-1].contiguous(), np.asarray(cropped.affine, dtype=float), data[-1] > 0.5
+    data = torch.cat(parts)
+    box = head_box(head, margin=HEAD_MARGIN_VOX, lattice=divisible_by)
+    region = tuple(slice(lo, min(hi, n)) for (lo, hi), n in zip(box, head.shape, strict=True))
+    out = torch.zeros((data.shape[0], *(hi - lo for lo, hi in box)), dtype=data.dtype)
+    out[(slice(None), *(slice(0, r.stop - r.start) for r in region))] = data[(slice(None), *region)]
+    return out[:-1].contiguous(), _shifted(affine, [lo for lo, _ in box]), out[-1] > 0.5

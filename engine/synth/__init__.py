@@ -7,6 +7,6 @@ Public API:
 
 from engine.synth.cohort import generate_cohort
 from engine.synth.scenarios import Phase, Scenario
-from engine.synth.training import TrainingCase, sample_training_case
+from engine.synth.training import AcquiredCase, TrainingCase, sample_acquired_case, sample_training_case
 
-__all__ = ["Phase", "Scenario", "TrainingCase", "generate_cohort", "sample_training_case"]
+__all__ = ["AcquiredCase", "Phase", "Scenario", "TrainingCase", "generate_cohort", "sample_acquired_case", "sample_training_case"]

@@ -64,13 +64,10 @@ def write_study(
     series_entries = []
     t1c_grid: AcquisitionGrid | None = None
     for number, protocol in enumerate(choose_protocols(vendor, rng), start=1):
-        grid = _grid_for(protocol, res, center_world, rng)
+        grid = series_grid(protocol, res, center_world, rng)
         clean = add_tumour(context.normal_images[protocol.sequence].copy(), tumour=maps,
                            sequence=protocol.sequence, rng=rng, jitter=0.03)
-        image = resample(clean, image_affine=head.affine, world_to_image_space=world_to_template,
-                         grid=grid)
-        image *= bias_field(grid.shape, rng, strength=float(rng.uniform(0.15, 0.35)))
-        image = add_rician_noise(image, rng, sigma=float(rng.uniform(0.015, 0.03)))
+        image = acquire(clean, head=head, world_to_template=world_to_template, grid=grid, rng=rng)
         folder = f"{number:03d}_{re.sub(r'[^A-Za-z0-9]+', '_', protocol.description).strip('_')}"
         series_uid = deterministic_uid(context.seed, rel_dir, folder)
         header = SeriesHeader(**header_base, series_uid=series_uid, series_number=number,
@@ -99,8 +96,23 @@ def write_study(
     }
 
 
-def _grid_for(protocol: SeriesProtocol, res: Resolution, center_world: np.ndarray,
-              rng: np.random.Generator) -> AcquisitionGrid:
+def acquire(
+    clean: np.ndarray, *, head: HeadModel, world_to_template: np.ndarray, grid: AcquisitionGrid,
+    rng: np.random.Generator, bias_range: tuple[float, float] = (0.15, 0.35),
+    noise_range: tuple[float, float] = (0.015, 0.03),
+) -> np.ndarray:
+    """A noise-free head-grid image as one series acquires it: sampled on ``grid`` through the
+    inverse head pose (slice profile as partial volume), times a bias field, plus Rician noise."""
+    image = resample(clean, image_affine=head.affine, world_to_image_space=world_to_template,
+                     grid=grid)
+    image *= bias_field(grid.shape, rng, strength=float(rng.uniform(*bias_range)))
+    return add_rician_noise(image, rng, sigma=float(rng.uniform(*noise_range)))
+
+
+def series_grid(protocol: SeriesProtocol, res: Resolution, center_world: np.ndarray,
+                rng: np.random.Generator) -> AcquisitionGrid:
+    """The scanner grid of one series: isotropic 3D, or 2D slices of the cohort size's
+    thicknesses and gaps (a 2D series is never sagittal here)."""
     if protocol.mr_acquisition_type == "3D":
         return plan_grid(plane=protocol.plane, center_mm=center_world,
                          fov_mm=(res.fov_mm, res.fov_mm, res.sagittal_coverage_mm),

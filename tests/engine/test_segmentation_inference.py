@@ -14,7 +14,7 @@ from engine.segmentation import load_segmenter
 from engine.segmentation.inference import MonaiSegmenter, resample_channels, softmax_decoder
 from engine.segmentation.model_config import model_config_from_dict
 from engine.segmentation.network import build_network, save_weights_fp16
-from engine.segmentation.preprocess import prepare_study, working_grid
+from engine.segmentation.preprocess import grid_multiple, normalise_channels, prepare_study, resample_study, working_grid
 from engine.settings import SegmentationSettings
 from engine.types import Label, Sequence, Volume
 
@@ -196,3 +196,30 @@ def test_cuda_inference_matches_shape_and_is_deterministic(tiny_model_dir) -> No
     first, second = seg.segment(volumes), seg.segment(volumes)
     assert first.device.startswith("cuda")
     np.testing.assert_array_equal(first.labels.array, second.labels.array)
+
+
+def test_the_head_crop_sits_on_the_network_stride_lattice_of_the_working_grid() -> None:
+    """Crop start = a multiple of the stride on a grid whose sides are multiples of twice it, so
+    the network sees the same voxel phase as a plain sliding window over the whole grid."""
+    volumes, _ = phantom_study()
+    prepared = prepare_study(volumes, channels=tuple(volumes), spacing_mm=4.0, divisible_by=8)
+    grid_affine, shape = working_grid(volumes[Sequence.T1C], spacing_mm=4.0, multiple_of=grid_multiple(8))
+    assert all(s % 16 == 0 for s in shape)
+    start = (np.linalg.inv(grid_affine) @ prepared.working_affine)[:3, 3]
+    np.testing.assert_allclose(start, np.round(start), atol=1e-6)
+    assert all(int(round(v)) % 8 == 0 for v in start)
+    assert all(s % 8 == 0 for s in prepared.image.shape[1:])
+
+
+def test_resampling_onto_the_crop_equals_cropping_the_whole_grid_inside_the_head() -> None:
+    volumes, _ = phantom_study()
+    channels = tuple(volumes)
+    prepared = prepare_study(volumes, channels=channels, spacing_mm=4.0, divisible_by=8)
+    stack, grid_affine, _ = resample_study(volumes, channels=channels, spacing_mm=4.0, multiple_of=grid_multiple(8))
+    start = np.round((np.linalg.inv(grid_affine) @ prepared.working_affine)[:3, 3]).astype(int)
+    size = prepared.image.shape[1:]
+    whole = torch.zeros((len(channels), *size))
+    region = tuple(slice(a, min(a + n, m)) for a, n, m in zip(start, size, stack.shape[1:], strict=True))
+    whole[(slice(None), *(slice(0, r.stop - r.start) for r in region))] = stack[(slice(None), *region)]
+    expected = normalise_channels(whole, torch.from_numpy(prepared.head_mask))
+    torch.testing.assert_close(prepared.image, expected, atol=1e-4, rtol=1e-4)

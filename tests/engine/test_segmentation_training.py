@@ -134,3 +134,35 @@ def test_every_shipped_model_config_loads_with_its_weights(model_dir: Path) -> N
     assert config.weights_path.stat().st_size <= 20 * 1024 * 1024
     assert (model_dir / "MODEL_CARD.md").exists()
     assert sum(p.numel() for p in net.parameters()) > 0 and len(sha) == 64
+
+
+def test_acquired_cases_cache_with_the_inference_geometry_and_keep_class_volumes(tmp_path: Path) -> None:
+    """Series on their own scanner grids (head pose, thick 2D slices) -> working grid; the soft
+    targets keep every class's volume of the generator's truth."""
+    from engine.synth import sample_acquired_case
+
+    config = model_config_from_dict({**TINY, "spacing_mm": 3.0})
+    sample = lambda seed: sample_acquired_case(seed, spacing_mm=2.0, scenario="progression", visit_index=5)  # noqa: E731
+    assert cache_cases([21], cache_dir=tmp_path, config=config, sample=sample) == 1
+    case, truth = load_case(tmp_path, 21), sample(21)
+    assert all(s % 8 == 0 for s in case.labels.shape)
+    voxel_ml = 27.0 / 1000.0
+    for index, name in ((2, "SNFH"), (3, "ET"), (4, "RC")):
+        assert truth.volumes_ml[name] > 1.0
+        assert float(case.soft[index].sum()) * voxel_ml == pytest.approx(truth.volumes_ml[name], rel=0.05)
+
+
+def test_tumour_centred_patches_are_balanced_over_the_labels_present() -> None:
+    """A label of well under 1 % of the tumour voxels still centres about half the patches (weight 2 of 4)."""
+    from engine.segmentation.augment import _patch_slices
+
+    labels = np.zeros((60, 60, 60), np.uint8)
+    labels[5:55, 5:55, 5:30] = 2  # big oedema
+    labels[30:35, 30:32, 40:43] = 3  # small enhancing focus (30 voxels)
+    labels[10:20, 10:20, 40:50] = 4
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(400):
+        sl = _patch_slices(labels, (8, 8, 8), centred=True, rng=rng)
+        hits += bool((labels[sl] == 3).any())
+    assert 0.35 < hits / 400 < 0.65  # ET drawn with weight 2 of (SNFH 1 + ET 2 + RC 1)

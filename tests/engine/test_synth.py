@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.synth import Scenario, sample_training_case
+from engine.synth import Scenario, sample_acquired_case, sample_training_case
 from engine.synth.anatomy import Tissue, build_head
 from engine.synth.contrast import render_sequence
 from engine.synth.scenarios import Phase, plan_patient
 from engine.synth.tumour import TumourState, build_field, render, sample_geometry
-from engine.types import Label, Sequence
+from engine.types import STUDY_SEQUENCES, Label, Sequence
 
 SPACING_MM = 2.0
 
@@ -182,3 +182,36 @@ def test_training_case_knobs() -> None:
     assert flair[rc].mean() < flair[wm].mean()
     with pytest.raises(ValueError, match="visit_index"):
         sample_training_case(3, visit_index=99)
+
+
+def test_acquired_case_is_a_set_of_series_on_their_own_scanner_grids() -> None:
+    case = sample_acquired_case(11, spacing_mm=SPACING_MM)
+    assert tuple(case.volumes) == STUDY_SEQUENCES
+    affines = [v.affine for v in case.volumes.values()]
+    assert any(not np.allclose(affines[0], a) for a in affines[1:])  # each series has its own grid
+    for volume in case.volumes.values():
+        assert volume.array.dtype == np.float32 and np.all(np.isfinite(volume.array))
+    assert case.labels.dtype == np.uint8 and case.labels_affine.shape == (4, 4)
+    again = sample_acquired_case(11, spacing_mm=SPACING_MM)
+    for seq in STUDY_SEQUENCES:
+        np.testing.assert_array_equal(case.volumes[seq].array, again.volumes[seq].array)
+    assert case.protocol == again.protocol
+    other = sample_acquired_case(12, spacing_mm=SPACING_MM)
+    assert other.protocol != case.protocol or not np.array_equal(other.labels, case.labels)
+
+
+def test_acquired_case_labels_sit_where_the_images_show_the_tumour() -> None:
+    """The label grid's affine (head pose included) points at the series' enhancing and cavity voxels."""
+    case = sample_acquired_case(5, spacing_mm=SPACING_MM, scenario="progression", visit_index=4,
+                                noise_range=(0.0, 0.0), bias_range=(0.0, 0.0), contrast_jitter=0.0)
+    t1c = case.volumes[Sequence.T1C]
+    world_to_t1c = np.linalg.inv(t1c.affine) @ case.labels_affine
+
+    def mean_t1c(label: int) -> float:
+        idx = np.argwhere(case.labels == label)[::7]
+        vox = np.round((world_to_t1c @ np.c_[idx, np.ones(len(idx))].T).T[:, :3]).astype(int)
+        ok = np.all((vox >= 0) & (vox < t1c.array.shape), axis=1)
+        return float(t1c.array[tuple(vox[ok].T)].mean())
+
+    assert mean_t1c(int(Label.ET)) > 1.2 * mean_t1c(int(Label.SNFH))
+    assert mean_t1c(int(Label.RC)) < 0.6 * mean_t1c(int(Label.SNFH))
