@@ -4,8 +4,10 @@ Set-up (everything real, on loopback): the project's own Orthanc on free ports, 
 webhook sink, and `gliowatch watch` as a subprocess with segmentation (the shipped model),
 registration, assessment and alert delivery on. The visits of one synthetic patient
 (``engine.synth.generate_cohort``, progression scenario, demo size: 1 mm sagittal and 3-5 mm axial
-series) are uploaded one study at a time; the next study is uploaded only when the previous one is
-assessed, so each study's figures are its own and not queueing behind another.
+series; 6 visits by default: pre-op, post-op, post-RT baseline and three follow-ups, the last two
+growing, so alerts are raised) are uploaded one study at a time; the next study is uploaded only
+when the previous one is assessed, so each study's figures are its own and not queueing behind
+another. ``tests/integration/test_latency_proof.py`` (slow) runs this script as a proof.
 
 Per study:
 
@@ -18,7 +20,7 @@ Per study:
   for studies that raise one.
 
 Ratios printed: end-to-end / floor. Times come from one clock (UTC); DuckDB rows are read after
-the watcher stopped. Run: ``python -m benchmarks.bench_latency [--visits 4] [--stable-age 5]
+the watcher stopped. Run: ``python -m benchmarks.bench_latency [--visits 6] [--stable-age 5]
 [--json out.json]``. On the GPU machine the same script measures the GPU figures.
 """
 
@@ -197,7 +199,7 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_latency")
-    parser.add_argument("--visits", type=int, default=4)
+    parser.add_argument("--visits", type=int, default=6)
     parser.add_argument("--stable-age", type=int, default=5, help="Orthanc StableAge in seconds (default 5)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None)
