@@ -5,8 +5,9 @@ in training; training cases come from ``sample_training_case`` seeds 100000+), t
 read and classified as ``gliowatch segment`` does, the shipped model segments it, and the labels
 (on the T1c grid) are compared with the generator's truth on the same grid:
 
-* Dice WT (1+2+3), TC (1+3), ET (3), RC (4), per scenario and per protocol (2D thick-slice axial
-  vs 3D sagittal series), over studies where the truth region is not empty;
+* Dice WT (1+2+3), TC (1+3), ET (3), RC (4), per scenario, per visit phase, per protocol (2D
+  thick-slice axial vs 3D sagittal series) and by true ET volume (below / above 1 mL), over
+  studies where the truth region is not empty;
 * |volume error| / true volume for ET and SNFH (true volume >= 0.5 mL), median;
 * the same with one sequence missing (each of T1, T1c, T2, FLAIR in turn);
 * time per study (preprocessing + inference, DICOM reading excluded) and, on the same prepared
@@ -142,6 +143,10 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
         if row["run"] == "complete":
             groups[f"complete | scenario {row['scenario']}"].append(row)
             groups[f"complete | protocol {row['protocol']}"].append(row)
+            groups[f"complete | phase {row['phase']}"].append(row)
+            et_ml = float(row["true_ml"].get("ET", 0.0))
+            if et_ml > 0:
+                groups[f"complete | true ET {'>= 1 mL' if et_ml >= 1.0 else '< 1 mL'}"].append(row)
     for key, members in sorted(groups.items()):
         entry = {}
         for region in ("WT", "TC", "ET", "RC"):
@@ -161,11 +166,19 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
     if base:
         ratios = [r["baseline_s"] / r["seconds"] for r in base]
         agree = [r["agreement_dice"]["WT"] for r in base]
-        out["sliding_window_ratio"] = {"median": statistics.median(ratios), "min": min(ratios)}
+        out["sliding_window_ratio"] = {"median": statistics.median(ratios), "min": min(ratios),
+                                       "max": max(ratios),
+                                       "baseline_median_s": statistics.median(r["baseline_s"] for r in base)}
         out["agreement_dice_WT_vs_baseline"] = {"mean": statistics.mean(agree), "min": min(agree)}
+        for region in ("TC", "ET", "RC"):
+            vals = [r["agreement_dice"][region] for r in base if r["truth_nonempty"][region]]
+            if vals:
+                out[f"agreement_dice_{region}_vs_baseline"] = {"mean": statistics.mean(vals), "min": min(vals)}
         print(f"time per study (preprocessing + inference): median {statistics.median(secs):.1f} s, max {max(secs):.1f} s")
         print(f"plain sliding window 128^3/0.5 / ours: median {statistics.median(ratios):.2f}x, min {min(ratios):.2f}x; "
-              f"Dice(WT) ours vs baseline: mean {statistics.mean(agree):.4f}, min {min(agree):.4f}")
+              f"Dice(WT) ours vs baseline: mean {statistics.mean(agree):.4f}, min {min(agree):.4f}; "
+              + ", ".join(f"{k.split('_')[2]} mean {v['mean']:.4f} min {v['min']:.4f}"
+                          for k, v in out.items() if k.startswith("agreement_dice_") and "WT" not in k))
     return out
 
 

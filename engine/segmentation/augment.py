@@ -120,6 +120,15 @@ def _low_resolution(channel: torch.Tensor, *, rng: np.random.Generator) -> torch
     return F.interpolate(down, size=size, mode="trilinear", align_corners=False)[0, 0]
 
 
+def _upper_percentile(values: torch.Tensor, q: float = 0.99) -> float:
+    """The ``q`` quantile by rank (``kthvalue``, linear time; ``torch.quantile`` sorts and took a
+    quarter of the batch preparation time)."""
+    import torch
+
+    k = max(1, min(values.numel(), int(np.ceil(q * values.numel()))))
+    return float(torch.kthvalue(values.flatten(), k).values)
+
+
 def _intensity(image: torch.Tensor, *, s: AugmentationSettings, rng: np.random.Generator) -> torch.Tensor:
     import torch
     from monai.transforms import RandBiasField, RandGaussianSmooth, RandHistogramShift
@@ -127,7 +136,7 @@ def _intensity(image: torch.Tensor, *, s: AugmentationSettings, rng: np.random.G
     out = image.clone()
     for c in range(out.shape[0]):
         x = out[c]
-        top = float(torch.quantile(x[x > 0], 0.99)) if (x > 0).sum() > 10 else 0.0
+        top = _upper_percentile(x[x > 0]) if (x > 0).sum() > 10 else 0.0
         if top <= 0:
             continue
         x = (x / top).clamp(min=0)
