@@ -19,17 +19,9 @@ from engine.types import Sequence
 from engine.segmentation.network import build_network, save_weights_fp16
 from engine.synth.cohort import generate_cohort
 from flows.cli import main
+from test_segmentation_phantom import tiny_config
 
-TINY = {
-    "name": "tiny-cli",
-    "version": "0.0.1",
-    "architecture": "UNet",
-    "network": {"in_channels": 4, "channels": [4, 8], "strides": [2], "num_res_units": 0},
-    "channels": ["T1", "T1c", "T2", "FLAIR"],
-    "output_labels": {"1": "NETC", "2": "SNFH", "3": "ET", "4": "RC"},
-    "spacing_mm": 4.0,
-    "divisible_by": 8,
-}
+TINY = tiny_config("tiny-cli", spacing_mm=4.0)
 
 
 @pytest.fixture(scope="module")

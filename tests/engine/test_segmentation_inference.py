@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_segmentation_phantom import phantom_study
+from test_segmentation_phantom import phantom_study, tiny_config
 
 from engine.errors import SegmentationError
 from engine.segmentation import load_segmenter
@@ -18,16 +18,7 @@ from engine.segmentation.preprocess import grid_multiple, normalise_channels, pr
 from engine.settings import SegmentationSettings
 from engine.types import Label, Sequence, Volume
 
-TINY = {
-    "name": "tiny-test",
-    "version": "0.0.1",
-    "architecture": "UNet",
-    "network": {"in_channels": 4, "channels": [4, 8], "strides": [2], "num_res_units": 0},
-    "channels": ["T1", "T1c", "T2", "FLAIR"],
-    "output_labels": {"1": "NETC", "2": "SNFH", "3": "ET", "4": "RC"},
-    "spacing_mm": 4.0,
-    "divisible_by": 8,
-}
+TINY = tiny_config("tiny-test", spacing_mm=4.0)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,20 @@ import pytest
 
 from engine.types import Label, Sequence, Volume
 
+def tiny_config(name: str, *, spacing_mm: float) -> dict:
+    """The config of a tiny 2-level UNet (4-8 channels) the segmentation tests build and run."""
+    return {
+        "name": name,
+        "version": "0.0.1",
+        "architecture": "UNet",
+        "network": {"in_channels": 4, "channels": [4, 8], "strides": [2], "num_res_units": 0},
+        "channels": ["T1", "T1c", "T2", "FLAIR"],
+        "output_labels": {"1": "NETC", "2": "SNFH", "3": "ET", "4": "RC"},
+        "spacing_mm": spacing_mm,
+        "divisible_by": 8,
+    }
+
+
 #: tissue -> intensity per sequence (T1, T1c, T2, FLAIR).
 _INTENSITY = {
     "head": (600.0, 620.0, 500.0, 450.0),

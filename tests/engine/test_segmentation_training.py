@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_segmentation_phantom import phantom_study
+from test_segmentation_phantom import phantom_study, tiny_config
 
 from engine.segmentation.augment import AugmentationSettings, augment_case
 from engine.segmentation.dataset import cache_cases, cached_seeds, class_fractions, load_case
@@ -18,16 +18,7 @@ from engine.segmentation.network import build_network, load_network
 from engine.segmentation.training import TrainingRecipe, train, warm_start
 from engine.settings import PROJECT_ROOT
 
-TINY = {
-    "name": "tiny-train",
-    "version": "0.0.1",
-    "architecture": "UNet",
-    "network": {"in_channels": 4, "channels": [4, 8], "strides": [2], "num_res_units": 0},
-    "channels": ["T1", "T1c", "T2", "FLAIR"],
-    "output_labels": {"1": "NETC", "2": "SNFH", "3": "ET", "4": "RC"},
-    "spacing_mm": 2.0,
-    "divisible_by": 8,
-}
+TINY = tiny_config("tiny-train", spacing_mm=2.0)
 SMALL_AUG = AugmentationSettings(patch_vox=(16, 16, 16), elastic_p=0.0)
 
 
