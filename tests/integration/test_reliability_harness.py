@@ -129,12 +129,25 @@ class WatcherProcess:
         pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}:\n{self.tail()}")
 
     def kill(self) -> int | None:
-        """SIGKILL the whole process group (watcher + Prefect server)."""
+        """SIGKILL the whole process group (watcher + Prefect server) and every descendant.
+
+        A Prefect process worker starts each flow run in a session of its own, so the group
+        kill alone would leave a running cycle behind, still holding the store for writing."""
         self._stop.set()
+        try:
+            descendants = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for child in descendants:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(descendants, timeout=30)
         self.proc.wait(timeout=30)
         self._reader.join(timeout=10)
         return self.proc.returncode
