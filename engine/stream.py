@@ -36,11 +36,13 @@ class CycleReport:
     quarantined: list[str] = field(default_factory=list)
     skipped: int = 0
     reconciled: int = 0
+    not_yet_stable: int = 0  # left by a sweep to their StableStudy change (instances still arriving)
 
     def summary(self) -> str:
+        waiting = f", {self.not_yet_stable} not yet stable" if self.not_yet_stable else ""
         return (f"cursor {self.cursor_before} -> {self.cursor_after}: {self.stable_seen} stable studies, "
                 f"{len(self.ingested)} ingested, {len(self.quarantined)} quarantined, "
-                f"{self.skipped} already known, {self.reconciled} by reconciliation")
+                f"{self.skipped} already known, {self.reconciled} by reconciliation{waiting}")
 
 
 def _utc_now() -> datetime:
@@ -75,6 +77,9 @@ def run_cycle(
     if reconcile:
         known = sql.known_archive_study_ids(store)
         for study_id in sorted(set(archive.list_studies()) - known):
+            if not _is_stable(archive, study_id):  # still arriving: its StableStudy change brings it
+                report.not_yet_stable += 1
+                continue
             report.reconciled += 1
             _handle_study(archive, store, study_id, None, ingest, after_commit, report)
     report.cursor_after = sql.get_cursor(store)
@@ -96,17 +101,37 @@ def run_backfill(
     and the cursor is not touched, so it runs safely beside a live watcher's feed."""
     report = CycleReport(cursor_before=sql.get_cursor(store))
     for study_id in archive.list_studies():
-        info = archive.study(study_id)
+        try:
+            info = archive.study(study_id)
+        except ArchiveError as exc:
+            if exc.retryable:
+                raise
+            _handle_study(archive, store, study_id, None, ingest, after_commit, report)  # quarantined with the reason
+            continue
         if since is not None:
             study_date = parse_dicom_date(info.study_date)
             if study_date is None or study_date < since:
                 continue
         if patient_key is not None and key_of is not None and key_of(info.patient_id) != patient_key:
             continue
+        if not info.is_stable:  # still arriving: the live stream takes it on its StableStudy change
+            report.not_yet_stable += 1
+            continue
         report.stable_seen += 1
         _handle_study(archive, store, study_id, None, ingest, after_commit, report)
     report.cursor_after = sql.get_cursor(store)
     return report
+
+
+def _is_stable(archive: Archive, archive_study_id: str) -> bool:
+    """Whether the archive says the study has stopped receiving instances. A study that cannot be
+    read counts as stable, so that ``_handle_study`` quarantines it with the reason."""
+    try:
+        return archive.study(archive_study_id).is_stable
+    except ArchiveError as exc:
+        if exc.retryable:
+            raise
+        return True
 
 
 def _handle_study(

@@ -84,6 +84,7 @@ class OrthancArchive:
             patient_id=str(patient.get("PatientID", "")),
             study_date=str(tags.get("StudyDate", "")),
             series_ids=tuple(data.get("Series", [])),
+            is_stable=bool(data.get("IsStable", True)),
         )
 
     @_translated

@@ -32,6 +32,9 @@ class StudyInfo:
     patient_id: str  # the archive's PatientID: may be PHI, never logged; hashed into patient_key
     study_date: str  # DICOM DA "YYYYMMDD" or ""
     series_ids: tuple[str, ...]
+    # False while instances are still arriving (Orthanc's IsStable: no new instance for StableAge);
+    # sweeps (reconciliation, backfill) leave such a study to its StableStudy change.
+    is_stable: bool = True
 
 
 @dataclass(frozen=True, slots=True)

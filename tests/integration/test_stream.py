@@ -129,3 +129,38 @@ def test_status_shows_cursor_lag_queue_and_patients(archive: OrthancArchive, set
     assert "lag 0 changes" in out and "1 studies waiting for a pipeline step" in out
     assert patient_key("MRN-5", salt=settings.privacy.key_salt) in out and "MRN-5" not in out
     assert "2025-06-01  INGESTED     T1c (missing T1,T2,FLAIR)" in out
+
+
+def test_sweeps_leave_a_study_still_arriving_to_its_stable_change(tmp_path: Path) -> None:
+    """Reconciliation and backfill must not ingest a study whose instances are still arriving
+    (found by the latency benchmark: a sweep took a study 0.5 s before its last instance)."""
+    from engine import orthanc_server
+    from engine.stream import run_backfill
+    from tests.integration.conftest import free_port, make_settings
+
+    settings = make_settings(tmp_path / "state", free_port(), GLIOWATCH_ORTHANC__STABLE_AGE_S="8")
+    paths = orthanc_server.OrthancPaths(settings.orthanc_dir)
+    orthanc_server.start(settings.orthanc, paths, password=settings.orthanc.password)
+    try:
+        archive = OrthancArchive(settings.orthanc.url, username=settings.orthanc.username,
+                                 password=settings.orthanc.password)
+        uid, files = write_study(tmp_path / "v1", patient_id="MRN-6", study_date=date(2025, 7, 1), sequences=("T1c",))
+        upload(archive, files)
+        [study_id] = archive.list_studies()
+        assert archive.study(study_id).is_stable is False  # StableAge 8 s has not passed
+        rules = load_series_rules(settings.series_rules)
+        ingest = lambda sid: ingest_study(archive, sid, rules=rules, volumes_dir=settings.volumes_dir,  # noqa: E731
+                                          key_salt=settings.privacy.key_salt)
+        with open_store(settings.db_path) as store:
+            swept = run_cycle(archive=archive, store=store, ingest=ingest, reconcile=True)
+            assert swept.ingested == [] and swept.reconciled == 0 and swept.not_yet_stable == 1
+            assert "1 not yet stable" in swept.summary()
+            backfilled = run_backfill(archive=archive, store=store, ingest=ingest)
+            assert backfilled.ingested == [] and backfilled.not_yet_stable == 1
+            wait_stable(archive, 1, timeout_s=60)
+            assert archive.study(study_id).is_stable is True
+            report = run_cycle(archive=archive, store=store, ingest=ingest, reconcile=True)
+            assert report.ingested == [uid] and report.reconciled == 0
+            assert sql.known_study(store, uid)["change_seq"] is not None  # came by its StableStudy change
+    finally:
+        orthanc_server.stop(paths)
