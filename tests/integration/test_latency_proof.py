@@ -2,10 +2,10 @@
 
 Runs ``benchmarks/bench_latency.py`` as its own process (the project's Orthanc on free ports, a
 real ``gliowatch watch`` with segmentation, registration, assessment and webhook delivery on, a
-real HMAC sink) over one synthetic progression patient of 6 visits, whose two growing follow-ups
-raise alerts. Asserted: every study is assessed and has its figures, at least one alert is raised,
-every raised alert reaches the sink exactly once. No timing is asserted (the figures go to
-docs/BENCHMARKS.md); slow: about 10 minutes on 2 CPU cores.
+real HMAC sink) over one synthetic progression patient of 6 visits with its treatment timeline
+imported, whose growing follow-up is called PD. Asserted: every study is assessed and has its
+figures, a clinical alert is raised, every raised alert reaches the sink exactly once. No timing
+is asserted (the figures go to docs/BENCHMARKS.md); slow: about 6 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -41,3 +41,5 @@ def test_every_alert_of_a_progressing_patient_is_delivered_once_with_its_latency
     assert result["alerts_received"] == result["alerts_raised"]
     assert result["duplicates_at_sink"] == 0
     assert any("end_to_end_alert_s" in r for r in rows)
+    clinical = [t for r in rows for t in r.get("alerts", []) if t.startswith("ALERT_")]
+    assert clinical, f"no clinical alert for the progressing patient: {[r.get('rano2_2d') for r in rows]}"
