@@ -1,7 +1,8 @@
 """Segmentation on held-out synthetic studies: accuracy, volume error, CPU time, sliding-window ratio.
 
 For every study of a freshly generated cohort (``engine.synth.generate_cohort``, a seed never used
-in training; training cases come from ``sample_training_case`` seeds 100000+), the DICOM folder is
+in training; training cases come from ``sample_training_case`` seeds 100000+ or
+``sample_acquired_case`` seeds 200000+), the DICOM folder is
 read and classified as ``gliowatch segment`` does, the shipped model segments it, and the labels
 (on the T1c grid) are compared with the generator's truth on the same grid:
 

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     base = default_model_config(name=args.name, version=args.version, spacing_mm=args.spacing)
     if args.sampler == "acquired":
         seeds = [ACQUIRED_SEED_BASE + i for i in range(args.cases)]
-        synth_options: dict = {"contrast_jitter": 0.15}
+        synth_options: dict = {"contrast_jitter": 0.15, "spacing_mm": args.render_spacing}
         sampler, data = sample_acquired_case, "engine.synth.sample_acquired_case (synthetic only)"
     else:
         seeds = [TRAIN_SEED_BASE + i for i in range(args.cases)]

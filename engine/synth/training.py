@@ -147,8 +147,7 @@ def _random_grid(sequence: Sequence, center_world: np.ndarray, rng: np.random.Ge
         plane = Plane(rng.choice(["SAG", "AX", "COR"], p=[0.7, 0.2, 0.1]))
         voxel = float(rng.uniform(0.8, 1.3))
         cover = float(rng.uniform(150.0, 190.0))
-        fov = (240.0, 240.0, cover) if plane is Plane.SAG else (240.0, 240.0, cover)
-        return plan_grid(plane=plane, center_mm=center_world, fov_mm=fov, pixel_mm=voxel,
+        return plan_grid(plane=plane, center_mm=center_world, fov_mm=(240.0, 240.0, cover), pixel_mm=voxel,
                          slice_spacing_mm=voxel, slice_thickness_mm=voxel)
     plane = Plane(rng.choice(["AX", "COR", "SAG"], p=[0.8, 0.12, 0.08]))
     thickness = float(rng.choice([2.0, 3.0, 4.0, 5.0, 6.0, 6.5]))

@@ -55,12 +55,16 @@ def run_crash_cycles(archive: OrthancArchive, settings: Settings, tmp_path: Path
         watcher = WatcherProcess(env)
         t0 = time.monotonic()
         mid_stream = rng.random() < 0.75 or c == 0  # the first kill always hits the stream at work
-        if mid_stream:
-            watcher.wait_for(lambda w=watcher: w.count("ingested patient") >= 1, timeout_s=180,
-                             what="the first ingested study of this run", poll_s=0.05)
-            time.sleep(0.0 if c == 0 else rng.uniform(0.0, 0.8))
-        else:
-            time.sleep(rng.uniform(0.0, 15.0))
+        try:
+            if mid_stream:
+                watcher.wait_for(lambda w=watcher: w.count("ingested patient") >= 1, timeout_s=180,
+                                 what="the first ingested study of this run", poll_s=0.05)
+                time.sleep(0.0 if c == 0 else rng.uniform(0.0, 0.8))
+            else:
+                time.sleep(rng.uniform(0.0, 15.0))
+        except BaseException:  # a failure or pytest-timeout: leave no watcher running behind the test
+            watcher.kill()
+            raise
         ingested_before_kill = watcher.count("ingested patient")
         returncode = watcher.kill()
         assert returncode is not None and returncode < 0, watcher.tail()
