@@ -138,7 +138,7 @@ def test_sweeps_leave_a_study_still_arriving_to_its_stable_change(tmp_path: Path
     from engine.stream import run_backfill
     from tests.integration.conftest import free_port, make_settings
 
-    settings = make_settings(tmp_path / "state", free_port(), GLIOWATCH_ORTHANC__STABLE_AGE_S="8")
+    settings = make_settings(tmp_path / "state", free_port(), GLIOWATCH_ORTHANC__STABLE_AGE_S="15")
     paths = orthanc_server.OrthancPaths(settings.orthanc_dir)
     orthanc_server.start(settings.orthanc, paths, password=settings.orthanc.password)
     try:
@@ -147,7 +147,7 @@ def test_sweeps_leave_a_study_still_arriving_to_its_stable_change(tmp_path: Path
         uid, files = write_study(tmp_path / "v1", patient_id="MRN-6", study_date=date(2025, 7, 1), sequences=("T1c",))
         upload(archive, files)
         [study_id] = archive.list_studies()
-        assert archive.study(study_id).is_stable is False  # StableAge 8 s has not passed
+        assert archive.study(study_id).is_stable is False  # StableAge 15 s has not passed
         rules = load_series_rules(settings.series_rules)
         ingest = lambda sid: ingest_study(archive, sid, rules=rules, volumes_dir=settings.volumes_dir,  # noqa: E731
                                           key_salt=settings.privacy.key_salt)
