@@ -77,11 +77,8 @@ def run_cycle(
     if reconcile:
         known = sql.known_archive_study_ids(store)
         for study_id in sorted(set(archive.list_studies()) - known):
-            if not _is_stable(archive, study_id):  # still arriving: its StableStudy change brings it
-                report.not_yet_stable += 1
-                continue
-            report.reconciled += 1
-            _handle_study(archive, store, study_id, None, ingest, after_commit, report)
+            if _handle_study(archive, store, study_id, None, ingest, after_commit, report, sweep=True):
+                report.reconciled += 1
     report.cursor_after = sql.get_cursor(store)
     return report
 
@@ -114,24 +111,10 @@ def run_backfill(
                 continue
         if patient_key is not None and key_of is not None and key_of(info.patient_id) != patient_key:
             continue
-        if not info.is_stable:  # still arriving: the live stream takes it on its StableStudy change
-            report.not_yet_stable += 1
-            continue
-        report.stable_seen += 1
-        _handle_study(archive, store, study_id, None, ingest, after_commit, report)
+        if _handle_study(archive, store, study_id, None, ingest, after_commit, report, sweep=True):
+            report.stable_seen += 1
     report.cursor_after = sql.get_cursor(store)
     return report
-
-
-def _is_stable(archive: Archive, archive_study_id: str) -> bool:
-    """Whether the archive says the study has stopped receiving instances. A study that cannot be
-    read counts as stable, so that ``_handle_study`` quarantines it with the reason."""
-    try:
-        return archive.study(archive_study_id).is_stable
-    except ArchiveError as exc:
-        if exc.retryable:
-            raise
-        return True
 
 
 def _handle_study(
@@ -142,14 +125,21 @@ def _handle_study(
     ingest: IngestFn,
     after_commit: AfterCommitFn | None,
     report: CycleReport,
-) -> None:
+    *,
+    sweep: bool = False,
+) -> bool:
+    """Ingest one study (or skip / quarantine it); False only when a sweep (reconciliation,
+    backfill) leaves a study still receiving instances to its StableStudy change."""
     seen_at = _utc_now()
     try:
         info = archive.study(archive_study_id)
+        if sweep and not info.is_stable:
+            report.not_yet_stable += 1
+            return False
         if not _needs_ingest(archive, store, info):
             report.skipped += 1
             _advance(store, change_seq)
-            return
+            return True
         result = ingest(archive_study_id)
     except ArchiveError as exc:
         if exc.retryable:
@@ -161,7 +151,7 @@ def _handle_study(
             if change_seq is not None:
                 sql.set_cursor(con, change_seq)
         report.quarantined.append(archive_study_id)
-        return
+        return True
     with store.transaction() as con:
         revision = sql.record_study(con, result, change_seq=change_seq, seen_at=seen_at)
         if change_seq is not None:
@@ -175,6 +165,7 @@ def _handle_study(
         report.ingested.append(result.study_uid)
     if after_commit is not None:
         after_commit(result)
+    return True
 
 
 def _advance(store: Store, change_seq: int | None) -> None:
