@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "status",
     "segment",
     "train",
+    "calibrate",
     "register",
     "assess",
     "events",

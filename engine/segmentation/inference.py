@@ -84,20 +84,13 @@ def resample_channels(
     ``box`` ((lo, hi) per axis, reference voxel indices) limits the output to that sub-grid.
     Outside the working grid's field of view every channel resamples to zero.
     """
-    import torch
-    from monai.data import MetaTensor
-    from monai.transforms import SpatialResample
+    from engine.segmentation.resample import resample_world
 
     box = box or tuple((0, int(n)) for n in reference.array.shape)
     shift = np.eye(4)
     shift[:3, 3] = [lo for lo, _ in box]
-    src = MetaTensor(channels.float(), affine=torch.as_tensor(source_affine, dtype=torch.float64))
-    out = SpatialResample(mode="bilinear", padding_mode="zeros", dtype=torch.float32)(
-        src,
-        dst_affine=torch.as_tensor(reference.affine @ shift, dtype=torch.float64),
-        spatial_size=tuple(hi - lo for lo, hi in box),
-    )
-    return out.as_tensor().float()
+    return resample_world(channels, source_affine=source_affine, target_affine=reference.affine @ shift,
+                          shape=tuple(hi - lo for lo, hi in box))
 
 
 def foreground_box(
@@ -126,22 +119,44 @@ def foreground_box(
     return tuple((int(a), int(b)) for a, b in zip(low, high, strict=True))
 
 
-def softmax_decoder(output_labels: Mapping[int, Label]) -> Callable[[torch.Tensor], np.ndarray]:
-    """Argmax of class probabilities, channel -> label through ``output_labels``.
+def softmax_decoder(
+    output_labels: Mapping[int, Label], weights: Mapping[Label, float] | None = None
+) -> Callable[[torch.Tensor], np.ndarray]:
+    """Argmax of (weighted) class probabilities, channel -> label through ``output_labels``.
 
-    Where every probability resampled to zero (outside the working grid) background wins.
+    ``weights`` per label (default 1: the plain argmax) come from the model's calibration
+    (:mod:`engine.segmentation.decision`). Where every probability resampled to zero (outside
+    the working grid) background wins.
     """
     import torch
 
+    from engine.segmentation.decision import channel_weights, label_lut
+
     def decode(probabilities: torch.Tensor) -> np.ndarray:
-        stacked = probabilities.clone()
-        stacked[0] = torch.maximum(stacked[0], 1.0 - stacked.sum(0))
-        lut = np.zeros(stacked.shape[0], dtype=np.uint8)
-        for channel, label in output_labels.items():
-            lut[channel] = int(label)
-        return lut[stacked.argmax(0).numpy()]
+        k = probabilities.shape[0]
+        cw = channel_weights(output_labels, weights)
+        cw = np.concatenate([cw, np.ones(max(0, k - len(cw)), dtype=np.float32)])[:k]
+        scored = probabilities.float().clone()
+        scored[0] = torch.maximum(scored[0], 1.0 - scored.sum(0))
+        if np.any(cw != 1.0):
+            scored *= torch.from_numpy(cw).reshape((k,) + (1,) * (scored.ndim - 1))
+        return label_lut(output_labels, k)[_first_argmax(scored)]
 
     return decode
+
+
+def _first_argmax(scores: torch.Tensor) -> np.ndarray:
+    """``scores.argmax(0)`` (the first maximum wins) by K-1 comparisons: ~10x faster on the CPU
+    than torch's reduction over the outer dimension."""
+    import torch
+
+    best = scores[0].clone()
+    index = torch.zeros(scores.shape[1:], dtype=torch.uint8)
+    for k in range(1, scores.shape[0]):
+        wins = scores[k] > best
+        index[wins] = k
+        torch.maximum(best, scores[k], out=best)
+    return index.numpy()
 
 
 class MonaiSegmenter:
@@ -195,7 +210,7 @@ class MonaiSegmenter:
         return finish_result(
             probabilities,
             prepared=prepared,
-            decode=softmax_decoder(self.config.output_labels),
+            decode=softmax_decoder(self.config.output_labels, self.config.decision_weights),
             limits=self.limits,
             identity=(self.config.name, self.config.version, self.weights_sha256, str(self.device)),
             start=start,

@@ -40,6 +40,10 @@ class ModelConfig:
     weights_file: str = "model.pt"
     model_dir: Path | None = None
     training: Mapping[str, Any] = field(default_factory=dict)
+    #: per-label weights of the argmax (engine.segmentation.decision); labels not named weigh 1.
+    decision_weights: Mapping[Label, float] = field(default_factory=dict)
+    #: how the decision weights were chosen (``gliowatch calibrate``), as written there.
+    calibration: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.architecture not in SUPPORTED_ARCHITECTURES:
@@ -59,6 +63,10 @@ class ModelConfig:
             raise ValueError(msg)
         if 0 in self.output_labels:
             msg = "Argument 'output_labels' must not map channel 0 (background)"
+            raise ValueError(msg)
+        bad = {k.name: v for k, v in self.decision_weights.items() if not 0.0 < float(v) < 19.0}
+        if bad:
+            msg = f"Argument 'decision_weights' must lie in (0, 19), got {bad}"
             raise ValueError(msg)
 
     @property
@@ -84,6 +92,9 @@ class ModelConfig:
             "max_whole_volume_vox": list(self.max_whole_volume_vox),
             "weights_file": self.weights_file,
             "training": dict(self.training),
+            **({"decision_weights": {k.name: v for k, v in self.decision_weights.items()}}
+               if self.decision_weights else {}),
+            **({"calibration": dict(self.calibration)} if self.calibration else {}),
         }
 
 
@@ -104,11 +115,21 @@ def model_config_from_dict(data: Mapping[str, Any], *, model_dir: Path | None = 
             weights_file=str(data.get("weights_file", "model.pt")),
             model_dir=model_dir,
             training=dict(data.get("training", {})),
+            decision_weights=_decision_weights(data.get("decision_weights", {})),
+            calibration=dict(data.get("calibration", {})),
         )
     except KeyError as exc:
         raise ConfigError(f"Model config {where} lacks the key {exc.args[0]!r}") from exc
     except ValueError as exc:
         raise ConfigError(f"Model config {where} is invalid", detail=str(exc)) from exc
+
+
+def _decision_weights(data: Mapping[str, Any]) -> dict[Label, float]:
+    unknown = sorted(set(data) - {label.name for label in Label})
+    if unknown:
+        msg = f"Argument 'decision_weights' names unknown labels {unknown}"
+        raise ValueError(msg)
+    return {Label[k]: float(v) for k, v in dict(data).items()}
 
 
 def load_model_config(model_dir: Path | str) -> ModelConfig:

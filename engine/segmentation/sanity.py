@@ -35,8 +35,7 @@ def label_volumes_ml(labels: np.ndarray, *, voxel_ml: float) -> dict[str, float]
     >>> label_volumes_ml(np.array([[[0, 1], [3, 3]]], dtype=np.uint8), voxel_ml=0.5)
     {'NETC': 0.5, 'SNFH': 0.0, 'ET': 1.0, 'RC': 0.0}
     """
-    counts = np.bincount(labels.ravel().astype(np.int64), minlength=len(Label) + 1)
-    return {label.name: float(counts[label.value]) * voxel_ml for label in Label}
+    return {label.name: float(np.count_nonzero(labels == label.value)) * voxel_ml for label in Label}
 
 
 def sanity_flags(
