@@ -49,10 +49,14 @@ from flows.cmd_segment import pick_study_volumes
 EVAL_SEED = 424242
 
 
-def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict) -> tuple[np.ndarray, float]:
-    """Plain MONAI: whole working grid (no head crop), 128^3 windows, overlap 0.5; labels, seconds.
+def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict) -> tuple[np.ndarray, float, dict]:
+    """Plain MONAI: whole working grid (no head crop), 128^3 windows, overlap 0.5; labels, seconds,
+    seconds per stage.
 
-    The working grid is the one inference uses (sides a multiple of twice the network stride).
+    The working grid is the one inference uses (sides a multiple of twice the network stride);
+    preprocessing and the decision rule are the same functions as ours, so the ratio measures
+    the inference strategy (head crop + one whole-volume pass + labels only near the tumour
+    against overlapping windows over the whole grid + labels everywhere).
     """
     import torch
     from monai.inferers import sliding_window_inference
@@ -65,13 +69,36 @@ def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict) -> tuple[n
                                             multiple_of=grid_multiple(config.divisible_by))
     head = torch.from_numpy(head_mask_of(stack[config.channels.index(ref_seq)].numpy()))
     image = normalise_channels(stack, head)
+    t_prep = time.perf_counter()
     with torch.inference_mode():
         logits = sliding_window_inference(image[None], roi_size=(128, 128, 128), sw_batch_size=1,
                                           predictor=segmenter.net, overlap=0.5)[0]
+    t_net = time.perf_counter()
     reference = volumes[choose_reference(volumes)]
-    labels = softmax_decoder(config.output_labels)(
+    labels = softmax_decoder(config.output_labels, config.decision_weights)(
         resample_channels(logits.softmax(0), source_affine=affine, reference=reference))
-    return labels, time.perf_counter() - start
+    end = time.perf_counter()
+    return labels, end - start, {"prepare": t_prep - start, "network": t_net - t_prep, "labels": end - t_net}
+
+
+def _segment_by_stage(segmenter: MonaiSegmenter, volumes: dict):
+    """segmenter.segment with each stage timed; also the plain-argmax result from the same probabilities."""
+    config = segmenter.config
+    start = time.perf_counter()
+    prepared = segmenter.prepare(volumes)
+    t_prep = time.perf_counter()
+    probabilities = segmenter.predict_probabilities(prepared)
+    t_net = time.perf_counter()
+    identity = (config.name, config.version, segmenter.weights_sha256, str(segmenter.device))
+    result = finish_result(probabilities, prepared=prepared,
+                           decode=softmax_decoder(config.output_labels, config.decision_weights),
+                           limits=segmenter.limits, identity=identity, start=start)
+    t_end = time.perf_counter()
+    plain = (finish_result(probabilities, prepared=prepared, decode=softmax_decoder(config.output_labels),
+                           limits=segmenter.limits, identity=identity, start=t_end)
+             if config.decision_weights else None)
+    stages = {"prepare": t_prep - start, "network": t_net - t_prep, "labels": t_end - t_net}
+    return result, stages, plain
 
 
 def _summary(values: list[float]) -> str:
@@ -107,7 +134,10 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
             if missing:
                 runs += [(f"no {seq}", {k: v for k, v in volumes.items() if k is not seq}) for seq in STUDY_SEQUENCES]
             for name, vols in runs:
-                result = segmenter.segment(vols)
+                if name == "complete":  # timed by stage; the same calls as segmenter.segment
+                    result, stages, plain = _segment_by_stage(segmenter, vols)
+                else:
+                    result, stages, plain = segmenter.segment(vols), None, None
                 labels = result.labels.array
                 ref_truth = truth if labels.shape == truth.shape else None
                 if ref_truth is None:  # T1c missing: labels are on the T1 grid; compare there
@@ -124,9 +154,16 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
                        "volume_error": relative_volume_error(result.volumes_ml, true_ml),
                        "predicted_ml": result.volumes_ml, "true_ml": true_ml, "seconds": result.elapsed_s,
                        "flags": list(result.flags)}
+                if stages is not None:
+                    row["stages_s"] = stages
+                if plain is not None and config.decision_weights:
+                    rows.append({**row, "run": "complete, plain argmax", "dice": region_dice(plain.labels.array, ref_truth),
+                                 "volume_error": relative_volume_error(plain.volumes_ml, true_ml),
+                                 "predicted_ml": plain.volumes_ml})
                 if baseline and name == "complete":
-                    base_labels, base_s = sliding_window_baseline(segmenter, vols)
+                    base_labels, base_s, base_stages = sliding_window_baseline(segmenter, vols)
                     row["baseline_s"] = base_s
+                    row["baseline_stages_s"] = base_stages
                     row["agreement_dice"] = region_dice(labels, base_labels)
                 rows.append(row)
                 print(f"{visit['dir']} {scenario:18s} {name:9s} {protocol:22s} "
@@ -176,6 +213,11 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
             if vals:
                 out[f"agreement_dice_{region}_vs_baseline"] = {"mean": statistics.mean(vals), "min": min(vals)}
         print(f"time per study (preprocessing + inference): median {statistics.median(secs):.1f} s, max {max(secs):.1f} s")
+        for stage in ("prepare", "network", "labels"):
+            ours_s = statistics.median(r["stages_s"][stage] for r in base)
+            theirs_s = statistics.median(r["baseline_stages_s"][stage] for r in base)
+            out[f"stage_{stage}_median_s"] = {"ours": ours_s, "baseline": theirs_s}
+            print(f"  stage {stage:8s}: ours median {ours_s:.2f} s, baseline {theirs_s:.2f} s")
         print(f"plain sliding window 128^3/0.5 / ours: median {statistics.median(ratios):.2f}x, min {min(ratios):.2f}x; "
               f"Dice(WT) ours vs baseline: mean {statistics.mean(agree):.4f}, min {min(agree):.4f}; "
               + ", ".join(f"{k.split('_')[2]} mean {v['mean']:.4f} min {v['min']:.4f}"

@@ -15,7 +15,7 @@ from engine.dicom import read_study_dir
 from engine.segmentation.model_config import model_config_from_dict
 from engine.series_rules import classify_series, load_series_rules
 from engine.settings import load_settings
-from engine.types import Sequence
+from engine.types import Label, Sequence
 from engine.segmentation.network import build_network, save_weights_fp16
 from engine.synth.cohort import generate_cohort
 from flows.cli import main
@@ -78,3 +78,46 @@ def test_segment_without_a_t1_series_fails_with_a_reason(study_and_config, tmp_p
             shutil.copytree(folder, only_t2 / folder.name)
     assert main(["--config", str(settings), "segment", str(only_t2), "--out", str(tmp_path / "x.nii.gz")]) == 1
     assert "No post-contrast T1 or plain T1" in capsys.readouterr().err
+
+
+def test_calibrate_writes_decision_weights_the_segmenter_then_uses(study_and_config, tmp_path: Path, capsys) -> None:
+    """`gliowatch calibrate --write` on a one-patient calibration cohort with a tiny model."""
+    from engine.segmentation.model_config import load_model_config
+
+    _, settings = study_and_config
+    model = tmp_path / "model"
+    shutil.copytree(Path(load_settings(settings).segmentation.model_dir), model)
+    args = ["--config", str(settings), "calibrate", "--model", str(model), "--patients", "1", "--visits", "3",
+            "--size", "test", "--work", str(tmp_path / "work"), "--grid", "0.5,1,2"]
+    assert main([*args, "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "plain argmax:" in out and "chosen weights:" in out and "(27 combinations searched)" in out
+    config = load_model_config(model)
+    assert set(config.decision_weights) == {Label.NETC, Label.SNFH, Label.ET}
+    assert all(w in (0.5, 1.0, 2.0) for w in config.decision_weights.values())
+    assert config.calibration["seed"] == 515151 and config.calibration["studies"] == 3
+    cached = list((tmp_path / "work").glob("cases-*/*.npz"))
+    assert len(cached) == 3
+    # a second run reuses the cohort and the cached probabilities
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("with weights:")
+    # the benchmark reports the calibrated rule and, from the same probabilities, the plain argmax
+    from benchmarks.bench_segmentation import main as bench_main
+
+    summary = bench_main(["--model", str(model), "--patients", "1", "--visits", "3", "--size", "test",
+                          "--no-missing", "--no-baseline"])
+    assert summary["complete | all"]["n"] == 3 and summary["complete, plain argmax | all"]["n"] == 3
+
+
+def test_bench_segmentation_runs_end_to_end_on_a_tiny_model(study_and_config, tmp_path: Path) -> None:
+    """The benchmark's code path (one test-size patient of 3 visits, stages timed, baseline, one sequence missing)."""
+    from benchmarks.bench_segmentation import main as bench_main
+
+    _, settings = study_and_config
+    model = Path(load_settings(settings).segmentation.model_dir)
+    summary = bench_main(["--model", str(model), "--patients", "1", "--visits", "3", "--size", "test",
+                          "--json", str(tmp_path / "out.json")])
+    assert summary["complete | all"]["n"] == 3 and summary["no T1c | all"]["n"] == 3
+    assert set(summary["stage_network_median_s"]) == {"ours", "baseline"}
+    assert summary["sliding_window_ratio"]["median"] > 0
+    assert json.loads((tmp_path / "out.json").read_text())["rows"][0]["run"] == "complete"

@@ -22,7 +22,7 @@ from engine.segmentation.inference import softmax_decoder
 from engine.segmentation.model_config import load_model_config, model_config_from_dict
 from engine.errors import ConfigError
 from engine.types import Label
-from tests.engine.test_segmentation_phantom import tiny_config
+from test_segmentation_phantom import tiny_config
 
 OUTPUTS = {1: Label.NETC, 2: Label.SNFH, 3: Label.ET, 4: Label.RC}
 
