@@ -174,5 +174,19 @@ def default_model_config(
         output_labels={1: Label.NETC, 2: Label.SNFH, 3: Label.ET, 4: Label.RC},
         spacing_mm=spacing_mm,
         divisible_by=16,
-        max_whole_volume_vox=(192, 224, 192),
+        max_whole_volume_vox=whole_volume_limit(spacing_mm, multiple=32),
     )
+
+
+#: the largest field of view run in one pass, mm (an adult head with margin, any orientation).
+WHOLE_VOLUME_FOV_MM = (288.0, 336.0, 288.0)
+
+
+def whole_volume_limit(spacing_mm: float, *, multiple: int) -> tuple[int, int, int]:
+    """``max_whole_volume_vox`` for a working spacing: WHOLE_VOLUME_FOV_MM in voxels, rounded
+    down to ``multiple``.
+
+    >>> whole_volume_limit(1.5, multiple=32), whole_volume_limit(1.0, multiple=32)
+    ((192, 224, 192), (288, 320, 288))
+    """
+    return tuple(max(multiple, int(mm / spacing_mm) // multiple * multiple) for mm in WHOLE_VOLUME_FOV_MM)  # type: ignore[return-value]
