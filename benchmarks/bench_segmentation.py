@@ -156,7 +156,7 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
                        "flags": list(result.flags)}
                 if stages is not None:
                     row["stages_s"] = stages
-                if plain is not None and config.decision_weights:
+                if plain is not None:
                     rows.append({**row, "run": "complete, plain argmax", "dice": region_dice(plain.labels.array, ref_truth),
                                  "volume_error": relative_volume_error(plain.volumes_ml, true_ml),
                                  "predicted_ml": plain.volumes_ml})

@@ -1,4 +1,4 @@
-"""The decision rule from class probabilities to labels, and its calibration (pure numpy).
+"""The decision rule from class probabilities to labels, and its calibration.
 
 The network's output is a probability per class on the 1.5 mm working grid, resampled onto the
 (finer) reference grid. Labels are the argmax of ``weight_k * p_k``: weights 1 are the plain
@@ -19,11 +19,15 @@ import itertools
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.segmentation.metrics import REGIONS
+from engine.segmentation.metrics import REGIONS, relative_volume_error
 from engine.types import Label
+
+if TYPE_CHECKING:
+    import torch
 
 #: decision weights of labels a config does not name.
 DEFAULT_WEIGHT = 1.0
@@ -65,11 +69,33 @@ def decide(probabilities: np.ndarray, *, weights: np.ndarray, lut: np.ndarray) -
     >>> decide(p, weights=np.array([1.0, 1.0, 2.0]), lut=np.array([0, 1, 3], np.uint8)).ravel().tolist()
     [3, 0]
     """
+    import torch
+
     k = probabilities.shape[0]
-    scored = probabilities.astype(np.float32, copy=True)
-    scored[0] = np.maximum(scored[0], 1.0 - scored.sum(0))
-    scored *= weights[:k].reshape((k,) + (1,) * (scored.ndim - 1))
-    return lut[scored.argmax(0)]
+    scored = torch.from_numpy(np.array(probabilities, dtype=np.float32))  # a copy; torch uses every core
+    scored[0] = torch.maximum(scored[0], 1.0 - scored.sum(0))
+    weights = np.concatenate([np.asarray(weights, np.float32)[:k], np.ones(max(0, k - len(weights)), np.float32)])
+    if np.any(weights != 1.0):
+        scored *= torch.from_numpy(weights).reshape((k,) + (1,) * (scored.ndim - 1))
+    return lut[first_argmax(scored)]
+
+
+def first_argmax(values: torch.Tensor) -> np.ndarray:
+    """``values.argmax(0)`` (the first maximum wins) by K-1 comparisons: a few times faster on
+    the CPU than torch's reduction over the outer dimension.
+
+    >>> import torch
+    >>> first_argmax(torch.tensor([[1.0, 2.0], [1.0, 3.0]])).tolist()
+    [0, 1]
+    """
+    import torch
+
+    best = values[0].clone()
+    index = torch.zeros(values.shape[1:], dtype=torch.uint8)
+    for k in range(1, values.shape[0]):
+        index[values[k] > best] = k
+        torch.maximum(best, values[k], out=best)
+    return index.numpy()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -121,13 +147,13 @@ def case_metrics(case: CalibrationCase, *, weights: np.ndarray, lut: np.ndarray,
         true_n = int(true.sum()) + int(case.truth_outside.get(region, 0))
         total = int(pred.sum()) + true_n
         out[f"dice_{region}"] = None if true_n == 0 else 2.0 * int((pred & true).sum()) / total
-    for label in (Label.ET, Label.SNFH):
-        truth_ml = float(case.true_ml.get(label.name, 0.0))
-        if truth_ml >= min_true_ml:
-            predicted = float((labels == int(label)).sum()) * case.voxel_ml
-            out[f"volerr_{label.name}"] = abs(predicted - truth_ml) / truth_ml
-        else:
-            out[f"volerr_{label.name}"] = None
+    measured = (Label.ET, Label.SNFH)
+    errors = relative_volume_error(
+        {label.name: float((labels == int(label)).sum()) * case.voxel_ml for label in measured},
+        {label.name: float(case.true_ml.get(label.name, 0.0)) for label in measured},
+        min_true_ml=min_true_ml,
+    )
+    out.update({f"volerr_{label.name}": errors.get(label.name) for label in measured})
     return out
 
 

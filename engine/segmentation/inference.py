@@ -128,35 +128,14 @@ def softmax_decoder(
     (:mod:`engine.segmentation.decision`). Where every probability resampled to zero (outside
     the working grid) background wins.
     """
-    import torch
-
-    from engine.segmentation.decision import channel_weights, label_lut
+    from engine.segmentation.decision import channel_weights, decide, label_lut
 
     def decode(probabilities: torch.Tensor) -> np.ndarray:
         k = probabilities.shape[0]
-        cw = channel_weights(output_labels, weights)
-        cw = np.concatenate([cw, np.ones(max(0, k - len(cw)), dtype=np.float32)])[:k]
-        scored = probabilities.float().clone()
-        scored[0] = torch.maximum(scored[0], 1.0 - scored.sum(0))
-        if np.any(cw != 1.0):
-            scored *= torch.from_numpy(cw).reshape((k,) + (1,) * (scored.ndim - 1))
-        return label_lut(output_labels, k)[_first_argmax(scored)]
+        return decide(probabilities.numpy(), weights=channel_weights(output_labels, weights),
+                      lut=label_lut(output_labels, k))
 
     return decode
-
-
-def _first_argmax(scores: torch.Tensor) -> np.ndarray:
-    """``scores.argmax(0)`` (the first maximum wins) by K-1 comparisons: ~10x faster on the CPU
-    than torch's reduction over the outer dimension."""
-    import torch
-
-    best = scores[0].clone()
-    index = torch.zeros(scores.shape[1:], dtype=torch.uint8)
-    for k in range(1, scores.shape[0]):
-        wins = scores[k] > best
-        index[wins] = k
-        torch.maximum(best, scores[k], out=best)
-    return index.numpy()
 
 
 class MonaiSegmenter:
