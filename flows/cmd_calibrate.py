@@ -40,14 +40,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def collect_case(segmenter, volumes, *, truth: np.ndarray, true_ml: dict, study: str, tags: dict):
     """Probabilities of one study on the reference-grid box of its possible foreground."""
-    from engine.segmentation.decision import CalibrationCase
+    from engine.segmentation.decision import CERTAIN_BACKGROUND, CalibrationCase
     from engine.segmentation.inference import foreground_box, resample_channels
     from engine.segmentation.metrics import REGIONS
 
     prepared = segmenter.prepare(volumes)
     probabilities = segmenter.predict_probabilities(prepared)
-    # any weight below 1 / (1 - 0.95) * 0.95 = 19 cannot make a voxel with p_0 >= 0.95 foreground
-    possible = probabilities[0].numpy() < 0.95
+    # no allowed weight (< MAX_WEIGHT) makes a voxel with p_0 >= CERTAIN_BACKGROUND foreground
+    possible = probabilities[0].numpy() < CERTAIN_BACKGROUND
     reference = prepared.reference
     box = foreground_box(possible, source_affine=prepared.working_affine, reference=reference)
     if box is None:

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 DEFAULT_WEIGHT = 1.0
 #: tumour labels whose weights :func:`calibrate` tunes (RC is left at 1: its Dice is already high).
 TUNED_LABELS: tuple[Label, ...] = (Label.NETC, Label.SNFH, Label.ET)
+#: a voxel whose background probability is at least this is background for every allowed weight.
+CERTAIN_BACKGROUND = 0.95
+#: decision weights must lie below this: then ``w * p_k < p_0`` wherever p_0 >= CERTAIN_BACKGROUND.
+MAX_WEIGHT = round(CERTAIN_BACKGROUND / (1.0 - CERTAIN_BACKGROUND), 9)  # 19
 #: default search grid per tuned label.
 DEFAULT_GRID: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
 
@@ -116,11 +120,11 @@ class CalibrationCase:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def compact_case(case: CalibrationCase, *, certain_background: float = 0.95) -> CalibrationCase:
-    """The same case keeping only the voxels whose label a weight below 19 can change.
+def compact_case(case: CalibrationCase, *, certain_background: float = CERTAIN_BACKGROUND) -> CalibrationCase:
+    """The same case keeping only the voxels whose label an allowed weight (< MAX_WEIGHT, 19) can change.
 
     Where ``max(p_0, 1 - sum p) >= certain_background`` (0.95) every weighted tumour score
-    stays below background (``w p_k <= 19 * 0.05``), so those voxels are background whatever the
+    stays below background (``w p_k < 19 * 0.05``), so those voxels are background whatever the
     weights; their truth moves into ``truth_outside`` (missed), and the search runs on the rest.
     """
     flat = case.probabilities.reshape(case.probabilities.shape[0], -1)

@@ -64,9 +64,11 @@ class ModelConfig:
         if 0 in self.output_labels:
             msg = "Argument 'output_labels' must not map channel 0 (background)"
             raise ValueError(msg)
-        bad = {k.name: v for k, v in self.decision_weights.items() if not 0.0 < float(v) < 19.0}
+        from engine.segmentation.decision import MAX_WEIGHT
+
+        bad = {k.name: v for k, v in self.decision_weights.items() if not 0.0 < float(v) < MAX_WEIGHT}
         if bad:
-            msg = f"Argument 'decision_weights' must lie in (0, 19), got {bad}"
+            msg = f"Argument 'decision_weights' must lie in (0, {MAX_WEIGHT:g}), got {bad}"
             raise ValueError(msg)
 
     @property
