@@ -11,12 +11,17 @@ read and classified as ``gliowatch segment`` does, the shipped model segments it
   studies where the truth region is not empty;
 * |volume error| / true volume for ET and SNFH (true volume >= 0.5 mL), median;
 * the same with one sequence missing (each of T1, T1c, T2, FLAIR in turn);
+* the **ceiling** of every figure: the same Dice and volume errors for the labels of an ideal
+  segmenter that knows the generator's class memberships and sees them through the T1c
+  series' own slice profile (:mod:`engine.synth.ceiling`); the truth is nearest-neighbour
+  sampled at voxel centres, so a region thinner than the slices is partly invisible in the
+  images, and a target above the ceiling cannot be met by any segmenter on that cohort;
 * time per study (preprocessing + inference, DICOM reading excluded) and, on the same prepared
   input, the ratio against MONAI's plain ``sliding_window_inference`` (128^3 windows, overlap 0.5)
   over the whole (uncropped) working grid with the same weights, with the Dice agreement between
   the two outputs.
 
-Run: ``python -m benchmarks.bench_segmentation [--patients 5] [--visits 3] [--size demo]
+Run: ``python -m benchmarks.bench_segmentation [--patients 5] [--visits 6] [--size demo]
 [--model models/gliowatch-unet] [--json out.json]``.
 """
 
@@ -43,6 +48,7 @@ from engine.segmentation.preprocess import grid_multiple, head_mask_of, normalis
 from engine.series_rules import load_series_rules
 from engine.settings import load_settings
 from engine.synth import generate_cohort
+from engine.synth.ceiling import cohort_ceiling_labels, t1c_slice_thickness_mm
 from engine.types import STUDY_SEQUENCES, Sequence
 from flows.cmd_segment import pick_study_volumes
 
@@ -101,6 +107,13 @@ def _segment_by_stage(segmenter: MonaiSegmenter, volumes: dict):
     return result, stages, plain
 
 
+def _volumes_ml(labels: np.ndarray, like) -> dict[str, float]:  # noqa: ANN001
+    """Volumes (mL) per label of ``labels`` on the grid of the Volume ``like``."""
+    from engine.segmentation.sanity import label_volumes_ml
+
+    return label_volumes_ml(labels, voxel_ml=like.voxel_ml)
+
+
 def _summary(values: list[float]) -> str:
     if not values:
         return "n/a"
@@ -108,7 +121,8 @@ def _summary(values: list[float]) -> str:
 
 
 def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Path,
-             missing: bool = True, baseline: bool = True, reuse: bool = False) -> dict[str, Any]:
+             missing: bool = True, baseline: bool = True, reuse: bool = False,
+             ceiling: bool = True) -> dict[str, Any]:
     config = load_model_config(model_dir)
     net, sha = load_network(config)
     segmenter = MonaiSegmenter(config=config, net=net, weights_sha256=sha, device="cpu")
@@ -121,15 +135,19 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
                                               size=size, n_visits=visits, force=True).read_text())
     print(f"cohort: {patients} patients x {visits} visits, size {size}, generated in {time.perf_counter() - t0:.0f} s", flush=True)
     rows: list[dict[str, Any]] = []
-    for patient in manifest["patients"]:
+    for patient_index, patient in enumerate(manifest["patients"]):
         scenario = patient.get("scenario", "?")
-        for visit in patient["visits"]:
+        for visit_index, visit in enumerate(patient["visits"]):
             study_dir = work / "cohort" / visit["dir"]
             series = list(read_study_dir(study_dir).volumes)
             volumes, _ = pick_study_volumes(series, rules=rules)
             truth = read_nifti(work / "cohort" / visit["truth"]["labels"]).array.astype(np.uint8)
             true_ml = visit["truth"]["volumes_ml"]
             protocol = "+".join(f"{s['sequence']}:{s['plane']}" for s in visit["series"] if s["plane"] == "SAG") or "all 2D axial"
+            ideal = None
+            if ceiling:
+                ideal = cohort_ceiling_labels(work / "cohort" / "cohort.json", patient_index, visit_index,
+                                              slice_thickness_mm=t1c_slice_thickness_mm(work / "cohort", visit))
             runs = [("complete", dict(volumes))]
             if missing:
                 runs += [(f"no {seq}", {k: v for k, v in volumes.items() if k is not seq}) for seq in STUDY_SEQUENCES]
@@ -156,6 +174,9 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
                        "flags": list(result.flags)}
                 if stages is not None:
                     row["stages_s"] = stages
+                if ideal is not None and ref_truth is truth:
+                    row["ceiling_dice"] = region_dice(ideal, truth)
+                    row["ceiling_volume_error"] = relative_volume_error(_volumes_ml(ideal, result.labels), true_ml)
                 if plain is not None:
                     rows.append({**row, "run": "complete, plain argmax", "dice": region_dice(plain.labels.array, ref_truth),
                                  "volume_error": relative_volume_error(plain.volumes_ml, true_ml),
@@ -190,13 +211,19 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
         for region in ("WT", "TC", "ET", "RC"):
             vals = [m["dice"][region] for m in members if m["truth_nonempty"][region]]
             entry[f"dice_{region}"] = statistics.mean(vals) if vals else None
+            ideal = [m["ceiling_dice"][region] for m in members if m["truth_nonempty"][region] and "ceiling_dice" in m]
+            if ideal:
+                entry[f"ceiling_dice_{region}"] = statistics.mean(ideal)
         for label in ("ET", "SNFH"):
             errs = [m["volume_error"][label] for m in members if label in m["volume_error"]]
             entry[f"median_abs_vol_err_{label}"] = statistics.median(errs) if errs else None
+            ideal = [m["ceiling_volume_error"][label] for m in members if label in m.get("ceiling_volume_error", {})]
+            if ideal:
+                entry[f"ceiling_median_abs_vol_err_{label}"] = statistics.median(ideal)
         entry["n"] = len(members)
         out[key] = entry
         print(f"{key:45s} n={entry['n']:2d} " + " ".join(
-            f"{k.replace('median_abs_vol_err_', 'volerr_')}={v:.3f}" for k, v in entry.items() if k != "n" and v is not None), flush=True)
+            f"{k.replace('median_abs_vol_err_', 'volerr_').replace('ceiling_', 'ceil_')}={v:.3f}" for k, v in entry.items() if k != "n" and v is not None), flush=True)
     complete = [r for r in rows if r["run"] == "complete"]
     secs = [r["seconds"] for r in complete]
     out["seconds_per_study"] = {"median": statistics.median(secs), "max": max(secs)}
@@ -229,10 +256,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_segmentation")
     parser.add_argument("--model", default="models/gliowatch-unet")
     parser.add_argument("--patients", type=int, default=5)
-    parser.add_argument("--visits", type=int, default=3)
+    parser.add_argument("--visits", type=int, default=6,
+                        help="visits per patient (default 6: pre-op, post-op, post-RT and three follow-ups, "
+                             "where the scenarios differ)")
     parser.add_argument("--size", default="demo", choices=("test", "demo"))
     parser.add_argument("--no-missing", action="store_true")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the ideal-segmenter ceiling")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None, help="keep the generated cohort here")
     parser.add_argument("--reuse", action="store_true", help="evaluate WORK/cohort as it is (no generation)")
@@ -241,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         work = args.work or Path(tmp)
         results = evaluate(model_dir=resolve_model_dir(args.model), patients=args.patients, visits=args.visits,
                            size=args.size, work=work, missing=not args.no_missing, baseline=not args.no_baseline,
-                           reuse=args.reuse)
+                           reuse=args.reuse, ceiling=not args.no_ceiling)
     summary = report(results)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, **results}, indent=1, default=str))

@@ -11,7 +11,13 @@ every case is pushed far beyond what the synthetic generator's defaults produce:
 * noise: Gaussian noise up to 8 % of the channel's 99th percentile;
 * modality dropout: a channel set to zero (as a missing sequence is at inference time).
 
-Normalisation after the intensity changes is the inference one (:func:`normalise_channels`).
+Normalisation after the intensity changes is the inference one: a z-score with the statistics of
+the *whole head*, not of the patch. The case's head voxels on a coarse lattice
+(:func:`engine.segmentation.dataset.head_sample`) go through the same per-voxel intensity
+changes as the patch (scaling, gamma, histogram shift and noise, applied to both at once so the
+mapping is the same), and their mean and standard deviation normalise the patch. A tumour-centred
+64^3 patch has other statistics than the head (at 1 mm it is mostly tumour and oedema), and
+normalising with them taught the network other intensities than inference shows it.
 Every random draw comes from one ``numpy.random.Generator`` so a step is reproducible from the
 seed and the step number.
 """
@@ -79,7 +85,8 @@ def random_patch(
         head = np.pad(head, pad)
         soft = np.pad(soft, [(0, 0), *pad])  # all-zero fractions: background (soft_fractions)
     sl = _patch_slices(labels, patch_vox, centred=centred, rng=rng)
-    return image[(slice(None), *sl)], head[sl], soft[(slice(None), *sl)]
+    # copies: the cached arrays may be read-only memory maps
+    return np.array(image[(slice(None), *sl)]), np.array(head[sl], dtype=bool), np.array(soft[(slice(None), *sl)])
 
 
 def _spatial(image: torch.Tensor, soft: torch.Tensor, head: torch.Tensor, *, s: AugmentationSettings, rng: np.random.Generator):  # noqa: ANN202
@@ -129,22 +136,36 @@ def _upper_percentile(values: torch.Tensor, q: float = 0.99) -> float:
     return float(torch.kthvalue(values.flatten(), k).values)
 
 
-def _intensity(image: torch.Tensor, *, s: AugmentationSettings, rng: np.random.Generator) -> torch.Tensor:
+def _intensity(
+    image: torch.Tensor, *, s: AugmentationSettings, rng: np.random.Generator, sample: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-channel intensity changes of the patch ``image``; ``sample`` ((C, N) head voxels of the
+    whole case) gets the same per-voxel changes (the spatial ones, bias and blur, act on the patch
+    only). Returns both."""
     import torch
     from monai.transforms import RandBiasField, RandGaussianSmooth, RandHistogramShift
 
     out = image.clone()
+    seen = sample.clone() if sample is not None else None
     for c in range(out.shape[0]):
         x = out[c]
-        top = _upper_percentile(x[x > 0]) if (x > 0).sum() > 10 else 0.0
+        ref = seen[c] if seen is not None else x
+        top = _upper_percentile(ref[ref > 0]) if (ref > 0).sum() > 10 else 0.0
         if top <= 0:
             continue
-        x = (x / top).clamp(min=0)
-        x = x ** float(np.exp(rng.uniform(*np.log(s.gamma_range))))
+        n = x.numel()
+        # per-voxel changes on patch and sample together: one mapping for both
+        joint = torch.cat([x.flatten(), seen[c]]) if seen is not None else x.flatten()
+        joint = (joint / top).clamp(min=0)
+        joint = joint ** float(np.exp(rng.uniform(*np.log(s.gamma_range))))
         if rng.random() < s.histogram_shift_p:
             t = RandHistogramShift(num_control_points=(5, 10), prob=1.0)
             t.set_random_state(seed=int(rng.integers(2**31)))
-            x = torch.as_tensor(t(x[None]))[0]
+            # numpy in, numpy out: a MONAI MetaTensor would carry the 1-D geometry into the 3-D patch
+            joint = torch.from_numpy(np.asarray(t(joint[None].numpy()), dtype=np.float32)[0])
+        x = joint[:n].reshape(x.shape)
+        if seen is not None:
+            seen[c] = joint[n:]
         if rng.random() < s.bias_p:
             t = RandBiasField(degree=3, coeff_range=(0.0, 0.4), prob=1.0)
             t.set_random_state(seed=int(rng.integers(2**31)))
@@ -156,8 +177,26 @@ def _intensity(image: torch.Tensor, *, s: AugmentationSettings, rng: np.random.G
             t.set_random_state(seed=int(rng.integers(2**31)))
             x = torch.as_tensor(t(x[None]))[0]
         if rng.random() < s.noise_p:
-            x = x + float(rng.uniform(0, s.max_noise_fraction)) * torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32))
+            sigma = float(rng.uniform(0, s.max_noise_fraction))
+            x = x + sigma * torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32))
+            if seen is not None:
+                seen[c] = (seen[c] + sigma * torch.from_numpy(rng.standard_normal(seen[c].shape).astype(np.float32))).clamp(min=0)
         out[c] = x.clamp(min=0)
+    return out, seen
+
+
+def normalise_with_sample(image: torch.Tensor, head: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    """:func:`normalise_channels` with the statistics of ``sample`` ((C, N) head voxels) instead
+    of the patch's own; zero outside ``head``. A channel whose sample is empty or zero stays zero."""
+    import torch
+
+    out = torch.zeros_like(image)
+    for c in range(image.shape[0]):
+        values = sample[c][sample[c] != 0]
+        if values.numel() < 2:
+            continue
+        std = float(values.std())
+        out[c] = (image[c] - float(values.mean())) / (std if std > 0 else 1.0) * head
     return out
 
 
@@ -169,11 +208,15 @@ def augment_case(
     *,
     rng: np.random.Generator,
     settings: AugmentationSettings = AugmentationSettings(),
+    head_voxels: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(normalised image (C, *patch) float32, soft targets (K, *patch) float32) for one sample.
 
     ``labels`` (hard) only steer the tumour-centred patch choice; the targets are ``soft``
     (cached uint8 or float fractions, see :func:`engine.segmentation.dataset.soft_fractions`).
+    ``head_voxels`` ((C, N), :func:`engine.segmentation.dataset.head_sample` of the whole case)
+    give the normalisation statistics, as the whole head does at inference; without them the
+    patch's own head voxels do (what 0.2.0 and the 1 mm candidate were trained with).
     """
     import torch
 
@@ -184,8 +227,9 @@ def augment_case(
     image, soft = image.astype(np.float32), soft_fractions(soft)  # only the patch is converted
     img_t, soft_t, head_t = _spatial(torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(soft)),
                                      torch.from_numpy(np.ascontiguousarray(head)), s=settings, rng=rng)
-    img_t = _intensity(img_t, s=settings, rng=rng)
-    img_t = normalise_channels(img_t, head_t)
+    sample = torch.from_numpy(np.asarray(head_voxels, dtype=np.float32)) if head_voxels is not None else None
+    img_t, sample = _intensity(img_t, s=settings, rng=rng, sample=sample)
+    img_t = normalise_channels(img_t, head_t) if sample is None else normalise_with_sample(img_t, head_t, sample)
     if rng.random() < settings.modality_dropout_p:
         img_t[int(rng.integers(img_t.shape[0]))] = 0.0
     return img_t, soft_t

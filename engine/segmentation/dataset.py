@@ -39,6 +39,10 @@ class CachedCase:
     head: np.ndarray
     #: (K, X, Y, Z) uint8 class fractions x 255 (K = background + classes).
     soft_u8: np.ndarray
+    #: (C, N) float32: the raw image at head voxels on a strided lattice of the whole case
+    #: (:func:`head_sample`); training normalises each patch with these statistics, as inference
+    #: normalises with the whole head's.
+    head_voxels: np.ndarray | None = None
 
     @property
     def soft(self) -> np.ndarray:
@@ -56,8 +60,38 @@ def soft_fractions(soft: np.ndarray) -> np.ndarray:
     return out / np.maximum(out.sum(0, keepdims=True), 1e-6)
 
 
+#: arrays of a cached case, one ``.npy`` file each in the case's folder.
+CASE_ARRAYS = ("image", "labels", "head", "soft")
+
+
+#: lattice step of :func:`head_sample` (every 3rd voxel per axis: ~1/27 of the head).
+HEAD_SAMPLE_STRIDE = 3
+
+
+def head_sample(image: np.ndarray, head: np.ndarray, *, stride: int = HEAD_SAMPLE_STRIDE) -> np.ndarray:
+    """(C, N) float32: every channel at the head voxels of a ``stride`` lattice of the case.
+
+    >>> img = np.arange(2 * 4 * 4 * 4, dtype=np.float32).reshape(2, 4, 4, 4); head = np.ones((4, 4, 4), bool)
+    >>> head_sample(img, head, stride=2).shape
+    (2, 8)
+    """
+    lattice = (slice(None, None, stride),) * 3
+    mask = np.asarray(head[lattice], dtype=bool)
+    sub = np.asarray(image[(slice(None), *lattice)], dtype=np.float32)
+    return np.ascontiguousarray(sub[:, mask])
+
+
 def case_path(cache_dir: Path, seed: int) -> Path:
+    """The case's folder (one ``.npy`` per array, memory-mapped when loaded)."""
+    return cache_dir / f"case_{seed:07d}"
+
+
+def _legacy_case_path(cache_dir: Path, seed: int) -> Path:
     return cache_dir / f"case_{seed:07d}.npz"
+
+
+def _case_exists(cache_dir: Path, seed: int) -> bool:
+    return case_path(cache_dir, seed).is_dir() or _legacy_case_path(cache_dir, seed).exists()
 
 
 def class_fractions(
@@ -150,9 +184,9 @@ def cache_cases(
     cache_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for seed in seeds:
-        path = case_path(cache_dir, seed)
-        if path.exists():
+        if _case_exists(cache_dir, seed):
             continue
+        path = case_path(cache_dir, seed)
         case = sample(seed)
         if hasattr(case, "volumes"):  # series on their own scanner grids (sample_acquired_case)
             image, labels, head, soft = prepare_training_volumes(
@@ -163,9 +197,15 @@ def cache_cases(
                 np.asarray(case.images, dtype=np.float32), np.asarray(case.labels), np.asarray(case.affine),
                 config=config,
             )
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, image=image.astype(np.float16), labels=labels, head=head,
-                 soft=np.round(soft * 255.0).astype(np.uint8))
+        arrays = {"image": image.astype(np.float16), "labels": labels, "head": head,
+                  "soft": np.round(soft * 255.0).astype(np.uint8)}
+        tmp = path.with_name(path.name + ".tmp")
+        if tmp.exists():  # left by an interrupted run
+            for old in tmp.iterdir():
+                old.unlink()
+        tmp.mkdir(exist_ok=True)
+        for name in CASE_ARRAYS:
+            np.save(tmp / f"{name}.npy", arrays[name])
         os.replace(tmp, path)
         written += 1
         log(f"cached case {seed} shape {labels.shape} tumour voxels {int((labels > 0).sum())}")
@@ -173,14 +213,30 @@ def cache_cases(
 
 
 def load_case(cache_dir: Path, seed: int) -> CachedCase:
-    with np.load(case_path(cache_dir, seed)) as data:
-        return CachedCase(
-            seed=seed,
-            image=data["image"],
-            labels=data["labels"],
-            head=data["head"].astype(bool),
-            soft_u8=data["soft"],
-        )
+    """The cached case ``seed``. Arrays are memory-mapped (read-only): a training patch reads only
+    the pages it covers, so a cache larger than memory does not thrash the page cache. Cases
+    cached as one ``.npz`` by earlier versions load whole."""
+    folder = case_path(cache_dir, seed)
+    if folder.is_dir():
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in CASE_ARRAYS}
+        return CachedCase(seed=seed, image=arrays["image"], labels=arrays["labels"], head=arrays["head"],
+                          soft_u8=arrays["soft"], head_voxels=_cached_head_sample(folder, arrays["image"], arrays["head"]))
+    with np.load(_legacy_case_path(cache_dir, seed)) as data:
+        image, head = data["image"], data["head"].astype(bool)
+        return CachedCase(seed=seed, image=image, labels=data["labels"], head=head, soft_u8=data["soft"],
+                          head_voxels=head_sample(image, head))
+
+
+def _cached_head_sample(folder: Path, image: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """:func:`head_sample` of a cached case, written beside it on first use (atomic; any process)."""
+    path = folder / f"head_sample_{HEAD_SAMPLE_STRIDE}.npy"
+    if path.exists():
+        return np.load(path)
+    sample = head_sample(image, head)
+    tmp = folder / f"{path.stem}.{os.getpid()}.tmp.npy"
+    np.save(tmp, sample)
+    os.replace(tmp, path)
+    return sample
 
 
 def _cache_one(args: tuple[int, Path, ModelConfig, Callable[[int], Any]]) -> int:
@@ -200,7 +256,7 @@ def cache_cases_parallel(
     """:func:`cache_cases` over ``workers`` processes (``sample`` must be picklable)."""
     import multiprocessing
 
-    todo = [s for s in seeds if not case_path(cache_dir, s).exists()]
+    todo = [s for s in seeds if not _case_exists(cache_dir, s)]
     if workers <= 1 or len(todo) <= 1:
         return cache_cases(todo, cache_dir=cache_dir, config=config, sample=sample, log=log)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +271,9 @@ def cache_cases_parallel(
 
 def cached_seeds(cache_dir: Path) -> list[int]:
     """Seeds of the cases present in ``cache_dir``."""
-    return sorted(int(p.stem.split("_")[1]) for p in cache_dir.glob("case_*.npz") if not p.stem.endswith(".tmp"))
+    found = {int(p.name.split("_")[1]) for p in cache_dir.glob("case_*") if p.is_dir() and not p.name.endswith(".tmp")}
+    found |= {int(p.stem.split("_")[1]) for p in cache_dir.glob("case_*.npz") if not p.stem.endswith(".tmp")}
+    return sorted(found)
 
 
 __all__ = [

@@ -38,6 +38,9 @@ class TrainingRecipe:
     seed: int = 0
     checkpoint_every_s: float = 180.0
     log_every: int = 10
+    #: normalise patches with the whole head's statistics, as inference does (False: the patch's
+    #: own, the recipe of 0.2.0 and the 1 mm candidate).
+    whole_head_statistics: bool = True
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
 
     def learning_rate_at(self, step: int) -> float:
@@ -81,7 +84,8 @@ def make_batch(
     for i in range(recipe.batch_size):
         rng = np.random.default_rng([recipe.seed, step, i])
         case = load_case(cache_dir, int(case_seeds[int(rng.integers(len(case_seeds)))]))
-        x, y = augment_case(case.image, case.labels, case.head, case.soft_u8, rng=rng, settings=recipe.augmentation)
+        x, y = augment_case(case.image, case.labels, case.head, case.soft_u8, rng=rng, settings=recipe.augmentation,
+                            head_voxels=case.head_voxels if recipe.whole_head_statistics else None)
         images.append(x)
         labels.append(y)
     return step, torch.stack(images), torch.stack(labels)

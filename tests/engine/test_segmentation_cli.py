@@ -118,6 +118,9 @@ def test_bench_segmentation_runs_end_to_end_on_a_tiny_model(study_and_config, tm
     summary = bench_main(["--model", str(model), "--patients", "1", "--visits", "3", "--size", "test",
                           "--json", str(tmp_path / "out.json")])
     assert summary["complete | all"]["n"] == 3 and summary["no T1c | all"]["n"] == 3
+    # the ideal segmenter's figures beside ours, for the same studies (not for a run off the T1c grid)
+    assert 0.85 < summary["complete | all"]["ceiling_dice_WT"] < 1.0
+    assert "ceiling_dice_WT" not in summary["no T1c | all"]
     assert set(summary["stage_network_median_s"]) == {"ours", "baseline"}
     assert summary["sliding_window_ratio"]["median"] > 0
     assert json.loads((tmp_path / "out.json").read_text())["rows"][0]["run"] == "complete"

@@ -60,6 +60,51 @@ def test_augmentation_is_reproducible_from_its_generator(cache: Path) -> None:
     assert not torch.equal(a, c)
 
 
+NO_INTENSITY = AugmentationSettings(gamma_range=(1.0, 1.0), bias_p=0.0, histogram_shift_p=0.0, low_resolution_p=0.0,
+                                    smooth_p=0.0, noise_p=0.0)
+
+
+def test_patches_are_normalised_with_the_whole_heads_statistics(cache: Path) -> None:
+    """Without intensity changes a patch comes out exactly as the same voxels of the whole case
+    normalised for inference (normalise_channels over the whole head), not z-scored on its own."""
+    from engine.segmentation.augment import _intensity, normalise_with_sample
+    from engine.segmentation.dataset import head_sample
+    from engine.segmentation.preprocess import normalise_channels
+
+    case = load_case(cache, 2)
+    assert case.head_voxels is not None and case.head_voxels.shape[0] == 4
+    image = torch.from_numpy(np.asarray(case.image, dtype=np.float32))
+    head = torch.from_numpy(np.array(case.head))
+    whole = normalise_channels(image, head)
+    box = (slice(0, 12), slice(4, 16), slice(2, 14))
+    patch, sample = _intensity(image[(slice(None), *box)], s=NO_INTENSITY, rng=np.random.default_rng(0),
+                               sample=torch.from_numpy(head_sample(case.image, case.head, stride=1)))
+    ours = normalise_with_sample(patch, head[box], sample)
+    torch.testing.assert_close(ours, whole[(slice(None), *box)], atol=1e-4, rtol=1e-4)
+    own = normalise_channels(image[(slice(None), *box)], head[box])
+    assert float((own - whole[(slice(None), *box)]).abs().max()) > 0.1  # the old way differs
+
+
+def test_intensity_changes_map_patch_and_head_sample_alike() -> None:
+    """Gamma and histogram shift are one mapping for patch and sample: equal inputs, equal outputs."""
+    from engine.segmentation.augment import _intensity
+
+    rng = np.random.default_rng(3)
+    patch = torch.from_numpy(rng.uniform(0.0, 2.0, size=(4, 6, 6, 6)).astype(np.float32))
+    sample = torch.cat([patch.flatten(1), torch.from_numpy(rng.uniform(0.0, 2.0, size=(4, 50)).astype(np.float32))], 1)
+    settings = dataclasses.replace(NO_INTENSITY, gamma_range=(0.5, 2.0), histogram_shift_p=1.0)
+    out, seen = _intensity(patch, s=settings, rng=np.random.default_rng(5), sample=sample)
+    torch.testing.assert_close(seen[:, : 6**3], out.flatten(1))
+    assert not torch.allclose(out, patch / patch.flatten(1).max(1).values[:, None, None, None], atol=1e-3)
+    # then the patch-only changes (bias, blur) still see a 3-D image
+    everything = dataclasses.replace(settings, bias_p=1.0, smooth_p=1.0, noise_p=1.0)
+    out, seen = _intensity(patch, s=everything, rng=np.random.default_rng(6), sample=sample)
+    assert out.shape == patch.shape and seen.shape == sample.shape and bool((seen >= 0).all())
+    out, _ = _intensity(patch, s=dataclasses.replace(everything, smooth_p=0.0, low_resolution_p=1.0),
+                        rng=np.random.default_rng(6), sample=sample)
+    assert out.shape == patch.shape
+
+
 def test_soft_targets_keep_each_class_volume_at_a_coarser_grid() -> None:
     """Fractions rendered at 1 mm, taught at 1.5 mm: per-class volume is conserved (to ~2 %),
     while the nearest-neighbour labels of a thin shell are off by much more."""

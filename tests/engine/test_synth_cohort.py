@@ -280,3 +280,45 @@ def test_itk_reads_the_same_geometry(cohort: Path, manifest: dict) -> None:
         truth = nib.load(cohort / visit["truth"]["labels"])
         assert image.GetSize() == truth.shape
         np.testing.assert_allclose(LPS_TO_RAS @ lps, truth.affine, atol=1e-3)
+
+
+def test_ideal_segmenter_on_the_generator_grid_is_the_truth(manifest: dict) -> None:
+    """On the generator's own grid (no pose, slices as thin as its voxels) the ideal segmenter of
+    engine.synth.ceiling sees every membership exactly and reproduces the labels."""
+    from engine.synth.acquisition import AcquisitionGrid, Plane
+    from engine.synth.ceiling import observable_labels
+    from engine.synth.tumour import render
+
+    patient = manifest["patients"][0]
+    head = build_head(spacing_mm=manifest["working_resolution_mm"])
+    model = patient_model(seed=SEED, patient_index=0, scenario=Scenario(patient["scenario"]),
+                          n_visits=len(patient["visits"]), head=head)
+    maps = render(model.field, model.plan.visits[1].state)
+    grid = AcquisitionGrid(plane=Plane.AX, affine=head.affine.copy(), shape=head.shape,
+                           slice_thickness_mm=head.spacing_mm)
+    ideal = observable_labels(maps, head=head, pose=np.eye(4), grid=grid)
+    assert (ideal == maps.labels).mean() > 0.9999
+    assert set(np.unique(ideal)) == set(np.unique(maps.labels))
+
+
+def test_ceiling_of_each_study_matches_its_truth_but_for_partial_volume(cohort: Path, manifest: dict) -> None:
+    """The ceiling on the T1c grid: the same study (dates checked), high Dice for large regions,
+    and thicker slices can only lose thin structures (never a perfect match at 5 mm here)."""
+    from engine.segmentation.metrics import region_dice
+    from engine.synth.ceiling import cohort_ceiling_labels, t1c_slice_thickness_mm
+
+    patient = manifest["patients"][0]
+    for index, visit in enumerate(patient["visits"]):
+        truth = np.asarray(nib.load(cohort / visit["truth"]["labels"]).dataobj).astype(np.uint8)
+        thickness = t1c_slice_thickness_mm(cohort, visit)
+        ideal = cohort_ceiling_labels(cohort / "cohort.json", 0, index, slice_thickness_mm=thickness)
+        assert ideal.shape == truth.shape
+        dice = region_dice(ideal, truth)
+        assert dice["WT"] > 0.85, (visit["dir"], dice)
+        assert dice["WT"] < 1.0  # the test size's 4 mm pixels blur every boundary
+    broken = json.loads((cohort / "cohort.json").read_text())
+    broken["patients"][0]["visits"][0]["study_date"] = "1999-01-01"
+    wrong = cohort.parent / "wrong.json"
+    wrong.write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match="not the generator that wrote it"):
+        cohort_ceiling_labels(wrong, 0, 0, slice_thickness_mm=5.0)
