@@ -60,6 +60,9 @@ class SegmentationSettings:
     model_dir: str = "models/gliowatch-unet"
     bundle_dir: str = ""  # a MONAI bundle the user brings (brats_mri_segmentation layout)
     bundle_labels: str = "brats2024"
+    #: rigidly realign a sequence the patient moved between onto the T1c when needed
+    #: (engine.segmentation.alignment); false trusts the DICOM geometry.
+    align_sequences: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,14 @@ class SimpleItkRegistrar:
         thresholds: QcThresholds = QcThresholds(),
         margin_mm: float = DEFAULT_EXCLUSION_MARGIN_MM,
         config: SitkConfig = SitkConfig(),
+        initial: str = "moments",
     ) -> None:
+        """``initial``: ``moments`` starts from the images' centres of mass aligned (scans of
+        different sessions); ``identity`` from their DICOM geometry (series of one examination,
+        which may cover different parts of the head)."""
+        if initial not in ("moments", "identity"):
+            msg = f"Argument 'initial' must be 'moments' or 'identity', got {initial!r}"
+            raise ValueError(msg)
         if len(config.shrink_factors) != len(config.smoothing_mm):
             msg = "SitkConfig 'shrink_factors' and 'smoothing_mm' must have the same length"
             raise ValueError(msg)
@@ -85,6 +92,7 @@ class SimpleItkRegistrar:
         self.thresholds = thresholds
         self.margin_mm = margin_mm
         self.config = config
+        self.initial = initial
 
     @property
     def method(self) -> str:
@@ -107,9 +115,14 @@ class SimpleItkRegistrar:
         m_mask = _mask_image(moving, moving_keep)
         cfg = self.config
         try:
-            initial = sitk.CenteredTransformInitializer(
-                f_img, m_img, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
-            )
+            if self.initial == "moments":
+                initial = sitk.CenteredTransformInitializer(
+                    f_img, m_img, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+                )
+            else:  # rotate about the fixed field of view's centre, from the DICOM geometry
+                initial = sitk.Euler3DTransform()
+                initial.SetCenter(f_img.TransformContinuousIndexToPhysicalPoint(
+                    [(n - 1) / 2.0 for n in f_img.GetSize()]))
             rigid, metric = self._run(
                 f_img, m_img, f_mask, m_mask, initial, cfg.shrink_factors, cfg.smoothing_mm, cfg.rigid_iterations
             )

@@ -31,6 +31,7 @@ def load_segmenter(settings: SegmentationSettings) -> Segmenter:
             bundle_dir=resolve_model_dir(settings.bundle_dir),
             labels=settings.bundle_labels,
             device=settings.device,
+            align_sequences=settings.align_sequences,
         )
     from engine.segmentation.inference import MonaiSegmenter
     from engine.segmentation.model_config import load_model_config
@@ -38,7 +39,8 @@ def load_segmenter(settings: SegmentationSettings) -> Segmenter:
 
     config = load_model_config(resolve_model_dir(settings.model_dir))
     net, sha = load_network(config)
-    return MonaiSegmenter(config=config, net=net, weights_sha256=sha, device=settings.device)
+    return MonaiSegmenter(config=config, net=net, weights_sha256=sha, device=settings.device,
+                          align_sequences=settings.align_sequences)
 
 
 __all__ = ["SegmentationResult", "Segmenter", "load_segmenter", "resolve_model_dir"]

@@ -170,8 +170,10 @@ class BundleSegmenter:
         device: str = "auto",
         spacing_mm: float = 1.0,
         limits: SanityLimits = SanityLimits(),
+        align_sequences: bool = False,
     ) -> None:
         self.spec = read_bundle(bundle_dir, spacing_mm=spacing_mm)
+        self.align_sequences = align_sequences
         self.convention = label_convention(labels)
         self.device = select_device(device)
         self.net = build_bundle_network(self.spec).to(self.device)
@@ -184,7 +186,8 @@ class BundleSegmenter:
     ) -> SegmentationResult:
         start = time.perf_counter()
         try:
-            prepared = prepare_study(volumes, channels=self.spec.channels, spacing_mm=self.spec.spacing_mm, divisible_by=16)
+            prepared = prepare_study(volumes, channels=self.spec.channels, spacing_mm=self.spec.spacing_mm, divisible_by=16,
+                                     align=self.align_sequences)
         except SegmentationError as exc:
             raise SegmentationError(exc.message, exam=exam, action=exc.action, detail=exc.detail) from exc
         roi = self.spec.roi_vox or (160, 192, 160)

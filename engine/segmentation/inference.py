@@ -149,10 +149,12 @@ class MonaiSegmenter:
         weights_sha256: str,
         device: str = "auto",
         limits: SanityLimits = SanityLimits(),
+        align_sequences: bool = False,
     ) -> None:
         import torch
 
         self.config = config
+        self.align_sequences = align_sequences
         self.device = select_device(device)
         self.net = net.to(self.device).eval()
         self.weights_sha256 = weights_sha256
@@ -165,6 +167,7 @@ class MonaiSegmenter:
             channels=self.config.channels,
             spacing_mm=self.config.spacing_mm,
             divisible_by=self.config.divisible_by,
+            align=self.align_sequences,
         )
 
     def predict_probabilities(self, prepared: PreparedStudy) -> torch.Tensor:
@@ -229,7 +232,8 @@ def finish_result(
         head_ml=float(prepared.head_mask.sum()) * working_voxel_ml,
         limits=limits,
     )
-    flags = tuple(f"missing_sequence:{s}" for s in prepared.missing) + sanity
+    realigned = tuple(a.flag for a in prepared.alignments if a.flag)
+    flags = tuple(f"missing_sequence:{s}" for s in prepared.missing) + realigned + sanity
     name, version, sha, device = identity
     metadata = {
         "model_name": name,

@@ -8,8 +8,9 @@ Steps (MONAI transforms, torch imported inside the functions):
    was trained on;
 3. every present sequence is resampled from its own grid onto the working grid in world space
    (trilinear, separable between axis-aligned grids, else MONAI ``SpatialResample``: different
-   planes, voxel sizes and positions are handled by the affines;
-   no rigid registration is done here, the DICOM geometry is trusted);
+   planes, voxel sizes and positions are handled by the affines). With ``align`` a sequence the
+   patient moved between is first rigidly realigned onto the reference, when that is needed and
+   trustworthy (:mod:`engine.segmentation.alignment`); otherwise the DICOM geometry is trusted;
 4. a head crop on the reference channel, on the network stride's lattice of the working grid
    (:func:`head_box`); the other sequences are resampled straight onto that crop;
 5. per-channel z-score with the mean and standard deviation of the head voxels, zero outside
@@ -53,6 +54,8 @@ class PreparedStudy:
     reference: Volume
     reference_sequence: Sequence
     missing: tuple[Sequence, ...]
+    #: one decision per non-reference sequence when alignment ran (empty when it did not).
+    alignments: tuple = ()
 
 
 def choose_reference(volumes: Mapping[Sequence, Volume]) -> Sequence:
@@ -140,6 +143,7 @@ def prepare_study(
     channels: tuple[Sequence, ...],
     spacing_mm: float,
     divisible_by: int,
+    align: bool = False,
 ) -> PreparedStudy:
     """Bring the study onto the working grid, crop the head and normalise (see module doc).
 
@@ -158,6 +162,11 @@ def prepare_study(
     import torch
 
     ref_seq = choose_reference(volumes)
+    alignments: tuple = ()
+    if align and len(volumes) > 1:
+        from engine.segmentation.alignment import align_sequences
+
+        volumes, alignments = align_sequences(volumes, reference=ref_seq)
     affine, shape = working_grid(volumes[ref_seq], spacing_mm=spacing_mm, multiple_of=grid_multiple(divisible_by))
     reference = resample_to_grid(volumes[ref_seq], affine=affine, shape=shape)
     head_full = head_mask_of(reference.numpy())
@@ -184,6 +193,7 @@ def prepare_study(
         reference=volumes[ref_seq],
         reference_sequence=ref_seq,
         missing=tuple(c for c in channels if c not in volumes),
+        alignments=alignments,
     )
 
 

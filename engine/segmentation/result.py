@@ -17,7 +17,8 @@ class SegmentationResult:
     labels: Volume
     #: mL per label name: keys NETC, SNFH, ET, RC.
     volumes_ml: dict[str, float]
-    #: e.g. "missing_sequence:FLAIR", "empty_output", "tumour_outside_brain",
+    #: e.g. "missing_sequence:FLAIR", "realigned:FLAIR" (the patient moved; that sequence was
+    #: rigidly realigned onto the reference), "empty_output", "tumour_outside_brain",
     #: "implausible_volume:SNFH=900mL".
     flags: tuple[str, ...]
     model_name: str
