@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("calibrate", help="choose the segmentation model's decision weights on a calibration cohort")
     p.add_argument("--model", type=Path, default=Path("models/gliowatch-unet"), help="model folder (config.json)")
     p.add_argument("--patients", type=int, default=10)
-    p.add_argument("--visits", type=int, default=3)
+    p.add_argument("--visits", type=int, default=6,
+                   help="visits per patient (default 6, as bench_segmentation: pre-op, post-op, post-RT, 3 follow-ups)")
     p.add_argument("--size", default="demo", choices=("test", "demo"))
     p.add_argument("--seed", type=int, default=CALIBRATION_SEED, help=f"cohort seed (default {CALIBRATION_SEED})")
     p.add_argument("--work", type=Path, default=None, help="folder for the cohort and the cached cases (default STATE_DIR/calibration)")
