@@ -185,21 +185,6 @@ def _intensity(
     return out, seen
 
 
-def normalise_with_sample(image: torch.Tensor, head: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
-    """:func:`normalise_channels` with the statistics of ``sample`` ((C, N) head voxels) instead
-    of the patch's own; zero outside ``head``. A channel whose sample is empty or zero stays zero."""
-    import torch
-
-    out = torch.zeros_like(image)
-    for c in range(image.shape[0]):
-        values = sample[c][sample[c] != 0]
-        if values.numel() < 2:
-            continue
-        std = float(values.std())
-        out[c] = (image[c] - float(values.mean())) / (std if std > 0 else 1.0) * head
-    return out
-
-
 def augment_case(
     image: np.ndarray,
     labels: np.ndarray,
@@ -229,7 +214,7 @@ def augment_case(
                                      torch.from_numpy(np.ascontiguousarray(head)), s=settings, rng=rng)
     sample = torch.from_numpy(np.asarray(head_voxels, dtype=np.float32)) if head_voxels is not None else None
     img_t, sample = _intensity(img_t, s=settings, rng=rng, sample=sample)
-    img_t = normalise_channels(img_t, head_t) if sample is None else normalise_with_sample(img_t, head_t, sample)
+    img_t = normalise_channels(img_t, head_t, sample=sample)
     if rng.random() < settings.modality_dropout_p:
         img_t[int(rng.integers(img_t.shape[0]))] = 0.0
     return img_t, soft_t

@@ -282,17 +282,18 @@ def fill_holes(mask: np.ndarray, *, plane_normal: int | None = None) -> np.ndarr
     return mask | ~border[components]
 
 
-def normalise_channels(image: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+def normalise_channels(image: torch.Tensor, head: torch.Tensor, *, sample: torch.Tensor | None = None) -> torch.Tensor:
     """Z-score each channel with the statistics of its head voxels; zero outside the head.
 
-    All-zero (missing) channels stay zero.
+    ``sample`` ((C, N) head voxels, e.g. of a whole case when ``image`` is a training patch of it)
+    gives the statistics instead. All-zero (missing) channels stay zero.
     """
     import torch
 
     out = torch.zeros_like(image)
     for index in range(image.shape[0]):
         channel = image[index]
-        values = channel[head & (channel != 0)]
+        values = channel[head & (channel != 0)] if sample is None else sample[index][sample[index] != 0]
         if values.numel() < 2:
             continue
         std = float(values.std())

@@ -67,7 +67,7 @@ NO_INTENSITY = AugmentationSettings(gamma_range=(1.0, 1.0), bias_p=0.0, histogra
 def test_patches_are_normalised_with_the_whole_heads_statistics(cache: Path) -> None:
     """Without intensity changes a patch comes out exactly as the same voxels of the whole case
     normalised for inference (normalise_channels over the whole head), not z-scored on its own."""
-    from engine.segmentation.augment import _intensity, normalise_with_sample
+    from engine.segmentation.augment import _intensity
     from engine.segmentation.dataset import head_sample
     from engine.segmentation.preprocess import normalise_channels
 
@@ -79,7 +79,7 @@ def test_patches_are_normalised_with_the_whole_heads_statistics(cache: Path) -> 
     box = (slice(0, 12), slice(4, 16), slice(2, 14))
     patch, sample = _intensity(image[(slice(None), *box)], s=NO_INTENSITY, rng=np.random.default_rng(0),
                                sample=torch.from_numpy(head_sample(case.image, case.head, stride=1)))
-    ours = normalise_with_sample(patch, head[box], sample)
+    ours = normalise_channels(patch, head[box], sample=sample)
     torch.testing.assert_close(ours, whole[(slice(None), *box)], atol=1e-4, rtol=1e-4)
     own = normalise_channels(image[(slice(None), *box)], head[box])
     assert float((own - whole[(slice(None), *box)]).abs().max()) > 0.1  # the old way differs
