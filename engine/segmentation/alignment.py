@@ -19,6 +19,7 @@ a realigned sequence is flagged on the result (``realigned:FLAIR``), so people s
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.types import Sequence, Volume
+
+log = logging.getLogger(__name__)
 
 #: rotation is turned into millimetres of motion at this distance from the centre (a head's radius).
 HEAD_RADIUS_MM = 80.0
@@ -145,6 +148,8 @@ def align_sequences(
         out[sequence], decision = align_one(volumes[reference], volume, sequence, min_motion_mm=min_motion_mm,
                                             min_gain=min_gain)
         decisions.append(decision)
+        # geometry figures only: nothing here identifies the patient or the study
+        log.log(logging.INFO if decision.applied else logging.DEBUG, "%s: %s", sequence, decision.reason)
     return out, tuple(decisions)
 
 

@@ -240,6 +240,8 @@ def finish_result(
         "model_version": version,
         "reference_sequence": str(prepared.reference_sequence),
     }
+    if prepared.alignments:
+        metadata["alignment"] = {str(a.sequence): a.reason for a in prepared.alignments}
     return SegmentationResult(
         labels=Volume(labels, reference.affine.copy(), metadata),
         volumes_ml=volumes_ml,

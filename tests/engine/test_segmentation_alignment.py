@@ -82,6 +82,8 @@ def test_segmentation_flags_a_realigned_sequence_and_can_be_turned_off(study, tm
     flair = volumes[Sequence.FLAIR]
     volumes[Sequence.FLAIR] = Volume(flair.array, _motion(4.0, (4.0, 3.0, 0.0), _centre(study[Sequence.T1C])) @ flair.affine)
     on = load_segmenter(SegmentationSettings(model_dir=str(tmp_path), device="cpu"))
-    assert "realigned:FLAIR" in on.segment(volumes).flags
+    result = on.segment(volumes)
+    assert "realigned:FLAIR" in result.flags
+    assert result.labels.metadata["alignment"]["FLAIR"].startswith("realigned onto the reference: motion ")
     off = load_segmenter(SegmentationSettings(model_dir=str(tmp_path), device="cpu", align_sequences=False))
     assert not any(f.startswith("realigned:") for f in off.segment(volumes).flags)
