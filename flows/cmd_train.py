@@ -30,24 +30,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps in total (default 2000)")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     p.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
-    p.add_argument("--cases", type=int, default=300, help="synthetic training cases (default 300)")
+    p.add_argument("--cases", type=int, default=200, help="synthetic training cases (default 200, as for 0.3.0)")
     p.add_argument("--sampler", choices=SAMPLERS, default="acquired",
                    help="acquired: series on their own scanner grids through the cohort's acquisition "
                         "(engine.synth.sample_acquired_case, seeds 200000+); rendered: four channels on the "
                         "head grid (sample_training_case, seeds 100000+; the 0.2.0 recipe)")
     p.add_argument("--cache", type=Path, default=None, help="case cache folder (default STATE_DIR/seg-cache)")
     p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--checkpoint-every-s", type=float, default=180.0)
     p.add_argument("--name", default="gliowatch-unet", help="model name written to config.json")
-    p.add_argument("--version", default="0.2.0", help="model version written to config.json")
-    p.add_argument("--spacing", type=float, default=1.5, help="working spacing in mm (default 1.5)")
+    p.add_argument("--version", default="0.3.0", help="model version written to config.json")
+    p.add_argument("--spacing", type=float, default=1.0, help="working spacing in mm (default 1.0, as for 0.3.0)")
     p.add_argument("--render-spacing", type=float, default=1.0,
-                   help="spacing the synthetic cases are rendered at, finer than --spacing so the soft "
-                        "targets hold partial volumes (default 1.0)")
+                   help="spacing the synthetic cases are rendered at, no coarser than --spacing; finer gives soft "
+                        "targets that hold partial volumes (default 1.0)")
     p.add_argument("--init-from", type=Path, default=None,
                    help="warm-start a new run from this model.pt (tensors whose name and shape match)")
-    p.add_argument("--warmup-steps", type=int, default=50)
+    p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--cache-workers", type=int, default=1, help="processes rendering the case cache")
     p.add_argument("--cache-only", action="store_true", help="build the case cache and stop")
     p.set_defaults(handler=run)

@@ -151,12 +151,13 @@ def load_model_config(model_dir: Path | str) -> ModelConfig:
 
 
 def default_model_config(
-    *, name: str = "gliowatch-unet", version: str = "0.2.0", spacing_mm: float = 1.5
+    *, name: str = "gliowatch-unet", version: str = "0.3.0", spacing_mm: float = 1.0
 ) -> ModelConfig:
     """The architecture `gliowatch train` builds by default (measured choice, see MODEL_CARD.md).
 
     MONAI UNet 16-32-64-128-256, 2 residual units per level (4.8 M parameters), batch norm, 4 input
-    channels T1, T1c, T2, FLAIR, 5 outputs (background + NETC, SNFH, ET, RC) at 1.5 mm isotropic.
+    channels T1, T1c, T2, FLAIR, 5 outputs (background + NETC, SNFH, ET, RC) at 1.0 mm isotropic
+    (0.2.0 worked at 1.5 mm; thin enhancing rims next to a cavity cover too few voxels there).
     Batch norm (running statistics at inference) makes every output voxel depend on its
     neighbourhood only, so a whole-volume pass and a sliding window agree; instance norm (0.1.0)
     normalised over whatever the network was shown, and the two differed.
