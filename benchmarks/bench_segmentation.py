@@ -148,7 +148,8 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
             t_align = time.perf_counter()
             volumes, alignments = align_sequences(volumes, reference=choose_reference(volumes))
             align_s = time.perf_counter() - t_align
-            truth = read_nifti(work / "cohort" / visit["truth"]["labels"]).array.astype(np.uint8)
+            truth_volume = read_nifti(work / "cohort" / visit["truth"]["labels"])
+            truth = truth_volume.array.astype(np.uint8)
             true_ml = visit["truth"]["volumes_ml"]
             protocol = "+".join(f"{s['sequence']}:{s['plane']}" for s in visit["series"] if s["plane"] == "SAG") or "all 2D axial"
             ideal = None
@@ -164,13 +165,15 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
                 else:
                     result, stages, plain = segmenter.segment(vols), None, None
                 labels = result.labels.array
-                ref_truth = truth if labels.shape == truth.shape else None
-                if ref_truth is None:  # T1c missing: labels are on the T1 grid; compare there
+                on_truth_grid = (labels.shape == truth.shape
+                                 and np.allclose(result.labels.affine, truth_volume.affine, atol=1e-3))
+                ref_truth = truth if on_truth_grid else None
+                if ref_truth is None:  # T1c missing: labels are on another series' grid; compare there
                     from engine.segmentation.preprocess import resample_to_grid
                     from engine.types import Volume
-                    t_vol = read_nifti(work / "cohort" / visit["truth"]["labels"])
                     ref = result.labels
-                    ref_truth = resample_to_grid(Volume(t_vol.array.astype(np.float32), t_vol.affine), affine=ref.affine,
+                    ref_truth = resample_to_grid(Volume(truth_volume.array.astype(np.float32), truth_volume.affine),
+                                                 affine=ref.affine,
                                                  shape=labels.shape, mode="nearest").numpy().round().astype(np.uint8)
                 row = {"scenario": scenario, "phase": visit["phase"], "study": visit["dir"], "run": name,
                        "protocol": protocol, "dice": region_dice(labels, ref_truth),
@@ -221,13 +224,13 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
             vals = [m["dice"][region] for m in members if m["truth_nonempty"][region]]
             entry[f"dice_{region}"] = statistics.mean(vals) if vals else None
             ideal = [m["ceiling_dice"][region] for m in members if m["truth_nonempty"][region] and "ceiling_dice" in m]
-            if ideal:
+            if ideal and len(ideal) == len(vals):  # a ceiling over only some of the studies would mislead
                 entry[f"ceiling_dice_{region}"] = statistics.mean(ideal)
         for label in ("ET", "SNFH"):
             errs = [m["volume_error"][label] for m in members if label in m["volume_error"]]
             entry[f"median_abs_vol_err_{label}"] = statistics.median(errs) if errs else None
             ideal = [m["ceiling_volume_error"][label] for m in members if label in m.get("ceiling_volume_error", {})]
-            if ideal:
+            if ideal and len(ideal) == len(errs):
                 entry[f"ceiling_median_abs_vol_err_{label}"] = statistics.median(ideal)
         entry["n"] = len(members)
         out[key] = entry
@@ -248,8 +251,8 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
             vals = [r["agreement_dice"][region] for r in base if r["truth_nonempty"][region]]
             if vals:
                 out[f"agreement_dice_{region}_vs_baseline"] = {"mean": statistics.mean(vals), "min": min(vals)}
-        # which of the two is closer to the truth where they differ
-        out["baseline_dice_vs_truth"] = {
+        # which of the two is closer to the truth where they differ (rows of older runs lack it)
+        out["baseline_dice_vs_truth"] = {} if not all("baseline_dice" in r for r in base) else {
             region: statistics.mean(r["baseline_dice"][region] for r in base if r["truth_nonempty"][region])
             for region in ("WT", "TC", "ET", "RC") if any(r["truth_nonempty"][region] for r in base)}
         print(f"time per study (preprocessing + inference): median {statistics.median(secs):.1f} s, max {max(secs):.1f} s")
@@ -265,8 +268,9 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
               f"Dice(WT) ours vs baseline: mean {statistics.mean(agree):.4f}, min {min(agree):.4f}; "
               + ", ".join(f"{k.split('_')[2]} mean {v['mean']:.4f} min {v['min']:.4f}"
                           for k, v in out.items() if k.startswith("agreement_dice_") and "WT" not in k))
-        print("  the baseline's own Dice against the truth: "
-              + " ".join(f"{k} {v:.3f}" for k, v in out["baseline_dice_vs_truth"].items()))
+        if out["baseline_dice_vs_truth"]:
+            print("  the baseline's own Dice against the truth: "
+                  + " ".join(f"{k} {v:.3f}" for k, v in out["baseline_dice_vs_truth"].items()))
     return out
 
 

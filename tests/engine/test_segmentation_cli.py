@@ -123,4 +123,7 @@ def test_bench_segmentation_runs_end_to_end_on_a_tiny_model(study_and_config, tm
     assert "ceiling_dice_WT" not in summary["no T1c | all"]
     assert set(summary["stage_network_median_s"]) == {"ours", "baseline"}
     assert summary["sliding_window_ratio"]["median"] > 0
+    # the baseline's own Dice against the truth, to tell which of two disagreeing outputs is closer
+    assert set(summary["baseline_dice_vs_truth"]) >= {"WT", "TC", "ET"}
+    assert all(0.0 <= v <= 1.0 for v in summary["baseline_dice_vs_truth"].values())
     assert json.loads((tmp_path / "out.json").read_text())["rows"][0]["run"] == "complete"
