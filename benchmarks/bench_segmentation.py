@@ -197,7 +197,7 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
                     row["baseline_s"] = align_s + base_s
                     row["baseline_stages_s"] = base_stages
                     row["agreement_dice"] = region_dice(labels, base_labels)
-                    row["baseline_dice"] = region_dice(base_labels, truth)
+                    row["baseline_dice"] = region_dice(base_labels, ref_truth)  # on the same grid as ours
                 rows.append(row)
                 print(f"{visit['dir']} {scenario:18s} {name:9s} {protocol:22s} "
                       + " ".join(f"{k} {v:.3f}" for k, v in row["dice"].items())

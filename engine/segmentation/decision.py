@@ -1,10 +1,11 @@
 """The decision rule from class probabilities to labels, and its calibration.
 
 The network's output is a probability per class on the model's working grid (1.0 mm for 0.3.0,
-1.5 mm for 0.2.0), resampled onto the reference grid. Labels are the argmax of ``weight_k * p_k``: weights 1 are the plain
-argmax. A thin enhancing crescent covers a minority of every working voxel it touches, so its
-class fraction rarely wins a plain argmax; a weight above 1 on ET lets it win where it is the
-most likely tumour class by a margin the weights set. The weights are a model property
+1.5 mm for 0.2.0), resampled onto the reference grid. Labels are the argmax of
+``weight_k * p_k``: weights 1 are the plain argmax. A thin enhancing crescent covers a
+minority of every working voxel it touches, so its class fraction rarely wins a plain argmax; a
+weight above 1 on ET lets it win where it is the most likely tumour class by a margin the
+weights set. The weights are a model property
 (``decision_weights`` in config.json, by label name) chosen on a *calibration* cohort (its own
 seed, neither training nor the held-out evaluation cohort) by :func:`calibrate`.
 
