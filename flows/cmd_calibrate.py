@@ -83,43 +83,41 @@ def load_case(path: Path):
 
 def collect_cases(*, model_dir: Path, work: Path, patients: int, visits: int, size: str, seed: int) -> list:
     """Generate (once) the calibration cohort and segment each study (once; cached per model hash)."""
-    from engine.dicom import read_nifti, read_study_dir
+    from engine.dicom import read_nifti, read_study_files
     from engine.segmentation.inference import MonaiSegmenter
     from engine.segmentation.model_config import load_model_config
     from engine.segmentation.network import load_network
     from engine.series_rules import load_series_rules
     from engine.settings import load_settings
-    from engine.synth import generate_cohort
+    from engine.synth import cohort_visits, generate_cohort
     from flows.cmd_segment import pick_study_volumes
 
     config = load_model_config(model_dir)
     net, sha = load_network(config)
     segmenter = MonaiSegmenter(config=config, net=net, weights_sha256=sha, device="cpu")
     cohort = work / f"cohort-{seed}-{patients}x{visits}-{size}"
-    manifest_path = cohort / "cohort.json"
-    if not manifest_path.exists():
+    if not (cohort / "cohort.json").exists():
         t0 = time.perf_counter()
         generate_cohort(n_patients=patients, seed=seed, out_dir=cohort, size=size, n_visits=visits, force=True)
         log.info("calibration cohort %s generated in %.0f s", cohort, time.perf_counter() - t0)
-    manifest = json.loads(manifest_path.read_text())
-    cache = work / f"cases-{sha[:12]}-{cohort.name}"
+    # the probabilities depend on the weights and on the mirrored passes averaged at test time
+    flips = "".join(f"-flip{''.join(str(a) for a in f)}" for f in config.test_time_flips)
+    cache = work / f"cases-{sha[:12]}{flips}-{cohort.name}"
     cache.mkdir(parents=True, exist_ok=True)
     rules = load_series_rules(load_settings().series_rules)
     cases = []
-    for patient in manifest["patients"]:
-        for visit in patient["visits"]:
-            path = cache / (visit["dir"].replace("/", "_") + ".npz")
-            if not path.exists():
-                t0 = time.perf_counter()
-                volumes, _ = pick_study_volumes(list(read_study_dir(cohort / visit["dir"]).volumes), rules=rules)
-                truth = read_nifti(cohort / visit["truth"]["labels"]).array.astype(np.uint8)
-                case = collect_case(segmenter, volumes, truth=truth, true_ml=visit["truth"]["volumes_ml"],
-                                    study=visit["dir"], tags={"scenario": patient.get("scenario", "?"),
-                                                              "phase": visit["phase"]})
-                save_case(case, path)
-                log.info("%s: probabilities kept on a %s box (%.1f s)", visit["dir"], case.truth.shape,
-                         time.perf_counter() - t0)
-            cases.append(load_case(path))
+    for visit in cohort_visits(cohort):
+        path = cache / (visit.study.replace("/", "_") + ".npz")
+        if not path.exists():
+            t0 = time.perf_counter()
+            volumes, _ = pick_study_volumes(list(read_study_files(visit.dicom_files()).volumes), rules=rules)
+            truth = read_nifti(visit.truth_labels).array.astype(np.uint8)
+            case = collect_case(segmenter, volumes, truth=truth, true_ml=visit.true_ml, study=visit.study,
+                                tags={"scenario": visit.scenario, "phase": visit.phase})
+            save_case(case, path)
+            log.info("%s: probabilities kept on a %s box (%.1f s)", visit.study, case.truth.shape,
+                     time.perf_counter() - t0)
+        cases.append(load_case(path))
     return cases
 
 

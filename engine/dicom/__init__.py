@@ -13,6 +13,7 @@ from engine.dicom.volume import (
     assemble_volume,
     read_series_dir,
     read_study_dir,
+    read_study_files,
 )
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "read_nifti",
     "read_series_dir",
     "read_study_dir",
+    "read_study_files",
     "write_nifti",
 ]

@@ -9,7 +9,7 @@ one bad series never stops a study (nor the watcher).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,7 +283,14 @@ def read_study_dir(
 
     Raises :class:`DicomError` only when the folder is missing or none of its files is DICOM.
     """
-    datasets = load_dataset_files(dicom_files_under(path))
+    return read_study_files(dicom_files_under(path), exam=exam, min_slices=min_slices)
+
+
+def read_study_files(
+    paths: Iterable[Path | str], *, exam: str | None = None, min_slices: int = DEFAULT_MIN_SLICES
+) -> StudyRead:
+    """:func:`read_study_dir` over the given files (e.g. only a study's series folders)."""
+    datasets = load_dataset_files(paths)
     volumes: list[tuple[dict[str, Any], Volume]] = []
     refused: list[RefusedSeries] = []
     for uid, series in group_by_series(datasets).items():

@@ -2,11 +2,12 @@
 
 Public API:
 - :func:`sample_training_case` — one (images, labels) case on the fly for training;
-- :func:`generate_cohort` — a whole cohort written as DICOM with ground truth.
+- :func:`generate_cohort` — a whole cohort written as DICOM with ground truth;
+- :func:`cohort_visits` — the studies of a written cohort (DICOM files, truth) for evaluation.
 """
 
-from engine.synth.cohort import generate_cohort
+from engine.synth.cohort import CohortVisit, cohort_visits, generate_cohort
 from engine.synth.scenarios import Phase, Scenario
 from engine.synth.training import AcquiredCase, TrainingCase, sample_acquired_case, sample_training_case
 
-__all__ = ["AcquiredCase", "Phase", "Scenario", "TrainingCase", "generate_cohort", "sample_acquired_case", "sample_training_case"]
+__all__ = ["AcquiredCase", "CohortVisit", "Phase", "Scenario", "TrainingCase", "cohort_visits", "generate_cohort", "sample_acquired_case", "sample_training_case"]

@@ -14,8 +14,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -109,6 +109,48 @@ def generate_cohort(
     if upload is not None:
         upload_in_visit_order(manifest_path, upload)
     return manifest_path
+
+
+@dataclass(frozen=True, slots=True)
+class CohortVisit:
+    """One study of a written cohort, as its cohort.json entry describes it."""
+
+    cohort_dir: Path
+    patient_index: int
+    visit_index: int
+    scenario: str
+    entry: Mapping[str, Any]
+
+    @property
+    def study(self) -> str:
+        """``PATIENT/DATE``, the study's folder relative to the cohort."""
+        return str(self.entry["dir"])
+
+    @property
+    def phase(self) -> str:
+        return str(self.entry["phase"])
+
+    @property
+    def truth_labels(self) -> Path:
+        return self.cohort_dir / self.entry["truth"]["labels"]
+
+    @property
+    def true_ml(self) -> dict[str, float]:
+        return dict(self.entry["truth"]["volumes_ml"])
+
+    def dicom_files(self) -> list[Path]:
+        """The files of the study's DICOM series (the truth folder beside them left out)."""
+        return sorted(p for series in self.entry["series"] for p in (self.cohort_dir / series["dir"]).iterdir()
+                      if p.is_file() and not p.name.startswith("."))
+
+
+def cohort_visits(cohort_dir: Path | str) -> Iterator[CohortVisit]:
+    """Every study of the cohort written in ``cohort_dir``, patient by patient, in visit order."""
+    cohort_dir = Path(cohort_dir)
+    manifest = json.loads((cohort_dir / "cohort.json").read_text())
+    for patient_index, patient in enumerate(manifest["patients"]):
+        for visit_index, entry in enumerate(patient["visits"]):
+            yield CohortVisit(cohort_dir, patient_index, visit_index, str(patient.get("scenario", "?")), entry)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

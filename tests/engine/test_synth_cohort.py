@@ -81,6 +81,26 @@ def test_layout_and_manifest(cohort: Path, manifest: dict) -> None:
     assert patient["visits"][1]["truth"]["volumes_ml"]["RC"] > 1.0
 
 
+def test_cohort_visits_list_each_study_with_its_dicom_files_and_truth(cohort: Path, manifest: dict,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from engine.dicom import read_study_files
+    from engine.synth import cohort_visits
+
+    visits = list(cohort_visits(cohort))
+    (patient,) = manifest["patients"]
+    assert [(v.patient_index, v.visit_index, v.study, v.phase) for v in visits] == [
+        (0, i, e["dir"], e["phase"]) for i, e in enumerate(patient["visits"])]
+    assert all(v.scenario == patient["scenario"] and v.truth_labels.is_file() for v in visits)
+    assert visits[1].true_ml == patient["visits"][1]["truth"]["volumes_ml"]
+    files = visits[0].dicom_files()
+    assert files and all(f.suffix == ".dcm" for f in files)
+    assert not any("truth" in f.parts for f in files)  # the truth folder beside the series is left out
+    with caplog.at_level("INFO", logger="engine.dicom.reader"):
+        read = read_study_files(files)
+    assert len(read.volumes) == 4 and not read.refused
+    assert "not a readable DICOM" not in caplog.text
+
+
 def test_clinical_events_csv(cohort: Path, manifest: dict) -> None:
     with (cohort / "clinical_events.csv").open() as fh:
         rows = list(csv.DictReader(fh))
