@@ -16,6 +16,8 @@ read and classified as ``gliowatch segment`` does, the shipped model segments it
   series' own slice profile (:mod:`engine.synth.ceiling`); the truth is nearest-neighbour
   sampled at voxel centres, so a region thinner than the slices is partly invisible in the
   images, and a target above the ceiling cannot be met by any segmenter on that cohort;
+* false positives: the predicted volume of a region on the studies where its truth is empty
+  (the Dice averages leave those studies out), median and max;
 * time per study (preprocessing + inference, DICOM reading excluded; the sequences' rigid
   realignment check of :mod:`engine.segmentation.alignment`, which the pipeline runs by default,
   is timed once as stage ``align`` and counted in both paths' totals) and, on the same prepared
@@ -24,12 +26,15 @@ read and classified as ``gliowatch segment`` does, the shipped model segments it
   the two outputs.
 
 Run: ``python -m benchmarks.bench_segmentation [--patients 5] [--visits 6] [--size demo]
-[--model models/gliowatch-unet] [--json out.json]``.
+[--model models/gliowatch-unet] [--json out.json] [--test-time-flip 0 ...]``; ``--test-time-flip AXES``
+(repeatable, e.g. ``0`` or ``1,2``) overrides the model's ``test_time_flips`` for our path (the
+sliding-window baseline stays one plain pass).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -40,11 +45,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.dicom import read_nifti, read_study_dir
+from engine.dicom import read_nifti, read_study_files
 from engine.segmentation import resolve_model_dir
 from engine.segmentation.inference import MonaiSegmenter, finish_result, resample_channels, softmax_decoder
 from engine.segmentation.alignment import align_sequences
-from engine.segmentation.metrics import region_dice, relative_volume_error
+from engine.segmentation.metrics import REGIONS, region_dice, relative_volume_error
 from engine.segmentation.model_config import load_model_config
 from engine.segmentation.network import load_network
 from engine.segmentation.preprocess import (
@@ -52,7 +57,7 @@ from engine.segmentation.preprocess import (
 )
 from engine.series_rules import load_series_rules
 from engine.settings import load_settings
-from engine.synth import generate_cohort
+from engine.synth import cohort_visits, generate_cohort
 from engine.synth.ceiling import cohort_ceiling_labels, t1c_slice_thickness_mm
 from engine.types import STUDY_SEQUENCES, Sequence
 from flows.cmd_segment import pick_study_volumes
@@ -125,84 +130,99 @@ def _summary(values: list[float]) -> str:
 
 def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Path,
              missing: bool = True, baseline: bool = True, reuse: bool = False,
-             ceiling: bool = True) -> dict[str, Any]:
+             ceiling: bool = True, test_time_flips: tuple[tuple[int, ...], ...] | None = None) -> dict[str, Any]:
     config = load_model_config(model_dir)
+    if test_time_flips is not None:
+        config = dataclasses.replace(config, test_time_flips=test_time_flips)
     net, sha = load_network(config)
     # the realignment runs once per study below, before both paths (shared preprocessing)
     segmenter = MonaiSegmenter(config=config, net=net, weights_sha256=sha, device="cpu", align_sequences=False)
     rules = load_series_rules(load_settings().series_rules)
     t0 = time.perf_counter()
-    if reuse:
-        manifest = json.loads((work / "cohort" / "cohort.json").read_text())
-    else:
-        manifest = json.loads(generate_cohort(n_patients=patients, seed=EVAL_SEED, out_dir=work / "cohort",
-                                              size=size, n_visits=visits, force=True).read_text())
+    if not reuse:
+        generate_cohort(n_patients=patients, seed=EVAL_SEED, out_dir=work / "cohort", size=size, n_visits=visits,
+                        force=True)
     print(f"cohort: {patients} patients x {visits} visits, size {size}, generated in {time.perf_counter() - t0:.0f} s", flush=True)
     rows: list[dict[str, Any]] = []
-    for patient_index, patient in enumerate(manifest["patients"]):
-        scenario = patient.get("scenario", "?")
-        for visit_index, visit in enumerate(patient["visits"]):
-            study_dir = work / "cohort" / visit["dir"]
-            series = list(read_study_dir(study_dir).volumes)
-            volumes, _ = pick_study_volumes(series, rules=rules)
-            t_align = time.perf_counter()
-            volumes, alignments = align_sequences(volumes, reference=choose_reference(volumes))
-            align_s = time.perf_counter() - t_align
-            truth_volume = read_nifti(work / "cohort" / visit["truth"]["labels"])
-            truth = truth_volume.array.astype(np.uint8)
-            true_ml = visit["truth"]["volumes_ml"]
-            protocol = "+".join(f"{s['sequence']}:{s['plane']}" for s in visit["series"] if s["plane"] == "SAG") or "all 2D axial"
-            ideal = None
-            if ceiling:
-                ideal = cohort_ceiling_labels(work / "cohort" / "cohort.json", patient_index, visit_index,
-                                              slice_thickness_mm=t1c_slice_thickness_mm(work / "cohort", visit))
-            runs = [("complete", dict(volumes))]
-            if missing:
-                runs += [(f"no {seq}", {k: v for k, v in volumes.items() if k is not seq}) for seq in STUDY_SEQUENCES]
-            for name, vols in runs:
-                if name == "complete":  # timed by stage; the same calls as segmenter.segment
-                    result, stages, plain = _segment_by_stage(segmenter, vols)
-                else:
-                    result, stages, plain = segmenter.segment(vols), None, None
-                labels = result.labels.array
-                on_truth_grid = (labels.shape == truth.shape
-                                 and np.allclose(result.labels.affine, truth_volume.affine, atol=1e-3))
-                ref_truth = truth if on_truth_grid else None
-                if ref_truth is None:  # T1c missing: labels are on another series' grid; compare there
-                    from engine.segmentation.preprocess import resample_to_grid
-                    from engine.types import Volume
-                    ref = result.labels
-                    ref_truth = resample_to_grid(Volume(truth_volume.array.astype(np.float32), truth_volume.affine),
-                                                 affine=ref.affine,
-                                                 shape=labels.shape, mode="nearest").numpy().round().astype(np.uint8)
-                row = {"scenario": scenario, "phase": visit["phase"], "study": visit["dir"], "run": name,
-                       "protocol": protocol, "dice": region_dice(labels, ref_truth),
-                       "truth_nonempty": {r: bool(np.isin(ref_truth, ids).any()) for r, ids in
-                                          (("WT", [1, 2, 3]), ("TC", [1, 3]), ("ET", [3]), ("RC", [4]))},
-                       "volume_error": relative_volume_error(result.volumes_ml, true_ml),
-                       "predicted_ml": result.volumes_ml, "true_ml": true_ml, "seconds": align_s + result.elapsed_s,
-                       "align_s": align_s, "realigned": [str(a.sequence) for a in alignments if a.applied],
-                       "flags": list(result.flags)}
-                if stages is not None:
-                    row["stages_s"] = stages
-                if ideal is not None and ref_truth is truth:
-                    row["ceiling_dice"] = region_dice(ideal, truth)
-                    row["ceiling_volume_error"] = relative_volume_error(_volumes_ml(ideal, result.labels), true_ml)
-                if plain is not None:
-                    rows.append({**row, "run": "complete, plain argmax", "dice": region_dice(plain.labels.array, ref_truth),
-                                 "volume_error": relative_volume_error(plain.volumes_ml, true_ml),
-                                 "predicted_ml": plain.volumes_ml})
-                if baseline and name == "complete":
-                    base_labels, base_s, base_stages = sliding_window_baseline(segmenter, vols)
-                    row["baseline_s"] = align_s + base_s
-                    row["baseline_stages_s"] = base_stages
-                    row["agreement_dice"] = region_dice(labels, base_labels)
-                    row["baseline_dice"] = region_dice(base_labels, ref_truth)  # on the same grid as ours
-                rows.append(row)
-                print(f"{visit['dir']} {scenario:18s} {name:9s} {protocol:22s} "
-                      + " ".join(f"{k} {v:.3f}" for k, v in row["dice"].items())
-                      + f"  {row['seconds']:.1f} s" + (f"  baseline {row['baseline_s']:.1f} s" if "baseline_s" in row else ""), flush=True)
-    return {"model": config.name, "version": config.version, "weights_sha256": sha, "rows": rows}
+    for visit in cohort_visits(work / "cohort"):
+        scenario = visit.scenario
+        series = list(read_study_files(visit.dicom_files()).volumes)
+        volumes, _ = pick_study_volumes(series, rules=rules)
+        t_align = time.perf_counter()
+        volumes, alignments = align_sequences(volumes, reference=choose_reference(volumes))
+        align_s = time.perf_counter() - t_align
+        truth_volume = read_nifti(visit.truth_labels)
+        truth = truth_volume.array.astype(np.uint8)
+        true_ml = visit.true_ml
+        protocol = "+".join(f"{s['sequence']}:{s['plane']}" for s in visit.entry["series"] if s["plane"] == "SAG") or "all 2D axial"
+        ideal = None
+        if ceiling:
+            ideal = cohort_ceiling_labels(work / "cohort" / "cohort.json", visit.patient_index, visit.visit_index,
+                                          slice_thickness_mm=t1c_slice_thickness_mm(work / "cohort", visit.entry))
+        runs = [("complete", dict(volumes))]
+        if missing:
+            runs += [(f"no {seq}", {k: v for k, v in volumes.items() if k is not seq}) for seq in STUDY_SEQUENCES]
+        for name, vols in runs:
+            if name == "complete":  # timed by stage; the same calls as segmenter.segment
+                result, stages, plain = _segment_by_stage(segmenter, vols)
+            else:
+                result, stages, plain = segmenter.segment(vols), None, None
+            labels = result.labels.array
+            on_truth_grid = (labels.shape == truth.shape
+                             and np.allclose(result.labels.affine, truth_volume.affine, atol=1e-3))
+            ref_truth = truth if on_truth_grid else None
+            if ref_truth is None:  # T1c missing: labels are on another series' grid; compare there
+                from engine.segmentation.preprocess import resample_to_grid
+                from engine.types import Volume
+                ref = result.labels
+                ref_truth = resample_to_grid(Volume(truth_volume.array.astype(np.float32), truth_volume.affine),
+                                             affine=ref.affine,
+                                             shape=labels.shape, mode="nearest").numpy().round().astype(np.uint8)
+            row = {"scenario": scenario, "phase": visit.phase, "study": visit.study, "run": name,
+                   "protocol": protocol, "dice": region_dice(labels, ref_truth),
+                   "truth_nonempty": {r: bool(np.isin(ref_truth, [int(v) for v in ids]).any())
+                                      for r, ids in REGIONS.items()},
+                   "volume_error": relative_volume_error(result.volumes_ml, true_ml),
+                   "predicted_ml": result.volumes_ml, "true_ml": true_ml, "seconds": align_s + result.elapsed_s,
+                   "align_s": align_s, "realigned": [str(a.sequence) for a in alignments if a.applied],
+                   "flags": list(result.flags)}
+            if stages is not None:
+                row["stages_s"] = stages
+            if ideal is not None and ref_truth is truth:
+                row["ceiling_dice"] = region_dice(ideal, truth)
+                row["ceiling_volume_error"] = relative_volume_error(_volumes_ml(ideal, result.labels), true_ml)
+            if plain is not None:
+                rows.append({**row, "run": "complete, plain argmax", "dice": region_dice(plain.labels.array, ref_truth),
+                             "volume_error": relative_volume_error(plain.volumes_ml, true_ml),
+                             "predicted_ml": plain.volumes_ml})
+            if baseline and name == "complete":
+                base_labels, base_s, base_stages = sliding_window_baseline(segmenter, vols)
+                row["baseline_s"] = align_s + base_s
+                row["baseline_stages_s"] = base_stages
+                row["agreement_dice"] = region_dice(labels, base_labels)
+                row["baseline_dice"] = region_dice(base_labels, ref_truth)  # on the same grid as ours
+            rows.append(row)
+            print(f"{visit.study} {scenario:18s} {name:9s} {protocol:22s} "
+                  + " ".join(f"{k} {v:.3f}" for k, v in row["dice"].items())
+                  + f"  {row['seconds']:.1f} s" + (f"  baseline {row['baseline_s']:.1f} s" if "baseline_s" in row else ""), flush=True)
+    return {"model": config.name, "version": config.version, "weights_sha256": sha,
+            "test_time_flips": [list(f) for f in config.test_time_flips], "rows": rows}
+
+
+def false_positives(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Predicted volume (mL) of each region over the studies where its truth is empty.
+
+    >>> false_positives([{"truth_nonempty": {"WT": True, "TC": True, "ET": True, "RC": False},
+    ...                   "predicted_ml": {"NETC": 1.0, "SNFH": 2.0, "ET": 3.0, "RC": 0.25}}])
+    {'RC': {'n': 1, 'median': 0.25, 'max': 0.25}}
+    """
+    out = {}
+    for region, labels in REGIONS.items():
+        vols = [sum(float(r["predicted_ml"].get(label.name, 0.0)) for label in labels)
+                for r in rows if not r["truth_nonempty"][region]]
+        if vols:
+            out[region] = {"n": len(vols), "median": statistics.median(vols), "max": max(vols)}
+    return out
 
 
 def report(results: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +257,10 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
         print(f"{key:45s} n={entry['n']:2d} " + " ".join(
             f"{k.replace('median_abs_vol_err_', 'volerr_').replace('ceiling_', 'ceil_')}={v:.3f}" for k, v in entry.items() if k != "n" and v is not None), flush=True)
     complete = [r for r in rows if r["run"] == "complete"]
+    out["false_positive_ml"] = false_positives(complete)
+    for region, entry in out["false_positive_ml"].items():
+        print(f"false positives: {region} on the {entry['n']} studies without it: median {entry['median']:.3f} mL, "
+              f"max {entry['max']:.3f} mL")
     secs = [r["seconds"] for r in complete]
     out["seconds_per_study"] = {"median": statistics.median(secs), "max": max(secs)}
     base = [r for r in complete if "baseline_s" in r]
@@ -288,12 +312,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None, help="keep the generated cohort here")
     parser.add_argument("--reuse", action="store_true", help="evaluate WORK/cohort as it is (no generation)")
+    parser.add_argument("--test-time-flip", action="append", default=None, metavar="AXES",
+                        help="mirrored pass to average, spatial axes comma-separated (repeatable; "
+                             "overrides the model's test_time_flips; 'none' for one plain pass)")
     args = parser.parse_args(argv or [])
+    flips = None
+    if args.test_time_flip is not None:
+        flips = tuple(tuple(int(a) for a in f.split(",")) for f in args.test_time_flip if f != "none")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         results = evaluate(model_dir=resolve_model_dir(args.model), patients=args.patients, visits=args.visits,
                            size=args.size, work=work, missing=not args.no_missing, baseline=not args.no_baseline,
-                           reuse=args.reuse, ceiling=not args.no_ceiling)
+                           reuse=args.reuse, ceiling=not args.no_ceiling, test_time_flips=flips)
     summary = report(results)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, **results}, indent=1, default=str))

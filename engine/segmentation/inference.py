@@ -171,14 +171,22 @@ class MonaiSegmenter:
         )
 
     def predict_probabilities(self, prepared: PreparedStudy) -> torch.Tensor:
-        """Softmax probabilities (K, X, Y, Z) on the cropped working grid."""
-        logits = run_network(
-            self.net,
-            prepared.image,
-            device=self.device,
-            max_whole_volume_vox=self.config.max_whole_volume_vox,
-        )
-        return logits.softmax(0)
+        """Softmax probabilities (K, X, Y, Z) on the cropped working grid.
+
+        With ``test_time_flips`` in the model's config, the mean over the plain pass and one
+        mirrored pass per entry (each flipped back before averaging).
+        """
+        import torch
+
+        def probabilities(image: torch.Tensor) -> torch.Tensor:
+            return run_network(self.net, image, device=self.device,
+                               max_whole_volume_vox=self.config.max_whole_volume_vox).softmax(0)
+
+        total = probabilities(prepared.image)
+        for axes in self.config.test_time_flips:
+            dims = tuple(a + 1 for a in axes)  # channel first
+            total += torch.flip(probabilities(torch.flip(prepared.image, dims=dims)), dims=dims)
+        return total / (1 + len(self.config.test_time_flips))
 
     def segment(
         self, volumes: Mapping[Sequence, Volume], *, exam: str | None = None
@@ -196,6 +204,7 @@ class MonaiSegmenter:
             limits=self.limits,
             identity=(self.config.name, self.config.version, self.weights_sha256, str(self.device)),
             start=start,
+            test_time_flips=self.config.test_time_flips,
         )
 
 
@@ -207,8 +216,13 @@ def finish_result(
     limits: SanityLimits,
     identity: tuple[str, str, str, str],
     start: float,
+    test_time_flips: tuple[tuple[int, ...], ...] = (),
 ) -> SegmentationResult:
     """Labels on the reference grid, volumes, flags (missing sequences first), timing.
+
+    The label volume's metadata says which model made it, on which reference, what the
+    sequence alignment decided and which mirrored passes were averaged (``test_time_flips``,
+    when any), so a stored result can be reproduced.
 
     Only the box around the working-grid foreground is resampled onto the (usually much finer)
     reference grid; the sanity checks that need the head run on the working grid.
@@ -242,6 +256,8 @@ def finish_result(
     }
     if prepared.alignments:
         metadata["alignment"] = {str(a.sequence): a.reason for a in prepared.alignments}
+    if test_time_flips:
+        metadata["test_time_flips"] = [list(f) for f in test_time_flips]
     return SegmentationResult(
         labels=Volume(labels, reference.affine.copy(), metadata),
         volumes_ml=volumes_ml,

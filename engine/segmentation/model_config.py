@@ -44,6 +44,10 @@ class ModelConfig:
     decision_weights: Mapping[Label, float] = field(default_factory=dict)
     #: how the decision weights were chosen (``gliowatch calibrate``), as written there.
     calibration: Mapping[str, Any] = field(default_factory=dict)
+    #: test-time mirroring: each entry is a set of spatial axes (0 = x, the left-right axis of
+    #: the working grid) to flip; the softmax of every mirrored pass is flipped back and averaged
+    #: with the plain pass. Empty (the default): one plain pass.
+    test_time_flips: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if self.architecture not in SUPPORTED_ARCHITECTURES:
@@ -69,6 +73,10 @@ class ModelConfig:
         bad = {k.name: v for k, v in self.decision_weights.items() if not 0.0 < float(v) < MAX_WEIGHT}
         if bad:
             msg = f"Argument 'decision_weights' must lie in (0, {MAX_WEIGHT:g}), got {bad}"
+            raise ValueError(msg)
+        bad_flips = [f for f in self.test_time_flips if not f or any(a not in (0, 1, 2) for a in f) or len(set(f)) != len(f)]
+        if bad_flips:
+            msg = f"Argument 'test_time_flips' must list non-empty sets of spatial axes 0, 1, 2, got {bad_flips}"
             raise ValueError(msg)
 
     @property
@@ -97,6 +105,7 @@ class ModelConfig:
             **({"decision_weights": {k.name: v for k, v in self.decision_weights.items()}}
                if self.decision_weights else {}),
             **({"calibration": dict(self.calibration)} if self.calibration else {}),
+            **({"test_time_flips": [list(f) for f in self.test_time_flips]} if self.test_time_flips else {}),
         }
 
 
@@ -119,6 +128,7 @@ def model_config_from_dict(data: Mapping[str, Any], *, model_dir: Path | None = 
             training=dict(data.get("training", {})),
             decision_weights=_decision_weights(data.get("decision_weights", {})),
             calibration=dict(data.get("calibration", {})),
+            test_time_flips=tuple(tuple(int(a) for a in f) for f in data.get("test_time_flips", ())),
         )
     except KeyError as exc:
         raise ConfigError(f"Model config {where} lacks the key {exc.args[0]!r}") from exc

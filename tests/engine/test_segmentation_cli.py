@@ -116,7 +116,7 @@ def test_bench_segmentation_runs_end_to_end_on_a_tiny_model(study_and_config, tm
     _, settings = study_and_config
     model = Path(load_settings(settings).segmentation.model_dir)
     summary = bench_main(["--model", str(model), "--patients", "1", "--visits", "3", "--size", "test",
-                          "--json", str(tmp_path / "out.json")])
+                          "--json", str(tmp_path / "out.json"), "--test-time-flip", "0"])
     assert summary["complete | all"]["n"] == 3 and summary["no T1c | all"]["n"] == 3
     # the ideal segmenter's figures beside ours, for the same studies (not for a run off the T1c grid)
     assert 0.85 < summary["complete | all"]["ceiling_dice_WT"] < 1.0
@@ -126,4 +126,8 @@ def test_bench_segmentation_runs_end_to_end_on_a_tiny_model(study_and_config, tm
     # the baseline's own Dice against the truth, to tell which of two disagreeing outputs is closer
     assert set(summary["baseline_dice_vs_truth"]) >= {"WT", "TC", "ET"}
     assert all(0.0 <= v <= 1.0 for v in summary["baseline_dice_vs_truth"].values())
-    assert json.loads((tmp_path / "out.json").read_text())["rows"][0]["run"] == "complete"
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert saved["rows"][0]["run"] == "complete"
+    assert saved["test_time_flips"] == [[0]]  # --test-time-flip overrides the model's config
+    # the pre-operative visit has no resection cavity: what is predicted there is reported
+    assert summary["false_positive_ml"]["RC"]["n"] == 1 and summary["false_positive_ml"]["RC"]["max"] >= 0.0

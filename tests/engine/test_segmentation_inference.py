@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_segmentation_phantom import phantom_study, tiny_config
 
-from engine.errors import SegmentationError
+from engine.errors import ConfigError, SegmentationError
 from engine.segmentation import load_segmenter
 from engine.segmentation.inference import MonaiSegmenter, resample_channels, softmax_decoder
 from engine.segmentation.model_config import model_config_from_dict
@@ -214,3 +214,35 @@ def test_resampling_onto_the_crop_equals_cropping_the_whole_grid_inside_the_head
     whole[(slice(None), *(slice(0, r.stop - r.start) for r in region))] = stack[(slice(None), *region)]
     expected = normalise_channels(whole, torch.from_numpy(prepared.head_mask))
     torch.testing.assert_close(prepared.image, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_test_time_flips_average_the_mirrored_passes_flipped_back() -> None:
+    config = model_config_from_dict({**TINY, "test_time_flips": [[0], [1, 2]]})
+    torch.manual_seed(3)
+    net = build_network(config)
+    plain = MonaiSegmenter(config=model_config_from_dict(TINY), net=net, weights_sha256="0" * 64, device="cpu")
+    mirrored = MonaiSegmenter(config=config, net=net, weights_sha256="0" * 64, device="cpu")
+    volumes, _ = phantom_study(shape=(24, 24, 24))
+    prepared = plain.prepare(volumes)
+    image = prepared.image
+    with torch.inference_mode():
+        passes = [net(image[None])[0].softmax(0),
+                  net(image.flip(1)[None])[0].softmax(0).flip(1),
+                  net(image.flip(2, 3)[None])[0].softmax(0).flip(2, 3)]
+    expected = torch.stack(passes).mean(0)
+    got = mirrored.predict_probabilities(prepared)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    # the mirrored passes change the result (the random network is not symmetric)
+    assert not torch.allclose(got, plain.predict_probabilities(prepared), atol=1e-4)
+    torch.testing.assert_close(got.sum(0), torch.ones_like(got[0]), rtol=1e-5, atol=1e-5)
+
+
+def test_test_time_flips_round_trip_through_the_config_and_reject_bad_axes() -> None:
+    config = model_config_from_dict({**TINY, "test_time_flips": [[0]]})
+    assert config.test_time_flips == ((0,),)
+    assert model_config_from_dict(config.to_json()).test_time_flips == ((0,),)
+    assert "test_time_flips" not in model_config_from_dict(TINY).to_json()
+    for bad in ([[3]], [[]], [[0, 0]]):
+        with pytest.raises(ConfigError) as info:
+            model_config_from_dict({**TINY, "test_time_flips": bad})
+        assert "test_time_flips" in (info.value.detail or "")
