@@ -100,12 +100,17 @@ def _registrar():  # noqa: ANN202
 
 
 def align_one(reference: Volume, moving: Volume, sequence: Sequence, *, min_motion_mm: float = MIN_MOTION_MM,
-              min_gain: float = MIN_SIMILARITY_GAIN) -> tuple[Volume, SequenceAlignment]:
-    """``moving`` with its geometry corrected onto ``reference`` when needed (see module doc)."""
+              min_gain: float = MIN_SIMILARITY_GAIN, coarse_reference: Volume | None = None,
+              ) -> tuple[Volume, SequenceAlignment]:
+    """``moving`` with its geometry corrected onto ``reference`` when needed (see module doc).
+
+    ``coarse_reference``: ``coarse(reference)`` when the caller already has it (one per study).
+    """
     from engine.errors import RegistrationError
     from engine.registration.qc import similarity_after
 
-    fixed, small = coarse(reference), coarse(moving)
+    fixed = coarse_reference if coarse_reference is not None else coarse(reference)
+    small = coarse(moving)
     before, _ = similarity_after(fixed=fixed, moving=small, matrix=np.eye(4),
                                  fixed_keep=np.ones(fixed.array.shape, dtype=bool),
                                  moving_keep=np.ones(small.array.shape, dtype=bool))
@@ -142,11 +147,12 @@ def align_sequences(
     """Every sequence but ``reference`` through :func:`align_one`; the volumes and the decisions."""
     out = dict(volumes)
     decisions = []
+    fixed = coarse(volumes[reference])
     for sequence, volume in volumes.items():
         if sequence is reference:
             continue
         out[sequence], decision = align_one(volumes[reference], volume, sequence, min_motion_mm=min_motion_mm,
-                                            min_gain=min_gain)
+                                            min_gain=min_gain, coarse_reference=fixed)
         decisions.append(decision)
         # geometry figures only: nothing here identifies the patient or the study
         log.log(logging.INFO if decision.applied else logging.DEBUG, "%s: %s", sequence, decision.reason)
