@@ -23,7 +23,11 @@ read and classified as ``gliowatch segment`` does, the shipped model segments it
   is timed once as stage ``align`` and counted in both paths' totals) and, on the same prepared
   input, the ratio against MONAI's plain ``sliding_window_inference`` (128^3 windows, overlap 0.5)
   over the whole (uncropped) working grid with the same weights, with the Dice agreement between
-  the two outputs.
+  the two outputs (the baseline runs the network as loaded: default memory layout, fp32);
+* the network's work: convolution FLOPs per study counted on PyTorch's meta device
+  (:mod:`engine.segmentation.flops`), for ours and the baseline, and the rate each reached; with
+  ``--device cuda``, our network time against its FLOP floor at ``--peak-tflops`` (default 400,
+  the usable dense bf16 rate of an H100).
 
 Run: ``python -m benchmarks.bench_segmentation [--patients 5] [--visits 6] [--size demo]
 [--model models/gliowatch-unet] [--json out.json] [--test-time-flip 0 ...]``; ``--test-time-flip AXES``
@@ -49,6 +53,7 @@ from engine.dicom import read_nifti, read_study_files
 from engine.segmentation import resolve_model_dir
 from engine.segmentation.inference import MonaiSegmenter, finish_result, resample_channels, softmax_decoder
 from engine.segmentation.alignment import align_sequences
+from engine.segmentation.flops import FlopCounter
 from engine.segmentation.metrics import REGIONS, region_dice, relative_volume_error
 from engine.segmentation.model_config import load_model_config
 from engine.segmentation.network import load_network
@@ -65,9 +70,13 @@ from flows.cmd_segment import pick_study_volumes
 EVAL_SEED = 424242
 
 
-def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict) -> tuple[np.ndarray, float, dict]:
+def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict, *, net: Any,
+                            flops: FlopCounter | None = None) -> tuple[np.ndarray, float, dict]:
     """Plain MONAI: whole working grid (no head crop), 128^3 windows, overlap 0.5; labels, seconds,
-    seconds per stage.
+    seconds per stage (and the network's GFLOP when ``flops`` is given).
+
+    ``net`` is the network as loaded (default memory layout, fp32, on the segmenter's device):
+    plain MONAI, without our CPU layout or CUDA autocast.
 
     The working grid is the one inference uses (sides a multiple of twice the network stride);
     preprocessing and the decision rule are the same functions as ours, so the ratio measures
@@ -83,20 +92,30 @@ def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict) -> tuple[n
                                             multiple_of=grid_multiple(config.divisible_by))
     head = torch.from_numpy(head_mask_of(stack[config.channels.index(ref_seq)].numpy()))
     image = normalise_channels(stack, head)
+    windows = []
+
+    def predictor(batch: torch.Tensor) -> torch.Tensor:
+        windows.append(tuple(batch.shape))
+        return net(batch)
+
     t_prep = time.perf_counter()
     with torch.inference_mode():
-        logits = sliding_window_inference(image[None], roi_size=(128, 128, 128), sw_batch_size=1,
-                                          predictor=segmenter.net, overlap=0.5)[0]
+        logits = sliding_window_inference(image[None].to(segmenter.device), roi_size=(128, 128, 128), sw_batch_size=1,
+                                          predictor=predictor, overlap=0.5)[0].float().cpu()
     t_net = time.perf_counter()
     reference = volumes[choose_reference(volumes)]
     labels = softmax_decoder(config.output_labels, config.decision_weights)(
         resample_channels(logits.softmax(0), source_affine=affine, reference=reference))
     end = time.perf_counter()
-    return labels, end - start, {"prepare": t_prep - start, "network": t_net - t_prep, "labels": end - t_net}
+    stages = {"prepare": t_prep - start, "network": t_net - t_prep, "labels": end - t_net}
+    if flops is not None:
+        stages["network_gflop"] = sum(flops.count(w) for w in windows) / 1e9
+    return labels, end - start, stages
 
 
-def _segment_by_stage(segmenter: MonaiSegmenter, volumes: dict):
-    """segmenter.segment with each stage timed; also the plain-argmax result from the same probabilities."""
+def _segment_by_stage(segmenter: MonaiSegmenter, volumes: dict, *, flops: FlopCounter | None = None):
+    """segmenter.segment with each stage timed (and the network's GFLOP when ``flops`` is given);
+    also the plain-argmax result from the same probabilities."""
     config = segmenter.config
     start = time.perf_counter()
     prepared = segmenter.prepare(volumes)
@@ -106,12 +125,16 @@ def _segment_by_stage(segmenter: MonaiSegmenter, volumes: dict):
     identity = (config.name, config.version, segmenter.weights_sha256, str(segmenter.device))
     result = finish_result(probabilities, prepared=prepared,
                            decode=softmax_decoder(config.output_labels, config.decision_weights),
-                           limits=segmenter.limits, identity=identity, start=start)
+                           limits=segmenter.limits, identity=identity, start=start,
+                           test_time_flips=config.test_time_flips)
     t_end = time.perf_counter()
     plain = (finish_result(probabilities, prepared=prepared, decode=softmax_decoder(config.output_labels),
                            limits=segmenter.limits, identity=identity, start=t_end)
              if config.decision_weights else None)
     stages = {"prepare": t_prep - start, "network": t_net - t_prep, "labels": t_end - t_net}
+    if flops is not None:  # the plain pass and one per mirrored pass
+        passes = 1 + len(config.test_time_flips)
+        stages["network_gflop"] = passes * flops.count((1, *prepared.image.shape)) / 1e9
     return result, stages, plain
 
 
@@ -130,13 +153,19 @@ def _summary(values: list[float]) -> str:
 
 def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Path,
              missing: bool = True, baseline: bool = True, reuse: bool = False,
-             ceiling: bool = True, test_time_flips: tuple[tuple[int, ...], ...] | None = None) -> dict[str, Any]:
+             ceiling: bool = True, test_time_flips: tuple[tuple[int, ...], ...] | None = None,
+             device: str = "cpu") -> dict[str, Any]:
+    import copy
+
     config = load_model_config(model_dir)
     if test_time_flips is not None:
         config = dataclasses.replace(config, test_time_flips=test_time_flips)
     net, sha = load_network(config)
+    flops = FlopCounter(net)
+    plain_net = copy.deepcopy(net).eval()  # the baseline's: as loaded (MonaiSegmenter changes its own copy's layout)
     # the realignment runs once per study below, before both paths (shared preprocessing)
-    segmenter = MonaiSegmenter(config=config, net=net, weights_sha256=sha, device="cpu", align_sequences=False)
+    segmenter = MonaiSegmenter(config=config, net=net, weights_sha256=sha, device=device, align_sequences=False)
+    plain_net = plain_net.to(segmenter.device)
     rules = load_series_rules(load_settings().series_rules)
     t0 = time.perf_counter()
     if not reuse:
@@ -164,7 +193,7 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
             runs += [(f"no {seq}", {k: v for k, v in volumes.items() if k is not seq}) for seq in STUDY_SEQUENCES]
         for name, vols in runs:
             if name == "complete":  # timed by stage; the same calls as segmenter.segment
-                result, stages, plain = _segment_by_stage(segmenter, vols)
+                result, stages, plain = _segment_by_stage(segmenter, vols, flops=flops)
             else:
                 result, stages, plain = segmenter.segment(vols), None, None
             labels = result.labels.array
@@ -196,7 +225,7 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
                              "volume_error": relative_volume_error(plain.volumes_ml, true_ml),
                              "predicted_ml": plain.volumes_ml})
             if baseline and name == "complete":
-                base_labels, base_s, base_stages = sliding_window_baseline(segmenter, vols)
+                base_labels, base_s, base_stages = sliding_window_baseline(segmenter, vols, net=plain_net, flops=flops)
                 row["baseline_s"] = align_s + base_s
                 row["baseline_stages_s"] = base_stages
                 row["agreement_dice"] = region_dice(labels, base_labels)
@@ -206,7 +235,18 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
                   + " ".join(f"{k} {v:.3f}" for k, v in row["dice"].items())
                   + f"  {row['seconds']:.1f} s" + (f"  baseline {row['baseline_s']:.1f} s" if "baseline_s" in row else ""), flush=True)
     return {"model": config.name, "version": config.version, "weights_sha256": sha,
-            "test_time_flips": [list(f) for f in config.test_time_flips], "rows": rows}
+            "test_time_flips": [list(f) for f in config.test_time_flips], "device": str(segmenter.device),
+            "device_name": _device_name(segmenter.device), "rows": rows}
+
+
+def _device_name(device: Any) -> str:
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
 def false_positives(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -225,7 +265,41 @@ def false_positives(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def report(results: dict[str, Any]) -> dict[str, Any]:
+#: usable dense bf16 throughput the issue names for an H100 (TFLOP/s), the default FLOP floor.
+H100_BF16_TFLOPS = 400.0
+
+
+def network_work(rows: list[dict[str, Any]], *, device: str, peak_tflops: float) -> dict[str, Any]:
+    """The network's counted GFLOP per study (ours and the baseline's), the rate each pass reached,
+    and on CUDA the ratio of our network time to its FLOP floor (GFLOP / ``peak_tflops``).
+
+    >>> rows = [{"stages_s": {"network": 2.0, "network_gflop": 50.0},
+    ...          "baseline_stages_s": {"network": 10.0, "network_gflop": 500.0}}]
+    >>> w = network_work(rows, device="cpu", peak_tflops=400.0)
+    >>> w["network_gflop"], w["network_gflop_per_s"], "flop_floor" in w
+    ({'ours': 50.0, 'baseline': 500.0}, {'ours': 25.0, 'baseline': 50.0}, False)
+    >>> network_work(rows, device="cuda:0", peak_tflops=400.0)["flop_floor"]["ratio_median"]
+    16000.0
+    """
+    out: dict[str, Any] = {}
+    counted = {"ours": [r["stages_s"] for r in rows if "network_gflop" in r.get("stages_s", {})],
+               "baseline": [r["baseline_stages_s"] for r in rows if "network_gflop" in r.get("baseline_stages_s", {})]}
+    counted = {k: v for k, v in counted.items() if v}
+    if not counted:  # rows of runs before the count existed
+        return out
+    out["network_gflop"] = {k: statistics.median(s["network_gflop"] for s in v) for k, v in counted.items()}
+    out["network_gflop_per_s"] = {k: statistics.median(s["network_gflop"] / s["network"] for s in v)
+                                  for k, v in counted.items()}
+    if device.startswith("cuda") and "ours" in counted:
+        floors = [s["network_gflop"] / (peak_tflops * 1e3) for s in counted["ours"]]
+        ratios = [s["network"] / f for s, f in zip(counted["ours"], floors, strict=True)]
+        out["flop_floor"] = {"peak_tflops": peak_tflops, "floor_median_s": statistics.median(floors),
+                             "network_median_s": statistics.median(s["network"] for s in counted["ours"]),
+                             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios)}
+    return out
+
+
+def report(results: dict[str, Any], *, peak_tflops: float = H100_BF16_TFLOPS) -> dict[str, Any]:
     rows = results["rows"]
     out: dict[str, Any] = {}
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -263,6 +337,15 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
               f"max {entry['max']:.3f} mL")
     secs = [r["seconds"] for r in complete]
     out["seconds_per_study"] = {"median": statistics.median(secs), "max": max(secs)}
+    out.update(network_work(complete, device=str(results.get("device", "cpu")), peak_tflops=peak_tflops))
+    if "network_gflop" in out:
+        print(f"network work (convolutions, counted) on {results.get('device_name', '?')}: " + ", ".join(
+            f"{k} median {v:.1f} GFLOP at {out['network_gflop_per_s'][k]:.1f} GFLOP/s" for k, v in out["network_gflop"].items()))
+    if "flop_floor" in out:
+        floor = out["flop_floor"]
+        print(f"network time / FLOP floor at {floor['peak_tflops']:g} TFLOP/s: median {floor['ratio_median']:.0f}x, "
+              f"min {floor['ratio_min']:.0f}x (floor median {floor['floor_median_s'] * 1e3:.2f} ms, "
+              f"network median {floor['network_median_s'] * 1e3:.1f} ms)")
     base = [r for r in complete if "baseline_s" in r]
     if base:
         ratios = [r["baseline_s"] / r["seconds"] for r in base]
@@ -312,6 +395,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=None, help="keep the generated cohort here")
     parser.add_argument("--reuse", action="store_true", help="evaluate WORK/cohort as it is (no generation)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N: where both paths run")
+    parser.add_argument("--peak-tflops", type=float, default=H100_BF16_TFLOPS,
+                        help=f"the GPU's usable dense bf16 TFLOP/s for the FLOP floor (default {H100_BF16_TFLOPS:g}, an H100)")
     parser.add_argument("--test-time-flip", action="append", default=None, metavar="AXES",
                         help="mirrored pass to average, spatial axes comma-separated (repeatable; "
                              "overrides the model's test_time_flips; 'none' for one plain pass)")
@@ -323,8 +409,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         work = args.work or Path(tmp)
         results = evaluate(model_dir=resolve_model_dir(args.model), patients=args.patients, visits=args.visits,
                            size=args.size, work=work, missing=not args.no_missing, baseline=not args.no_baseline,
-                           reuse=args.reuse, ceiling=not args.no_ceiling, test_time_flips=flips)
-    summary = report(results)
+                           reuse=args.reuse, ceiling=not args.no_ceiling, test_time_flips=flips,
+                           device=args.device)
+    summary = report(results, peak_tflops=args.peak_tflops)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, **results}, indent=1, default=str))
     return summary

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import ConfigError, SegmentationError
-from engine.segmentation.inference import finish_result, resample_channels, run_network, select_device, softmax_decoder
+from engine.segmentation.inference import (
+    finish_result, for_device, resample_channels, run_network, select_device, softmax_decoder,
+)
 from engine.segmentation.network import file_sha256, load_state_dict
 from engine.segmentation.preprocess import prepare_study
 from engine.segmentation.result import SegmentationResult
@@ -176,7 +178,7 @@ class BundleSegmenter:
         self.align_sequences = align_sequences
         self.convention = label_convention(labels)
         self.device = select_device(device)
-        self.net = build_bundle_network(self.spec).to(self.device)
+        self.net = for_device(build_bundle_network(self.spec), self.device)
         self.weights_sha256 = file_sha256(self.spec.root / "models" / "model.pt")
         self.limits = limits
         self.name = f"bundle:{self.spec.root.name}"

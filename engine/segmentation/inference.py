@@ -53,11 +53,16 @@ def run_network(
     max_whole_volume_vox: tuple[int, int, int],
     roi_vox: tuple[int, int, int] | None = None,
 ) -> torch.Tensor:
-    """Logits (K, X, Y, Z) in fp32 on the CPU for one (C, X, Y, Z) image."""
+    """Logits (K, X, Y, Z) in fp32 on the CPU for one (C, X, Y, Z) image.
+
+    On the CPU the batch goes in as ``channels_last_3d`` (see :func:`for_device`).
+    """
     import torch
     from monai.inferers import sliding_window_inference
 
     batch = image[None].to(device)
+    if device.type == "cpu":
+        batch = batch.contiguous(memory_format=torch.channels_last_3d)
     fits = all(s <= m for s, m in zip(image.shape[1:], max_whole_volume_vox, strict=True))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     with torch.inference_mode(), autocast:
@@ -70,6 +75,21 @@ def run_network(
                 predictor=net, overlap=0.25, mode="gaussian",
             )
     return logits[0].float().cpu()
+
+
+def for_device(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` (in place) on ``device`` in eval mode; on the CPU with ``channels_last_3d`` weights.
+
+    Measured on the 2-core CPU (oneDNN, AVX2), gliowatch-unet on a 4 x 144 x 176 x 144 input:
+    1.25 s -> 0.96 s per pass, largest logit difference 3e-5 (summation order). CUDA keeps the
+    default layout (not measured there).
+    """
+    import torch
+
+    net = net.to(device).eval()
+    if device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last_3d)
+    return net
 
 
 def resample_channels(
@@ -156,7 +176,7 @@ class MonaiSegmenter:
         self.config = config
         self.align_sequences = align_sequences
         self.device = select_device(device)
-        self.net = net.to(self.device).eval()
+        self.net = for_device(net, self.device)
         self.weights_sha256 = weights_sha256
         self.limits = limits
         torch.use_deterministic_algorithms(True, warn_only=True)

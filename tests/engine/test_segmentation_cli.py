@@ -126,8 +126,20 @@ def test_bench_segmentation_runs_end_to_end_on_a_tiny_model(study_and_config, tm
     # the baseline's own Dice against the truth, to tell which of two disagreeing outputs is closer
     assert set(summary["baseline_dice_vs_truth"]) >= {"WT", "TC", "ET"}
     assert all(0.0 <= v <= 1.0 for v in summary["baseline_dice_vs_truth"].values())
+    # the network's counted work, ours and the baseline's; a FLOP floor only on CUDA
+    assert 0 < summary["network_gflop"]["ours"] and 0 < summary["network_gflop"]["baseline"]
+    assert set(summary["network_gflop_per_s"]) == {"ours", "baseline"} and "flop_floor" not in summary
     saved = json.loads((tmp_path / "out.json").read_text())
     assert saved["rows"][0]["run"] == "complete"
     assert saved["test_time_flips"] == [[0]]  # --test-time-flip overrides the model's config
     # the pre-operative visit has no resection cavity: what is predicted there is reported
     assert summary["false_positive_ml"]["RC"]["n"] == 1 and summary["false_positive_ml"]["RC"]["max"] >= 0.0
+
+
+def test_bench_segmentation_doctests() -> None:
+    import doctest
+
+    import benchmarks.bench_segmentation as bench
+
+    failures, tried = doctest.testmod(bench, raise_on_error=False, verbose=False)[:2]
+    assert tried > 0 and failures == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -246,3 +247,30 @@ def test_test_time_flips_round_trip_through_the_config_and_reject_bad_axes() -> 
         with pytest.raises(ConfigError) as info:
             model_config_from_dict({**TINY, "test_time_flips": bad})
         assert "test_time_flips" in (info.value.detail or "")
+
+
+def test_flop_counter_counts_the_convolutions_of_a_pass_without_running_it() -> None:
+    from engine.segmentation.flops import FlopCounter
+
+    conv = torch.nn.Conv3d(4, 8, kernel_size=3, padding=1, bias=False)
+    counter = FlopCounter(conv)
+    # 2 FLOPs per multiply-add: output voxels x out channels x in channels x 27
+    assert counter.count((1, 4, 8, 8, 8)) == 2 * 8 * 8 * 8 * 8 * 4 * 27
+    assert counter.count((2, 4, 8, 8, 8)) == 2 * counter.count((1, 4, 8, 8, 8))
+    assert next(conv.parameters()).device.type == "cpu"  # the network itself is untouched
+    unet = FlopCounter(build_network(model_config_from_dict(TINY)))
+    assert unet.count((1, 4, 64, 64, 64)) == 8 * unet.count((1, 4, 32, 32, 32))  # all convolutions scale with volume
+
+
+def test_the_cpu_path_runs_channels_last_and_matches_the_default_layout() -> None:
+    config = model_config_from_dict(TINY)
+    torch.manual_seed(5)
+    net = build_network(config).eval()
+    volumes, _ = phantom_study(shape=(24, 24, 24))
+    seg = MonaiSegmenter(config=config, net=copy.deepcopy(net), weights_sha256="0" * 64, device="cpu")
+    weight = next(p for p in seg.net.parameters() if p.dim() == 5)
+    assert weight.is_contiguous(memory_format=torch.channels_last_3d) and not weight.is_contiguous()
+    prepared = seg.prepare(volumes)
+    with torch.inference_mode():
+        plain = net(prepared.image[None])[0].softmax(0)
+    torch.testing.assert_close(seg.predict_probabilities(prepared), plain, rtol=1e-4, atol=1e-5)
