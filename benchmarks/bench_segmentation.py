@@ -51,7 +51,7 @@ import numpy as np
 
 from engine.dicom import read_nifti, read_study_files
 from engine.segmentation import resolve_model_dir
-from engine.segmentation.inference import MonaiSegmenter, finish_result, resample_channels, softmax_decoder
+from engine.segmentation.inference import MonaiSegmenter, resample_channels, softmax_decoder
 from engine.segmentation.alignment import align_sequences
 from engine.segmentation.flops import FlopCounter
 from engine.segmentation.metrics import REGIONS, region_dice, relative_volume_error
@@ -122,14 +122,9 @@ def _segment_by_stage(segmenter: MonaiSegmenter, volumes: dict, *, flops: FlopCo
     t_prep = time.perf_counter()
     probabilities = segmenter.predict_probabilities(prepared)
     t_net = time.perf_counter()
-    identity = (config.name, config.version, segmenter.weights_sha256, str(segmenter.device))
-    result = finish_result(probabilities, prepared=prepared,
-                           decode=softmax_decoder(config.output_labels, config.decision_weights),
-                           limits=segmenter.limits, identity=identity, start=start,
-                           test_time_flips=config.test_time_flips)
+    result = segmenter.finish(probabilities, prepared=prepared, start=start)
     t_end = time.perf_counter()
-    plain = (finish_result(probabilities, prepared=prepared, decode=softmax_decoder(config.output_labels),
-                           limits=segmenter.limits, identity=identity, start=t_end)
+    plain = (segmenter.finish(probabilities, prepared=prepared, start=t_end, weighted=False)
              if config.decision_weights else None)
     stages = {"prepare": t_prep - start, "network": t_net - t_prep, "labels": t_end - t_net}
     if flops is not None:  # the plain pass and one per mirrored pass

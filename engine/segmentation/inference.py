@@ -216,11 +216,18 @@ class MonaiSegmenter:
             prepared = self.prepare(volumes)
         except SegmentationError as exc:
             raise SegmentationError(exc.message, exam=exam, action=exc.action, detail=exc.detail) from exc
-        probabilities = self.predict_probabilities(prepared)
+        return self.finish(self.predict_probabilities(prepared), prepared=prepared, start=start)
+
+    def finish(
+        self, probabilities: torch.Tensor, *, prepared: PreparedStudy, start: float, weighted: bool = True
+    ) -> SegmentationResult:
+        """:func:`finish_result` for this model: its decision rule (``weighted=False``: the plain
+        argmax), identity and test-time flips."""
+        weights = self.config.decision_weights if weighted else None
         return finish_result(
             probabilities,
             prepared=prepared,
-            decode=softmax_decoder(self.config.output_labels, self.config.decision_weights),
+            decode=softmax_decoder(self.config.output_labels, weights),
             limits=self.limits,
             identity=(self.config.name, self.config.version, self.weights_sha256, str(self.device)),
             start=start,
