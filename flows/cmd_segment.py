@@ -81,6 +81,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "model_name": result.model_name,
         "model_version": result.model_version,
         "weights_sha256": result.weights_sha256,
+        "config_sha256": result.config_sha256,
         "device": result.device,
         "elapsed_s": round(result.elapsed_s, 3),
     }

@@ -31,6 +31,7 @@ from engine.errors import ConfigError, SegmentationError
 from engine.segmentation.inference import (
     finish_result, for_device, resample_channels, run_network, select_device, softmax_decoder,
 )
+from engine.segmentation.model_config import canonical_sha256
 from engine.segmentation.network import file_sha256, load_state_dict
 from engine.segmentation.preprocess import prepare_study
 from engine.segmentation.result import SegmentationResult
@@ -133,6 +134,29 @@ def read_bundle(root: Path | str, *, spacing_mm: float = 1.0) -> BundleSpec:
     )
 
 
+def bundle_config_sha256(spec: BundleSpec, convention: Mapping[int, Label]) -> str:
+    """SHA-256 (canonical JSON) of what determines a bundle's labels in GlioWatch.
+
+    From configs/inference.json only what is used: ``network_def`` and the inferer's
+    ``roi_size`` (the rest of its inferer settings are not read); from metadata.json the input
+    channel order and the output kind it implies; the working spacing; and the decoding: the
+    fixed region order for region outputs, else the label mapping of ``segmentation.bundle_labels``.
+    The bundle's ``version`` is left out (a store column of its own); the weights are hashed
+    separately.
+    """
+    decoding: Any = "regions: ET > 0.5, else TC > 0.5 -> NETC, else WT > 0.5 -> SNFH"
+    if spec.output == "labels":
+        decoding = {str(value): label.name for value, label in sorted(convention.items())}
+    return canonical_sha256({
+        "network_def": spec.network_def,
+        "roi_vox": list(spec.roi_vox) if spec.roi_vox else None,
+        "channels": [str(c) for c in spec.channels],
+        "output": spec.output,
+        "spacing_mm": spec.spacing_mm,
+        "decoding": decoding,
+    })
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -180,6 +204,7 @@ class BundleSegmenter:
         self.device = select_device(device)
         self.net = for_device(build_bundle_network(self.spec), self.device)
         self.weights_sha256 = file_sha256(self.spec.root / "models" / "model.pt")
+        self.config_sha256 = bundle_config_sha256(self.spec, self.convention)
         self.limits = limits
         self.name = f"bundle:{self.spec.root.name}"
 
@@ -203,9 +228,9 @@ class BundleSegmenter:
             prepared=prepared,
             decode=decode,
             limits=self.limits,
-            identity=(self.name, self.spec.version, self.weights_sha256, str(self.device)),
+            identity=(self.name, self.spec.version, self.weights_sha256, self.config_sha256, str(self.device)),
             start=start,
         )
 
 
-__all__ = ["BundleSegmenter", "LABEL_CONVENTIONS", "map_labels", "read_bundle"]
+__all__ = ["BundleSegmenter", "LABEL_CONVENTIONS", "bundle_config_sha256", "map_labels", "read_bundle"]

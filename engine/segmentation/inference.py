@@ -178,6 +178,7 @@ class MonaiSegmenter:
         self.device = select_device(device)
         self.net = for_device(net, self.device)
         self.weights_sha256 = weights_sha256
+        self.config_sha256 = config.config_sha256()
         self.limits = limits
         torch.use_deterministic_algorithms(True, warn_only=True)
 
@@ -229,7 +230,8 @@ class MonaiSegmenter:
             prepared=prepared,
             decode=softmax_decoder(self.config.output_labels, weights),
             limits=self.limits,
-            identity=(self.config.name, self.config.version, self.weights_sha256, str(self.device)),
+            identity=(self.config.name, self.config.version, self.weights_sha256, self.config_sha256,
+                      str(self.device)),
             start=start,
             test_time_flips=self.config.test_time_flips,
         )
@@ -241,12 +243,13 @@ def finish_result(
     prepared: PreparedStudy,
     decode: Callable[[torch.Tensor], np.ndarray],
     limits: SanityLimits,
-    identity: tuple[str, str, str, str],
+    identity: tuple[str, str, str, str, str],
     start: float,
     test_time_flips: tuple[tuple[int, ...], ...] = (),
 ) -> SegmentationResult:
     """Labels on the reference grid, volumes, flags (missing sequences first), timing.
 
+    ``identity`` is (model name, version, weights SHA-256, config SHA-256, device).
     The label volume's metadata says which model made it, on which reference, what the
     sequence alignment decided and which mirrored passes were averaged (``test_time_flips``,
     when any), so a stored result can be reproduced.
@@ -275,10 +278,12 @@ def finish_result(
     )
     realigned = tuple(a.flag for a in prepared.alignments if a.flag)
     flags = tuple(f"missing_sequence:{s}" for s in prepared.missing) + realigned + sanity
-    name, version, sha, device = identity
+    name, version, sha, config_sha, device = identity
     metadata = {
         "model_name": name,
         "model_version": version,
+        "weights_sha256": sha,
+        "config_sha256": config_sha,
         "reference_sequence": str(prepared.reference_sequence),
     }
     if prepared.alignments:
@@ -292,6 +297,7 @@ def finish_result(
         model_name=name,
         model_version=version,
         weights_sha256=sha,
+        config_sha256=config_sha,
         device=device,
         elapsed_s=time.perf_counter() - start,
     )

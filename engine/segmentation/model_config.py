@@ -7,6 +7,7 @@ loads every shipped config.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,12 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.types import Label, Sequence
+
+#: keys of :meth:`ModelConfig.to_json` left out of :meth:`ModelConfig.config_sha256`: identity that
+#: has its own store columns (name, version; the weights are keyed by their content's hash, not
+#: their file name) and descriptive text that changes no output (how the weights were trained,
+#: how the decision weights were chosen: the weights themselves and ``decision_weights`` are in).
+NOT_DIGESTED = frozenset({"name", "version", "weights_file", "training", "calibration"})
 
 #: MONAI network classes a config may name (``monai.networks.nets.<name>``).
 SUPPORTED_ARCHITECTURES = frozenset({"SegResNet", "UNet", "BasicUNet", "DynUNet"})
@@ -88,6 +95,18 @@ class ModelConfig:
         base = self.model_dir if self.model_dir is not None else Path(".")
         return base / self.weights_file
 
+    def config_sha256(self) -> str:
+        """SHA-256 of what in this config determines the labels: :meth:`to_json` without the
+        keys in :data:`NOT_DIGESTED` (name, version, weights file name, ``training``,
+        ``calibration``), as canonical JSON (:func:`canonical_sha256`).
+
+        So editing ``decision_weights``, ``test_time_flips``, ``spacing_mm``, the network or the
+        channel order changes the digest; rewording the training notes or re-running
+        ``gliowatch calibrate`` to the same weights does not. Stored segmentations are keyed on it
+        (with name, version and weights hash), so a changed config never overwrites a result.
+        """
+        return canonical_sha256({k: v for k, v in self.to_json().items() if k not in NOT_DIGESTED})
+
     def to_json(self) -> dict[str, Any]:
         """The dictionary :func:`load_model_config` reads back (without ``model_dir``)."""
         return {
@@ -107,6 +126,16 @@ class ModelConfig:
             **({"calibration": dict(self.calibration)} if self.calibration else {}),
             **({"test_time_flips": [list(f) for f in self.test_time_flips]} if self.test_time_flips else {}),
         }
+
+
+def canonical_sha256(data: Any) -> str:
+    """SHA-256 (hex) of ``data`` as canonical JSON: sorted keys, compact separators, UTF-8.
+
+    >>> canonical_sha256({"b": 1, "a": [1.5]}) == canonical_sha256({"a": [1.5], "b": 1})
+    True
+    """
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def model_config_from_dict(data: Mapping[str, Any], *, model_dir: Path | None = None) -> ModelConfig:

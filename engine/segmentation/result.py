@@ -24,6 +24,9 @@ class SegmentationResult:
     model_name: str
     model_version: str
     weights_sha256: str
+    #: SHA-256 of the model configuration that determines the outputs (for the shipped model
+    #: ``ModelConfig.config_sha256``; for a bundle ``BundleSegmenter.config_sha256``).
+    config_sha256: str
     device: str
     elapsed_s: float
 

@@ -74,6 +74,30 @@ def test_softmax_bundle_labels_follow_the_declared_convention(tmp_path: Path, co
     assert _dice(found, truth == int(Label.ET)) > 0.8
     assert set(np.unique(result.labels.array)) == {0, int(expected_et)}
     assert result.model_name == "bundle:bundle"
+    assert result.config_sha256 == seg.config_sha256 and len(seg.config_sha256) == 64
+
+
+def test_the_bundle_config_digest_covers_what_gliowatch_uses(tmp_path: Path) -> None:
+    from engine.segmentation.bundle import bundle_config_sha256, label_convention
+
+    def digest(root: Path, convention: str = "brats2024") -> str:
+        return bundle_config_sha256(read_bundle(root), label_convention(convention))
+
+    network_def, state = _threshold_conv([(0, 0.0, 0.0)] * 5, 5)
+    root = _write_bundle(tmp_path / "labels", network_def=network_def, state=state, outputs=None)
+    base = digest(root)
+    assert digest(root, "brats2021") != base  # softmax outputs: the label mapping decides
+    inference = json.loads((root / "configs" / "inference.json").read_text())
+    for change, same in (({"overlap": 0.25, "sw_batch_size": 4}, True), ({"roi_size": [128, 128, 128]}, False)):
+        edited = {**inference, "inferer": {**inference["inferer"], **change}}
+        (root / "configs" / "inference.json").write_text(json.dumps(edited))
+        assert (digest(root) == base) is same, change  # inferer keys GlioWatch does not read are left out
+    no_bias = {**inference, "network_def": {**network_def, "bias": False}}
+    (root / "configs" / "inference.json").write_text(json.dumps(no_bias))
+    assert digest(root) != base
+    regions_def, regions_state = _threshold_conv([(0, 0.0, 0.0)] * 3, 3)
+    regions = _write_bundle(tmp_path / "regions", network_def=regions_def, state=regions_state, outputs=None)
+    assert digest(regions, "brats2021") == digest(regions, "brats2024")  # region outputs ignore the convention
 
 
 def test_zoo_style_region_bundle_is_decoded_into_labels(tmp_path: Path) -> None:

@@ -53,7 +53,8 @@ def test_segment_writes_labels_on_the_t1c_grid_and_volumes(study_and_config, tmp
     np.testing.assert_allclose(image.affine, t1c.affine, atol=1e-4)
     assert image.get_data_dtype() == np.uint8
     report = json.loads(volumes.read_text())
-    assert {"NETC", "SNFH", "ET", "RC", "flags", "model_name", "weights_sha256"} <= set(report)
+    assert {"NETC", "SNFH", "ET", "RC", "flags", "model_name", "weights_sha256", "config_sha256"} <= set(report)
+    assert report["config_sha256"] == model_config_from_dict(TINY).config_sha256()
     labels = np.asarray(image.dataobj)
     voxel_ml = abs(np.linalg.det(image.affine[:3, :3])) / 1000.0
     assert report["ET"] == pytest.approx(float((labels == 3).sum()) * voxel_ml, abs=1e-3)

@@ -176,7 +176,36 @@ def test_a_tiny_segmenter_can_be_built_directly() -> None:
     config = model_config_from_dict(TINY)
     seg = MonaiSegmenter(config=config, net=build_network(config), weights_sha256="0" * 64, device="cpu")
     volumes, _ = phantom_study(shape=(24, 24, 24))
-    assert seg.segment(volumes).labels.array.shape == (24, 24, 24)
+    result = seg.segment(volumes)
+    assert result.labels.array.shape == (24, 24, 24)
+    assert result.config_sha256 == seg.config_sha256 == config.config_sha256()
+    assert result.labels.metadata["config_sha256"] == config.config_sha256()
+    assert result.labels.metadata["weights_sha256"] == "0" * 64
+
+
+def test_the_config_digest_changes_with_what_changes_outputs_not_with_descriptive_text() -> None:
+    digest = model_config_from_dict(TINY).config_sha256()
+    assert len(digest) == 64
+    same = [
+        dict(reversed(list(TINY.items()))),
+        {**TINY, "version": "9.9.9", "name": "renamed", "weights_file": "other.pt"},  # own store columns
+        {**TINY, "training": {"steps": 100, "notes": "reworded"}},
+        {**TINY, "calibration": {"command": "gliowatch calibrate", "seed": 515151}},
+        {**TINY, "decision_weights": {}, "test_time_flips": []},  # the defaults, spelled out
+    ]
+    for data in same:
+        assert model_config_from_dict(data).config_sha256() == digest, data
+    changed = [
+        {**TINY, "decision_weights": {"ET": 2.5}},
+        {**TINY, "decision_weights": {"ET": 3.0}},
+        {**TINY, "test_time_flips": [[0]]},
+        {**TINY, "spacing_mm": 2.0},
+        {**TINY, "max_whole_volume_vox": [64, 64, 64]},
+        {**TINY, "channels": ["T1c", "T1", "T2", "FLAIR"]},
+        {**TINY, "network": {**TINY["network"], "num_res_units": 1}},
+    ]
+    digests = {model_config_from_dict(data).config_sha256() for data in changed}
+    assert len(digests) == len(changed) and digest not in digests
 
 
 @pytest.mark.gpu
