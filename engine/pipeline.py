@@ -22,7 +22,7 @@ from engine.dicom.nifti import read_nifti, write_nifti
 from engine.errors import RegistrationError, SegmentationError
 from engine.ingest import exam_label
 from engine.registration import Registrar, RegistrationResult, resample_to
-from engine.segmentation import Segmenter
+from engine.segmentation import SegmentationResult, Segmenter
 from engine.store import Store
 from engine.store import ingest as ingest_sql
 from engine.store import pipeline as sql
@@ -91,10 +91,19 @@ class SegmentationOutput:
     model_name: str = ""
     model_version: str = ""
     weights_sha256: str = ""
+    config_sha256: str = ""
     device: str = ""
     elapsed_s: float = 0.0
     error: str = ""
     error_detail: str | None = None
+
+
+def labels_file_name(result: SegmentationResult) -> str:
+    """``labels_<model>_<version>_<weights hash[:8]>_<config hash[:8]>.nii.gz``: every part of the
+    model identity the store keys on, so a superseded row's file is never overwritten by another
+    model, version, weights or config."""
+    return (f"labels_{result.model_name}_{result.model_version}_{result.weights_sha256[:8]}_"
+            f"{result.config_sha256[:8]}.nii.gz")
 
 
 def compute_segmentation(files: StudyFiles, *, segmenter: Segmenter, paths: StatePaths) -> SegmentationOutput:
@@ -103,14 +112,15 @@ def compute_segmentation(files: StudyFiles, *, segmenter: Segmenter, paths: Stat
         result = segmenter.segment(_load_volumes(files, paths), exam=files.exam)
     except SegmentationError as exc:
         return SegmentationOutput(files.study_uid, error=exc.reason, error_detail=exc.detail)
-    rel = Path(files.patient_key) / files.study_uid / f"labels_{result.model_name}_{result.weights_sha256[:8]}.nii.gz"
+    rel = Path(files.patient_key) / files.study_uid / labels_file_name(result)
     target = paths.labels_dir / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     write_nifti(result.labels, target, force=True)
     return SegmentationOutput(
         study_uid=files.study_uid, labels_path=str(rel), volumes_ml=dict(result.volumes_ml),
         flags=tuple(result.flags), model_name=result.model_name, model_version=result.model_version,
-        weights_sha256=result.weights_sha256, device=result.device, elapsed_s=result.elapsed_s,
+        weights_sha256=result.weights_sha256, config_sha256=result.config_sha256, device=result.device,
+        elapsed_s=result.elapsed_s,
     )
 
 

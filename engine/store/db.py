@@ -14,7 +14,9 @@ import duckdb
 
 from engine.errors import StoreError
 
-#: schema modules applied in order; each has ``DDL: tuple[str, ...]`` of idempotent statements.
+#: schema modules applied in order; each has ``DDL: tuple[str, ...]`` of idempotent statements
+#: and may have ``upgrade(store)``, an idempotent step for what DDL cannot express (a new
+#: primary key: :func:`rebuild_table`), run after its DDL.
 SCHEMA_MODULES: tuple[str, ...] = (
     "engine.store.schema_ingest",
     "engine.store.schema_pipeline",
@@ -43,6 +45,9 @@ class Store:
                 raise
             for statement in module.DDL:
                 self.con.execute(statement)
+            upgrade = getattr(module, "upgrade", None)
+            if upgrade is not None:
+                upgrade(self)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -72,6 +77,35 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of ``table`` in the current schema, in order ([] when there is no such table)."""
+    rows = con.execute(
+        """SELECT column_name FROM information_schema.columns
+           WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position""",
+        [table]).fetchall()
+    return [r[0] for r in rows]
+
+
+def rebuild_table(store: Store, table: str, create: str) -> None:
+    """Recreate ``table`` from ``create`` (a CREATE TABLE statement with a ``{table}``
+    placeholder) and copy every row, in one transaction.
+
+    Columns both versions have are copied by name; new columns take their DEFAULT. For changes
+    ``ALTER TABLE`` cannot make (DuckDB cannot alter a primary key). Indexes and foreign keys
+    would not be carried over (the store declares none); views bind by name when queried, so
+    they see the new table.
+    """
+    staging = f"{table}__rebuild"
+    with store.transaction() as con:
+        con.execute(f"DROP TABLE IF EXISTS {staging}")
+        con.execute(create.format(table=staging))
+        old = set(table_columns(con, table))
+        shared = ", ".join(c for c in table_columns(con, staging) if c in old)
+        con.execute(f"INSERT INTO {staging} ({shared}) SELECT {shared} FROM {table}")  # noqa: S608
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {staging} RENAME TO {table}")
 
 
 def open_store(path: Path | str | None, *, read_only: bool = False) -> Store:

@@ -28,19 +28,23 @@ def study_row(store: Store, study_uid: str) -> dict[str, Any]:
 
 
 def record_segmentation(con: Con, *, study_uid: str, output: SegmentationOutput) -> None:
-    """The current segmentation of a study; earlier models' rows are kept, marked superseded."""
+    """The current segmentation of a study; rows of other models, or of the same model under
+    another config or weights, are kept and marked superseded. The same model identity (name,
+    version, weights hash, config hash) segmenting again replaces its own row."""
     con.execute("UPDATE segmentations SET superseded = TRUE WHERE study_uid = ?", [study_uid])
     v = output.volumes_ml
     con.execute(
-        """INSERT INTO segmentations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE)
-           ON CONFLICT (study_uid, model_name, model_version, weights_sha256) DO UPDATE SET
+        """INSERT INTO segmentations (study_uid, model_name, model_version, weights_sha256, config_sha256,
+               labels_path, netc_ml, snfh_ml, et_ml, rc_ml, flags, device, elapsed_s, created_at, superseded)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE)
+           ON CONFLICT (study_uid, model_name, model_version, weights_sha256, config_sha256) DO UPDATE SET
              labels_path = excluded.labels_path, netc_ml = excluded.netc_ml, snfh_ml = excluded.snfh_ml,
              et_ml = excluded.et_ml, rc_ml = excluded.rc_ml, flags = excluded.flags,
              device = excluded.device, elapsed_s = excluded.elapsed_s,
              created_at = excluded.created_at, superseded = FALSE""",
-        [study_uid, output.model_name, output.model_version, output.weights_sha256, output.labels_path,
-         v.get("NETC"), v.get("SNFH"), v.get("ET"), v.get("RC"), ",".join(output.flags), output.device,
-         output.elapsed_s, now_utc()],
+        [study_uid, output.model_name, output.model_version, output.weights_sha256, output.config_sha256,
+         output.labels_path, v.get("NETC"), v.get("SNFH"), v.get("ET"), v.get("RC"), ",".join(output.flags),
+         output.device, output.elapsed_s, now_utc()],
     )
 
 

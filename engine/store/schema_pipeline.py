@@ -2,22 +2,40 @@
 
 Old rows are kept and marked ``superseded`` when a study is re-segmented with another model or
 re-registered to a new baseline, so no trajectory mixes versions and nothing is lost.
+
+A segmentation row is keyed on the study and the whole model identity: name, version, weights
+hash and config hash (``config_sha256``, the digest of what in the model's configuration
+determines its outputs), so a config change without a version bump still adds a row and keeps
+the earlier one as superseded. Rows recorded before config digests existed have
+``config_sha256 = ''``: :func:`upgrade` rebuilds a store created with the older key (without the
+column) once, keeping every row.
 """
 
-DDL: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS segmentations (
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.store.db import Store
+
+#: the ``segmentations`` table; ``{table}`` is its name (another one while it is rebuilt).
+SEGMENTATIONS = """CREATE TABLE IF NOT EXISTS {table} (
         study_uid VARCHAR NOT NULL,
         model_name VARCHAR NOT NULL,
         model_version VARCHAR NOT NULL,
         weights_sha256 VARCHAR NOT NULL,
+        config_sha256 VARCHAR NOT NULL DEFAULT '',  -- '' = recorded before config digests
         labels_path VARCHAR NOT NULL,          -- NIfTI on the study's T1c grid (relative to state dir)
         netc_ml DOUBLE, snfh_ml DOUBLE, et_ml DOUBLE, rc_ml DOUBLE,
         flags VARCHAR NOT NULL DEFAULT '',     -- comma list; non-empty = people must look
         device VARCHAR, elapsed_s DOUBLE,
         created_at TIMESTAMP NOT NULL,
         superseded BOOLEAN NOT NULL DEFAULT FALSE,
-        PRIMARY KEY (study_uid, model_name, model_version, weights_sha256)
-    )""",
+        PRIMARY KEY (study_uid, model_name, model_version, weights_sha256, config_sha256)
+    )"""
+
+DDL: tuple[str, ...] = (
+    SEGMENTATIONS.format(table="segmentations"),
     "CREATE SEQUENCE IF NOT EXISTS registration_seq START 1",
     """CREATE TABLE IF NOT EXISTS registrations (
         registration_id BIGINT PRIMARY KEY DEFAULT nextval('registration_seq'),
@@ -34,3 +52,15 @@ DDL: tuple[str, ...] = (
         superseded BOOLEAN NOT NULL DEFAULT FALSE
     )""",
 )
+
+
+def upgrade(store: Store) -> None:
+    """Give a ``segmentations`` table of an older store ``config_sha256`` in its primary key.
+
+    DuckDB cannot change a primary key in place, so the table is rebuilt (rows copied, the new
+    column '' for them) in one transaction; a no-op once the column exists.
+    """
+    from engine.store.db import rebuild_table, table_columns
+
+    if "config_sha256" not in table_columns(store.con, "segmentations"):
+        rebuild_table(store, "segmentations", SEGMENTATIONS)

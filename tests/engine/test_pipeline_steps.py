@@ -1,18 +1,39 @@
-"""Pipeline steps against a real DuckDB file: a failed registration is quarantined, never used."""
+"""Pipeline steps against a real DuckDB file: a failed registration is quarantined, never used;
+segmentations keep every model identity (config included) with its own label file;
+an older store file migrates without losing rows."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
+import pytest
+import torch
+from test_segmentation_phantom import phantom_study, tiny_config
 
+from engine.dicom.nifti import read_nifti, write_nifti
 from engine.ingest import IngestedStudy
-from engine.pipeline import RegistrationJob, RegistrationOutput, StudyFiles, commit_registration
+from engine.pipeline import (
+    RegistrationJob,
+    RegistrationOutput,
+    StatePaths,
+    StudyFiles,
+    commit_registration,
+    commit_segmentation,
+    compute_segmentation,
+    study_files,
+)
 from engine.registration import SimpleItkRegistrar
 from engine.registration.phantom import load_template
+from engine.segmentation.inference import MonaiSegmenter
+from engine.segmentation.model_config import model_config_from_dict
+from engine.segmentation.network import build_network
+from engine.segmentation.sanity import label_volumes_ml
 from engine.store import open_store
 from engine.store import ingest as ingest_sql
+from engine.store.db import table_columns
 from engine.types import Volume
 
 
@@ -42,3 +63,103 @@ def test_failed_registration_quarantines_the_study_and_records_the_qc(tmp_path: 
         assert "quality check" in q[0]["reason"] and "MRI 2025-01-20" in q[0]["reason"]
         reg = store.query_dicts("SELECT * FROM registrations WHERE study_uid = '1.2'")
         assert len(reg) == 1 and reg[0]["passed"] is False and reg[0]["qc_reason"] == result.qc_reason
+
+
+# ---------------------------------------------------------------- segmentation rows and files
+
+#: the ``segmentations`` table as stores created before config digests have it.
+OLD_SEGMENTATIONS = """CREATE TABLE segmentations (
+        study_uid VARCHAR NOT NULL, model_name VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
+        weights_sha256 VARCHAR NOT NULL, labels_path VARCHAR NOT NULL,
+        netc_ml DOUBLE, snfh_ml DOUBLE, et_ml DOUBLE, rc_ml DOUBLE,
+        flags VARCHAR NOT NULL DEFAULT '', device VARCHAR, elapsed_s DOUBLE,
+        created_at TIMESTAMP NOT NULL, superseded BOOLEAN NOT NULL DEFAULT FALSE,
+        PRIMARY KEY (study_uid, model_name, model_version, weights_sha256))"""
+
+
+def test_an_older_store_keeps_its_segmentations_and_gains_the_config_key(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(OLD_SEGMENTATIONS)
+        con.execute("""INSERT INTO segmentations VALUES ('1.1', 'gliowatch-unet', '0.3.0', 'abc', 'P/1.1/l.nii.gz',
+                           0.5, 2.0, 1.5, 0.0, 'realigned:FLAIR', 'cpu', 8.4, TIMESTAMP '2025-03-01 10:00', FALSE)""")
+    with open_store(path) as store:
+        assert "config_sha256" in table_columns(store.con, "segmentations")
+        row = store.query_dicts("SELECT * FROM segmentations")
+        assert len(row) == 1
+        assert row[0]["config_sha256"] == ""  # recorded before config digests
+        assert (row[0]["labels_path"], row[0]["et_ml"], row[0]["flags"]) == ("P/1.1/l.nii.gz", 1.5, "realigned:FLAIR")
+        assert row[0]["created_at"] == datetime(2025, 3, 1, 10, 0) and row[0]["superseded"] is False
+        # the key now includes config_sha256: same model, another config is a second row ...
+        insert = """INSERT INTO segmentations (study_uid, model_name, model_version, weights_sha256, config_sha256,
+                        labels_path, created_at) VALUES ('1.1', 'gliowatch-unet', '0.3.0', 'abc', ?, 'x', now())"""
+        store.con.execute(insert, ["f00d"])
+        # ... and the same identity twice is refused
+        with pytest.raises(duckdb.ConstraintException):
+            store.con.execute(insert, ["f00d"])
+        assert store.query("SELECT count(*) FROM segmentations")[0][0] == 2
+    with open_store(path) as store:  # opening again changes nothing
+        assert store.query("SELECT count(*), count(*) FILTER (config_sha256 = '') FROM segmentations")[0] == (2, 1)
+        assert table_columns(store.con, "segmentations").count("config_sha256") == 1
+
+
+TINY_STORE = tiny_config("tiny-store", spacing_mm=4.0)
+#: the same model and version with changed decision weights
+RC_WEIGHTED = {**TINY_STORE, "decision_weights": {"RC": 18.0}}
+
+
+def _segmenter(config: dict, net: torch.nn.Module) -> MonaiSegmenter:
+    return MonaiSegmenter(config=model_config_from_dict(config), net=net, weights_sha256="ab" * 32, device="cpu")
+
+
+@pytest.fixture
+def segmented_twice(tmp_path: Path):
+    """One study segmented by the same weights under two configs (decision weights changed,
+    version not bumped); returns the store, the state paths and both outputs."""
+    paths = StatePaths(tmp_path / "volumes", tmp_path / "labels", tmp_path / "registered")
+    paths.volumes_dir.mkdir()
+    volumes, _ = phantom_study(shape=(24, 24, 24))
+    store = open_store(tmp_path / "g.duckdb")
+    with store.transaction() as con:
+        ingest_sql.record_study(con, _study("1.1", 1), change_seq=None, seen_at=datetime(2025, 1, 1))
+        for seq, volume in volumes.items():
+            write_nifti(volume, paths.volumes_dir / f"{seq}.nii.gz")
+            con.execute("""INSERT INTO volumes VALUES (?, '1.1', ?, ?, '[]', '[]', '[]')""",
+                        [f"s-{seq}", str(seq), f"{seq}.nii.gz"])
+    torch.manual_seed(0)
+    net = build_network(model_config_from_dict(TINY_STORE))
+    outputs = [_segment(store, paths, TINY_STORE, net), _segment(store, paths, RC_WEIGHTED, net)]
+    yield store, paths, net, outputs
+    store.close()
+
+
+def _segment(store, paths: StatePaths, config: dict, net: torch.nn.Module):  # noqa: ANN001, ANN202
+    files = study_files(store, "1.1")
+    out = compute_segmentation(files, segmenter=_segmenter(config, net), paths=paths)
+    assert not out.error, out.error_detail
+    assert commit_segmentation(store, files, out).ok
+    return out
+
+
+def test_a_config_change_keeps_the_earlier_row_and_its_label_file(segmented_twice) -> None:
+    store, paths, _, (old, new) = segmented_twice
+    assert old.weights_sha256 == new.weights_sha256 and old.model_version == new.model_version
+    assert old.labels_path != new.labels_path
+    assert old.labels_path.endswith(f"_{old.weights_sha256[:8]}_{old.config_sha256[:8]}.nii.gz")
+    rows = {r["config_sha256"]: r for r in store.query_dicts("SELECT * FROM segmentations WHERE study_uid = '1.1'")}
+    assert set(rows) == {old.config_sha256, new.config_sha256}
+    assert rows[old.config_sha256]["superseded"] and not rows[new.config_sha256]["superseded"]
+    # each row's file still holds the labels the row describes
+    for row in rows.values():
+        labels = read_nifti(paths.labels_dir / row["labels_path"])
+        ml = label_volumes_ml(np.asarray(labels.array), voxel_ml=labels.voxel_ml)
+        assert [row["netc_ml"], row["snfh_ml"], row["et_ml"], row["rc_ml"]] == pytest.approx(
+            [ml[k] for k in ("NETC", "SNFH", "ET", "RC")])
+    assert rows[new.config_sha256]["rc_ml"] > rows[old.config_sha256]["rc_ml"]  # the weight changed the labels
+
+
+def test_the_same_model_identity_segmenting_again_replaces_its_own_row(segmented_twice) -> None:
+    store, paths, net, (_, new) = segmented_twice
+    again = _segment(store, paths, RC_WEIGHTED, net)
+    assert (again.labels_path, again.config_sha256) == (new.labels_path, new.config_sha256)
+    assert store.query("SELECT count(*), count(*) FILTER (NOT superseded) FROM segmentations")[0] == (2, 1)
