@@ -104,10 +104,13 @@ def _read_pid(paths: OrthancPaths) -> int | None:
         return None
     except PermissionError:  # pragma: no cover - another user's process
         return pid
-    return pid
+    return None if _proc_state(pid) in ("Z", "X") else pid
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs. An exited process that its parent has not reaped yet (a
+    zombie: Orthanc started by a ``gliowatch demo`` that is still serving the dashboard, stopped
+    from another shell) has exited: ``kill(pid, 0)`` alone would call it alive forever."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
@@ -116,7 +119,18 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    return _proc_state(pid) not in ("Z", "X")
+
+
+def _proc_state(pid: int) -> str | None:
+    """The state letter of /proc/PID/stat (R, S, Z...), None where /proc cannot tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces: the state follows the last ')'
+    rest = stat[stat.rfind(")") + 1:].split()
+    return rest[0] if rest else None
 
 
 def start(
@@ -180,8 +194,14 @@ def stop(paths: OrthancPaths, *, timeout_s: float = 20.0) -> bool:
         time.sleep(0.1)
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
-        while _alive(pid):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
+        if _alive(pid):
+            raise ArchiveUnavailableError(
+                f"Orthanc (pid {pid}) did not exit after SIGTERM and SIGKILL",
+                action=f"Check the process by hand (ps -p {pid}) and read {paths.logfile}.",
+            )
     paths.pidfile.unlink(missing_ok=True)
     return True
 
