@@ -15,8 +15,12 @@ A crash between the parts leaves the study in its last committed status; the ste
 
 from __future__ import annotations
 
+import json
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.dicom.nifti import read_nifti, write_nifti
 from engine.errors import RegistrationError, SegmentationError
@@ -106,8 +110,42 @@ def labels_file_name(result: SegmentationResult) -> str:
             f"{result.config_sha256[:8]}.nii.gz")
 
 
+def sidecar_path(labels_path: Path) -> Path:
+    """The JSON beside a label NIfTI: same stem, ``.json``."""
+    return labels_path.with_name(labels_path.name.removesuffix(".nii.gz").removesuffix(".nii") + ".json")
+
+
+def segmentation_sidecar(result: SegmentationResult, files: StudyFiles) -> dict[str, Any]:
+    """What the label volume alone does not say: the model identity, device, flags, mL per label
+    and the label volume's metadata (reference sequence, alignment decisions, test-time flips).
+    Pseudonymous ids only (the ones in the file's path), no exam date."""
+    return {
+        "study_uid": files.study_uid,
+        "patient_key": files.patient_key,
+        "model_name": result.model_name,
+        "model_version": result.model_version,
+        "weights_sha256": result.weights_sha256,
+        "config_sha256": result.config_sha256,
+        "device": result.device,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "flags": list(result.flags),
+        "volumes_ml": dict(result.volumes_ml),
+        "metadata": dict(result.labels.metadata),
+    }
+
+
+def _write_json_atomic(data: dict[str, Any], path: Path) -> None:
+    """Write under a temporary name in the same folder, then ``os.replace`` (as write_nifti)."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def compute_segmentation(files: StudyFiles, *, segmenter: Segmenter, paths: StatePaths) -> SegmentationOutput:
-    """Segment one study from its NIfTI volumes and write the label volume."""
+    """Segment one study from its NIfTI volumes; write the label volume and its JSON sidecar."""
     try:
         result = segmenter.segment(_load_volumes(files, paths), exam=files.exam)
     except SegmentationError as exc:
@@ -116,6 +154,7 @@ def compute_segmentation(files: StudyFiles, *, segmenter: Segmenter, paths: Stat
     target = paths.labels_dir / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     write_nifti(result.labels, target, force=True)
+    _write_json_atomic(segmentation_sidecar(result, files), sidecar_path(target))
     return SegmentationOutput(
         study_uid=files.study_uid, labels_path=str(rel), volumes_ml=dict(result.volumes_ml),
         flags=tuple(result.flags), model_name=result.model_name, model_version=result.model_version,

@@ -1,9 +1,10 @@
 """Pipeline steps against a real DuckDB file: a failed registration is quarantined, never used;
-segmentations keep every model identity (config included) with its own label file;
+segmentations keep every model identity (config included) with its own label file and sidecar;
 an older store file migrates without losing rows."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from engine.pipeline import (
     commit_registration,
     commit_segmentation,
     compute_segmentation,
+    sidecar_path,
     study_files,
 )
 from engine.registration import SimpleItkRegistrar
@@ -163,3 +165,21 @@ def test_the_same_model_identity_segmenting_again_replaces_its_own_row(segmented
     again = _segment(store, paths, RC_WEIGHTED, net)
     assert (again.labels_path, again.config_sha256) == (new.labels_path, new.config_sha256)
     assert store.query("SELECT count(*), count(*) FILTER (NOT superseded) FROM segmentations")[0] == (2, 1)
+
+
+def test_the_sidecar_records_the_model_identity_and_the_label_metadata(segmented_twice) -> None:
+    _, paths, _, (_, new) = segmented_twice
+    target = paths.labels_dir / new.labels_path
+    side = sidecar_path(target)
+    assert side.name == target.name.removesuffix(".nii.gz") + ".json"
+    data = json.loads(side.read_text())
+    assert {k: data[k] for k in ("study_uid", "patient_key", "model_name", "model_version", "weights_sha256",
+                                 "config_sha256", "device")} == {
+        "study_uid": "1.1", "patient_key": "P-TEST", "model_name": "tiny-store", "model_version": "0.0.1",
+        "weights_sha256": new.weights_sha256, "config_sha256": new.config_sha256, "device": "cpu"}
+    assert data["flags"] == list(new.flags)
+    assert data["volumes_ml"] == pytest.approx(new.volumes_ml)
+    assert data["metadata"]["reference_sequence"] == "T1c"
+    assert data["metadata"]["config_sha256"] == new.config_sha256
+    assert "2025-01-01" not in side.read_text()  # no exam date
+    assert not [p for p in side.parent.iterdir() if p.name.endswith(".tmp")]
