@@ -40,7 +40,7 @@ class PatientReport:
 def _usable(store: Store, patient_key: str) -> list[dict]:
     return store.query_dicts(
         """SELECT s.study_uid, s.study_date, s.status, g.labels_path, g.model_name, g.model_version,
-                  g.weights_sha256, g.flags, r.registration_id, r.resampled, r.reference_study_uid
+                  g.weights_sha256, g.config_sha256, g.flags, r.registration_id, r.resampled, r.reference_study_uid
            FROM studies s
            JOIN segmentations g ON g.study_uid = s.study_uid AND NOT g.superseded
            LEFT JOIN registrations r ON r.study_uid = s.study_uid AND r.kind = 'baseline'
@@ -84,7 +84,8 @@ def assess_patient_course(
         for r, m, tracks, new in measured:
             sql.write_measurement(
                 con, study_uid=r["study_uid"], patient_key=patient_key, scan_date=r["study_date"],
-                measurement=m, model=sql.ModelInfo(r["model_name"], r["model_version"], r["weights_sha256"]),
+                measurement=m, model=sql.ModelInfo(r["model_name"], r["model_version"], r["weights_sha256"],
+                                                     r["config_sha256"] or None),
                 criteria_label=criteria.label,
                 registration_id=str(r["registration_id"]) if r["registration_id"] is not None else None,
                 track_ids=tracks, new_lesions=new)

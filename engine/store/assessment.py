@@ -35,6 +35,8 @@ class ModelInfo:
     name: str
     version: str
     weights_sha256: str | None = None
+    #: the segmentation's config digest (``segmentations.config_sha256``); None for ground truth
+    config_sha256: str | None = None
 
 
 def _now() -> datetime:
@@ -57,13 +59,14 @@ def write_measurement(
         """INSERT INTO measurements (measurement_id, study_uid, patient_key, scan_date, et_ml, netc_ml, snfh_ml,
                rc_ml, tc_ml, wt_ml, spd_mm2, sov_target_ml, sov_all_ml, n_lesions, n_measurable, n_targets,
                slice_thickness_mm, min_diameter_mm, obliquity_deg, model_name, model_version, weights_sha256,
-               criteria_version, registration_id, superseded, computed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?)""",
+               config_sha256, criteria_version, registration_id, superseded, computed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?)""",
         [measurement_id, study_uid, patient_key, scan_date, v.et_ml, v.netc_ml, v.snfh_ml, v.rc_ml, v.tc_ml,
          v.wt_ml, measurement.spd_mm2, measurement.sov_target_ml, measurement.sov_all_ml,
          len(measurement.lesions), measurement.n_measurable, len(measurement.target_indices),
          measurement.slice_thickness_mm, measurement.min_diameter_mm, measurement.obliquity_deg,
-         model.name, model.version, model.weights_sha256, criteria_label, registration_id, now],
+         model.name, model.version, model.weights_sha256, model.config_sha256, criteria_label, registration_id,
+         now],
     )
     new = set(new_lesions)
     targets = set(measurement.target_indices)

@@ -3,8 +3,8 @@ the ``timeline`` view.
 
 Keys: ``study_uid`` (DICOM StudyInstanceUID) and ``patient_key`` (our pseudonym), the same column
 names as the ingest schema, without foreign keys (DuckDB foreign keys get in the way of upserts).
-Every row records what produced it: ``model_name``/``model_version``/``weights_sha256`` for
-measurements, ``criteria`` (e.g. "RANO 2.0, criteria v1") for every clinical number.
+Every row records what produced it: ``model_name``/``model_version``/``weights_sha256``/
+``config_sha256`` for measurements, ``criteria`` (e.g. "RANO 2.0, criteria v1") for every clinical number.
 
 ``timeline`` has one row per patient timepoint: the current (not superseded) measurement and
 the most recent assessment of the study, with the PsP probability where one was estimated.
@@ -33,6 +33,9 @@ DDL: tuple[str, ...] = (
         superseded BOOLEAN NOT NULL DEFAULT false,
         computed_at TIMESTAMP NOT NULL
     )""",
+    # the segmentation's config digest (engine.store.schema_pipeline); added after the table
+    # existed, so every store has it last. NULL: ground truth, or measured before it was recorded.
+    "ALTER TABLE measurements ADD COLUMN IF NOT EXISTS config_sha256 VARCHAR",
     """CREATE TABLE IF NOT EXISTS lesions (
         measurement_id VARCHAR NOT NULL,
         study_uid VARCHAR NOT NULL,

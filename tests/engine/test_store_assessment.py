@@ -139,3 +139,24 @@ def test_reassess_patient_from_what_is_stored(tmp_path) -> None:
     assert timeline[2]["psp_probability"] == pytest.approx(result.risks["S2"].probability)
     assert len(read_growth(store.con, "P-0001")) == 4  # ET and SNFH x exponential and Gompertz
     store.close()
+
+
+def test_measurements_record_the_config_digest_and_older_stores_gain_the_column(tmp_path) -> None:
+    import duckdb
+
+    from engine.store.schema_assessment import DDL
+
+    path = tmp_path / "old.duckdb"
+    old = duckdb.connect(str(path))  # a store from before the column: the measurements table as first created
+    old.execute(DDL[0])
+    old.execute("""INSERT INTO measurements (measurement_id, study_uid, patient_key, model_name, model_version,
+                   criteria_version, computed_at) VALUES ('m0', 'S0', 'P-0001', 'unet', '0.3.0', 'v1', now())""")
+    old.close()
+    store = open_store(path)
+    with store.transaction() as con:
+        m = measure_study(_labels(10), criteria=RANO2.measurability)
+        write_measurement(con, study_uid="S1", patient_key="P-0001", scan_date=date(2025, 3, 1), measurement=m,
+                          model=ModelInfo("unet", "0.3.0", "ab" * 32, "cd" * 32), criteria_label=RANO2.label)
+    rows = dict(store.query("SELECT study_uid, config_sha256 FROM measurements ORDER BY study_uid"))
+    assert rows == {"S0": None, "S1": "cd" * 32}  # the old row kept, NULL: not recorded then
+    store.close()
