@@ -100,9 +100,9 @@ def collect_cases(*, model_dir: Path, work: Path, patients: int, visits: int, si
         t0 = time.perf_counter()
         generate_cohort(n_patients=patients, seed=seed, out_dir=cohort, size=size, n_visits=visits, force=True)
         log.info("calibration cohort %s generated in %.0f s", cohort, time.perf_counter() - t0)
-    # the probabilities depend on the weights and on the mirrored passes averaged at test time
-    flips = "".join(f"-flip{''.join(str(a) for a in f)}" for f in config.test_time_flips)
-    cache = work / f"cases-{sha[:12]}{flips}-{cohort.name}"
+    # the probabilities depend on the weights and on the config less its decision weights (working
+    # spacing, mirrored passes, network...): both hashes name the cache
+    cache = work / f"cases-{sha[:12]}-{config.probabilities_sha256()[:12]}-{cohort.name}"
     cache.mkdir(parents=True, exist_ok=True)
     rules = load_series_rules(load_settings().series_rules)
     cases = []

@@ -107,6 +107,16 @@ class ModelConfig:
         """
         return canonical_sha256({k: v for k, v in self.to_json().items() if k not in NOT_DIGESTED})
 
+    def probabilities_sha256(self) -> str:
+        """SHA-256 of what in this config determines the class probabilities: as
+        :meth:`config_sha256`, less the decision rule (``decision_weights``), which acts on the
+        probabilities afterwards. ``gliowatch calibrate`` keys its cached probabilities on it (with
+        the weights' hash), so a working spacing or mirroring change is never served probabilities
+        computed under another, while writing new decision weights keeps the cache valid.
+        """
+        skip = NOT_DIGESTED | {"decision_weights"}
+        return canonical_sha256({k: v for k, v in self.to_json().items() if k not in skip})
+
     def to_json(self) -> dict[str, Any]:
         """The dictionary :func:`load_model_config` reads back (without ``model_dir``)."""
         return {

@@ -206,6 +206,12 @@ def test_the_config_digest_changes_with_what_changes_outputs_not_with_descriptiv
     ]
     digests = {model_config_from_dict(data).config_sha256() for data in changed}
     assert len(digests) == len(changed) and digest not in digests
+    # the probabilities' digest (calibrate's cache key) ignores the decision rule only
+    base = model_config_from_dict(TINY).probabilities_sha256()
+    assert all(model_config_from_dict(d).probabilities_sha256() == base for d in same)
+    assert model_config_from_dict({**TINY, "decision_weights": {"ET": 3.0}}).probabilities_sha256() == base
+    others = {model_config_from_dict(d).probabilities_sha256() for d in changed if "decision_weights" not in d}
+    assert len(others) == len(changed) - 2 and base not in others
 
 
 @pytest.mark.gpu
