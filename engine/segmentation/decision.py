@@ -1,7 +1,7 @@
 """The decision rule from class probabilities to labels, and its calibration.
 
-The network's output is a probability per class on the model's working grid (1.0 mm for 0.3.0,
-1.5 mm for 0.2.0), resampled onto the reference grid. Labels are the argmax of
+The network's output is a probability per class on the model's working grid (0.8 mm for 0.3.1,
+1.0 mm for 0.3.0, 1.5 mm for 0.2.0), resampled onto the reference grid. Labels are the argmax of
 ``weight_k * p_k``: weights 1 are the plain argmax. A thin enhancing crescent covers a
 minority of every working voxel it touches, so its class fraction rarely wins a plain argmax; a
 weight above 1 on ET lets it win where it is the most likely tumour class by a margin the
