@@ -122,12 +122,7 @@ def segmentation_sidecar(result: SegmentationResult, files: StudyFiles) -> dict[
     return {
         "study_uid": files.study_uid,
         "patient_key": files.patient_key,
-        "model_name": result.model_name,
-        "model_version": result.model_version,
-        "weights_sha256": result.weights_sha256,
-        "config_sha256": result.config_sha256,
-        "device": result.device,
-        "elapsed_s": round(result.elapsed_s, 3),
+        **result.provenance(),
         "flags": list(result.flags),
         "volumes_ml": dict(result.volumes_ml),
         "metadata": dict(result.labels.metadata),

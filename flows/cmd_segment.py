@@ -78,12 +78,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     report = {
         **{name: round(ml, 3) for name, ml in result.volumes_ml.items()},
         "flags": list(result.flags),
-        "model_name": result.model_name,
-        "model_version": result.model_version,
-        "weights_sha256": result.weights_sha256,
-        "config_sha256": result.config_sha256,
-        "device": result.device,
-        "elapsed_s": round(result.elapsed_s, 3),
+        **result.provenance(),
     }
     if args.volumes is not None:
         args.volumes.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,18 @@ class SegmentationResult:
     device: str
     elapsed_s: float
 
+    def provenance(self) -> dict[str, object]:
+        """Which model made this result, where and how fast: the record written beside it
+        (the pipeline's JSON sidecar, ``gliowatch segment --volumes``)."""
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "weights_sha256": self.weights_sha256,
+            "config_sha256": self.config_sha256,
+            "device": self.device,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
 
 @runtime_checkable
 class Segmenter(Protocol):
