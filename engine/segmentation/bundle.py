@@ -29,7 +29,7 @@ import numpy as np
 
 from engine.errors import ConfigError, SegmentationError
 from engine.segmentation.inference import (
-    finish_result, for_device, resample_channels, run_network, select_device, softmax_decoder,
+    finish_result, for_device, run_network, select_device, softmax_decoder,
 )
 from engine.segmentation.model_config import canonical_sha256
 from engine.segmentation.network import file_sha256, load_state_dict
