@@ -82,3 +82,12 @@ def test_one_pass_hole_filling_equals_the_per_slice_loop(seed):
     expected = per_slice_fill(mask)
     assert np.array_equal(ours, expected)
     assert expected[10, 10, :].all() and not mask[10, 10, :].any()
+
+
+def test_resample_doctests() -> None:
+    import doctest
+
+    from engine.segmentation import resample
+
+    failures, tried = doctest.testmod(resample, raise_on_error=False, verbose=False)[:2]
+    assert tried >= 2 and failures == 0
