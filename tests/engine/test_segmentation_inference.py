@@ -309,3 +309,31 @@ def test_the_cpu_path_runs_channels_last_and_matches_the_default_layout() -> Non
     with torch.inference_mode():
         plain = net(prepared.image[None])[0].softmax(0)
     torch.testing.assert_close(seg.predict_probabilities(prepared), plain, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_folds_into_the_convolutions_on_the_cpu_with_the_same_output() -> None:
+    from engine.segmentation.inference import fold_for_inference
+
+    config = model_config_from_dict({**TINY, "network": {"in_channels": 4, "channels": [4, 8], "strides": [2],
+                                                         "num_res_units": 1, "norm": "batch"}})
+    torch.manual_seed(6)
+    net = build_network(config)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    for norm in norms:  # trained-looking statistics, so that folding changes the weights
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.5, 2.0)
+        torch.nn.init.uniform_(norm.weight, 0.5, 1.5)
+        torch.nn.init.uniform_(norm.bias, -0.2, 0.2)
+    net.eval()
+    volumes, _ = phantom_study(shape=(24, 24, 24))
+    seg = MonaiSegmenter(config=config, net=copy.deepcopy(net), weights_sha256="0" * 64, device="cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm3d | torch.nn.PReLU) for m in seg.net.modules())
+    assert fold_for_inference(seg.net) == 0  # nothing left to fold
+    prepared = seg.prepare(volumes)
+    with torch.inference_mode():
+        plain = net(prepared.image[None])[0].softmax(0)
+    torch.testing.assert_close(seg.predict_probabilities(prepared), plain, rtol=1e-4, atol=1e-5)
+    # a network in training mode is left alone (batch statistics, learnable slopes)
+    training = build_network(config).train()
+    assert fold_for_inference(training) == 0
+    assert any(isinstance(m, torch.nn.PReLU) for m in training.modules())
