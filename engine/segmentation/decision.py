@@ -77,30 +77,21 @@ def decide(probabilities: np.ndarray, *, weights: np.ndarray, lut: np.ndarray) -
     import torch
 
     k = probabilities.shape[0]
-    scored = torch.from_numpy(np.array(probabilities, dtype=np.float32))  # a copy; torch uses every core
-    scored[0] = torch.maximum(scored[0], 1.0 - scored.sum(0))
+    values = torch.from_numpy(np.asarray(probabilities))
+    if values.dtype != torch.float32:
+        values = values.float()  # a copy (calibration keeps float16); torch uses every core
     weights = np.concatenate([np.asarray(weights, np.float32)[:k], np.ones(max(0, k - len(weights)), np.float32)])
-    if np.any(weights != 1.0):
-        scored *= torch.from_numpy(weights).reshape((k,) + (1,) * (scored.ndim - 1))
-    return lut[first_argmax(scored)]
-
-
-def first_argmax(values: torch.Tensor) -> np.ndarray:
-    """``values.argmax(0)`` (the first maximum wins) by K-1 comparisons: a few times faster on
-    the CPU than torch's reduction over the outer dimension.
-
-    >>> import torch
-    >>> first_argmax(torch.tensor([[1.0, 2.0], [1.0, 3.0]])).tolist()
-    [0, 1]
-    """
-    import torch
-
-    best = values[0].clone()
+    factors = [torch.tensor(w) for w in weights] if np.any(weights != 1.0) else None
+    # one channel at a time, the input untouched: no scored copy of all K channels
+    best = torch.maximum(values[0], 1.0 - values.sum(0))
+    if factors is not None:
+        best.mul_(factors[0])
     index = torch.zeros(values.shape[1:], dtype=torch.uint8)
-    for k in range(1, values.shape[0]):
-        index[values[k] > best] = k
-        torch.maximum(best, values[k], out=best)
-    return index.numpy()
+    for channel in range(1, k):
+        score = values[channel] * factors[channel] if factors is not None else values[channel]
+        index.masked_fill_(score > best, channel)  # strictly greater: the first maximum wins
+        torch.maximum(best, score, out=best)
+    return lut[index.numpy()]
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -131,3 +131,22 @@ def test_compacting_a_case_keeps_every_metric_for_any_weight_below_19():
     for et_weight in (1.0, 2.0, 18.0):
         cw, lut = channel_weights(OUTPUTS, {Label.ET: et_weight, Label.NETC: 18.0}), label_lut(OUTPUTS, 5)
         assert case_metrics(small, weights=cw, lut=lut) == case_metrics(case, weights=cw, lut=lut)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_decide_is_the_weighted_argmax_with_the_first_maximum_winning_ties(dtype):
+    rng = np.random.default_rng(3)
+    probs = rng.random((5, 20, 18, 16)).astype(np.float32)
+    probs /= probs.sum(0)
+    probs[:, :3] = 0.0  # outside the working grid: background
+    probs[:, 3:8] = np.round(probs[:, 3:8] * 4) / 4  # many exact ties
+    probs = probs.astype(dtype)
+    before = probs.copy()
+    lut = np.array([0, 1, 2, 3, 4], np.uint8)
+    weights = np.array([1.0, 3.0, 2.0, 2.5, 1.0], np.float32)
+    scored = probs.astype(np.float32)
+    scored[0] = np.maximum(scored[0], 1.0 - scored.sum(0))
+    for w in (np.ones(5, np.float32), weights):
+        expected = lut[(scored * w[:, None, None, None]).argmax(0)]  # numpy: the first maximum wins
+        assert np.array_equal(decide(probs, weights=w, lut=lut), expected)
+    assert np.array_equal(probs, before)  # the input is left as it was
