@@ -165,12 +165,11 @@ def foreground_box(
     to background decodes to background too; the box of the foreground dilated by one working
     voxel, mapped to the reference grid (+1 voxel), is therefore exact. ``None`` when empty.
     """
-    from scipy import ndimage
-
     if not foreground.any():
         return None
-    grown = ndimage.binary_dilation(foreground, iterations=1)
-    first, last = bounding_box(grown)
+    # the box of the foreground dilated by one voxel (face connectivity, clipped to the grid)
+    first, last = bounding_box(foreground)
+    first, last = np.maximum(first - 1, 0), np.minimum(last + 1, foreground.shape)
     lo, hi = first - 1.0, last.astype(float)
     corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
     ref_vox = (np.linalg.inv(reference.affine) @ source_affine @ corners.T).T[:, :3]
@@ -309,13 +308,15 @@ def finish_result(
         labels[tuple(slice(lo, hi) for lo, hi in box)] = decode(maps)
     volumes_ml = label_volumes_ml(labels, voxel_ml=reference.voxel_ml)
     tumour = np.isin(working_labels, [int(v) for v in TUMOUR_LABELS])
-    near_head = ndimage.binary_dilation(prepared.head_mask, iterations=HEAD_TOLERANCE_VOX)
+    outside_head = tumour & ~prepared.head_mask
+    if outside_head.any():  # only then can the tolerance band matter
+        outside_head &= ~ndimage.binary_dilation(prepared.head_mask, iterations=HEAD_TOLERANCE_VOX)
     working_voxel_ml = float(abs(np.linalg.det(prepared.working_affine[:3, :3]))) / 1000.0
     sanity = sanity_flags(
         volumes_ml=volumes_ml,
         # both counts on the working grid; "empty" means empty where people look (the reference grid)
         tumour_voxels=int(tumour.sum()) if np.isin(labels, [int(v) for v in TUMOUR_LABELS]).any() else 0,
-        tumour_outside_head_voxels=int((tumour & ~near_head).sum()),
+        tumour_outside_head_voxels=int(outside_head.sum()),
         head_ml=float(prepared.head_mask.sum()) * working_voxel_ml,
         limits=limits,
     )

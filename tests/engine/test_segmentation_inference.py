@@ -337,3 +337,54 @@ def test_batch_norm_folds_into_the_convolutions_on_the_cpu_with_the_same_output(
     training = build_network(config).train()
     assert fold_for_inference(training) == 0
     assert any(isinstance(m, torch.nn.PReLU) for m in training.modules())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_foreground_box_is_the_box_of_the_foreground_dilated_by_one_voxel(seed) -> None:
+    from scipy import ndimage
+
+    from engine.segmentation.inference import foreground_box
+
+    rng = np.random.default_rng(seed)
+    foreground = np.zeros((12, 14, 10), bool)
+    foreground[tuple(rng.integers(0, n, size=4) for n in foreground.shape)] = True
+    foreground[0, rng.integers(0, 14), rng.integers(0, 10)] = seed == 1  # one touching the grid's edge
+    reference = Volume(np.zeros((30, 30, 30), np.float32), np.diag([0.5, 0.5, 0.7, 1.0]))
+    source = np.diag([1.0, 1.0, 1.0, 1.0])
+    source[:3, 3] = [2.0, -1.0, 3.0]
+    idx = np.argwhere(ndimage.binary_dilation(foreground, iterations=1))  # the definition
+    lo, hi = idx.min(0) - 1.0, idx.max(0) + 1.0
+    corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    ref_vox = (np.linalg.inv(reference.affine) @ source @ corners.T).T[:, :3]
+    low = np.clip(np.floor(ref_vox.min(0)).astype(int) - 1, 0, 30)
+    high = np.clip(np.ceil(ref_vox.max(0)).astype(int) + 2, 0, 30)
+    expected = tuple((int(a), int(b)) for a, b in zip(low, high, strict=True))
+    assert foreground_box(foreground, source_affine=source, reference=reference) == expected
+    assert foreground_box(np.zeros_like(foreground), source_affine=source, reference=reference) is None
+
+
+def test_tumour_just_beyond_the_head_mask_is_tolerated_and_far_beyond_it_is_flagged(segmenter) -> None:
+    from scipy import ndimage
+
+    from engine.segmentation.inference import HEAD_TOLERANCE_VOX, finish_result
+
+    volumes, _ = phantom_study()
+    prepared = segmenter.prepare(volumes)
+    head = prepared.head_mask
+    band = ndimage.binary_dilation(head, iterations=HEAD_TOLERANCE_VOX) & ~head
+    far = ~ndimage.binary_dilation(head, iterations=HEAD_TOLERANCE_VOX + 2)
+    assert band.any() and far.any()
+
+    def flags_with_et_at(where: np.ndarray) -> tuple[str, ...]:
+        probs = torch.zeros((5, *head.shape))
+        probs[0] = 1.0
+        inside = np.zeros_like(head)
+        inside[tuple(np.argwhere(head)[len(np.argwhere(head)) // 2])] = True  # one ET voxel in the head
+        for mask in (inside, where):
+            probs[0][torch.from_numpy(mask)] = 0.0
+            probs[3][torch.from_numpy(mask)] = 1.0
+        return finish_result(probs, prepared=prepared, decode=softmax_decoder(segmenter.config.output_labels),
+                             limits=segmenter.limits, identity=("m", "v", "0" * 64, "0" * 64, "cpu"), start=0.0).flags
+
+    assert "tumour_outside_brain" not in flags_with_et_at(band)
+    assert "tumour_outside_brain" in flags_with_et_at(far)
