@@ -77,9 +77,10 @@ def decide(probabilities: np.ndarray, *, weights: np.ndarray, lut: np.ndarray) -
     import torch
 
     k = probabilities.shape[0]
-    values = torch.from_numpy(np.asarray(probabilities))
-    if values.dtype != torch.float32:
-        values = values.float()  # a copy (calibration keeps float16); torch uses every core
+    array = np.asarray(probabilities)
+    if array.dtype != np.float32 or not array.flags.writeable or min(array.strides) < 0:
+        array = np.array(array, dtype=np.float32)  # a copy (calibration keeps float16; torch needs these)
+    values = torch.from_numpy(array)  # torch uses every core
     weights = np.concatenate([np.asarray(weights, np.float32)[:k], np.ones(max(0, k - len(weights)), np.float32)])
     factors = [torch.tensor(w) for w in weights] if np.any(weights != 1.0) else None
     # one channel at a time, the input untouched: no scored copy of all K channels

@@ -150,3 +150,8 @@ def test_decide_is_the_weighted_argmax_with_the_first_maximum_winning_ties(dtype
         expected = lut[(scored * w[:, None, None, None]).argmax(0)]  # numpy: the first maximum wins
         assert np.array_equal(decide(probs, weights=w, lut=lut), expected)
     assert np.array_equal(probs, before)  # the input is left as it was
+    read_only = probs.copy()
+    read_only.flags.writeable = False  # as from a memory-mapped cache
+    assert np.array_equal(decide(read_only, weights=weights, lut=lut), decide(probs, weights=weights, lut=lut))
+    flipped = probs[:, ::-1]  # negative strides
+    assert np.array_equal(decide(flipped, weights=weights, lut=lut), decide(probs, weights=weights, lut=lut)[::-1])
