@@ -63,9 +63,6 @@ class SegmentationSettings:
     #: rigidly realign a sequence the patient moved between onto the T1c when needed
     #: (engine.segmentation.alignment); false trusts the DICOM geometry.
     align_sequences: bool = True
-    #: on the CPU (Linux, glibc): keep freed large blocks in the process instead of handing them
-    #: back to the kernel after every array (engine.segmentation.inference.retain_freed_memory).
-    retain_freed_memory: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,6 @@ def load_segmenter(settings: SegmentationSettings) -> Segmenter:
             labels=settings.bundle_labels,
             device=settings.device,
             align_sequences=settings.align_sequences,
-            retain_memory=settings.retain_freed_memory,
         )
     from engine.segmentation.inference import MonaiSegmenter
     from engine.segmentation.model_config import load_model_config
@@ -41,7 +40,7 @@ def load_segmenter(settings: SegmentationSettings) -> Segmenter:
     config = load_model_config(resolve_model_dir(settings.model_dir))
     net, sha = load_network(config)
     return MonaiSegmenter(config=config, net=net, weights_sha256=sha, device=settings.device,
-                          align_sequences=settings.align_sequences, retain_memory=settings.retain_freed_memory)
+                          align_sequences=settings.align_sequences)
 
 
 __all__ = ["SegmentationResult", "Segmenter", "load_segmenter", "resolve_model_dir"]

@@ -29,7 +29,7 @@ import numpy as np
 
 from engine.errors import ConfigError, SegmentationError
 from engine.segmentation.inference import (
-    finish_result, for_device, retain_freed_memory, run_network, select_device, softmax_decoder,
+    finish_result, for_device, run_network, select_device, softmax_decoder,
 )
 from engine.segmentation.model_config import canonical_sha256
 from engine.segmentation.network import file_sha256, load_state_dict
@@ -197,14 +197,11 @@ class BundleSegmenter:
         spacing_mm: float = 1.0,
         limits: SanityLimits = SanityLimits(),
         align_sequences: bool = False,
-        retain_memory: bool = True,
     ) -> None:
         self.spec = read_bundle(bundle_dir, spacing_mm=spacing_mm)
         self.align_sequences = align_sequences
         self.convention = label_convention(labels)
         self.device = select_device(device)
-        if retain_memory and self.device.type == "cpu":
-            retain_freed_memory()
         self.net = for_device(build_bundle_network(self.spec), self.device)
         self.weights_sha256 = file_sha256(self.spec.root / "models" / "model.pt")
         self.config_sha256 = bundle_config_sha256(self.spec, self.convention)

@@ -45,43 +45,6 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-#: glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-#: blocks below this come from the heap, and this much free heap top is kept (glibc's defaults:
-#: 128 KiB rising to at most 32 MiB, and twice that).
-RETAINED_BLOCK_BYTES = 1 << 30
-_retained: bool | None = None
-
-
-def retain_freed_memory() -> bool:
-    """Keep freed large blocks in this process (glibc ``mallopt``); True where it took effect.
-
-    glibc serves every block above its mmap threshold (at most 32 MiB) with a fresh ``mmap``
-    and returns it on ``free``, so each full-size array of a study (a channel of 224 x 288 x 256
-    float32 is 66 MB; a network activation several times that) costs the kernel's page faults
-    and zeroing again. Raising the threshold and the trim threshold to 1 GiB lets later arrays
-    reuse the freed memory. Measured on the 2-core CPU, gliowatch-unet on a 4 x 224 x 288 x 256
-    input: 1.83-2.01 s -> 1.24-1.30 s per pass, peak resident memory 2,021 -> 2,288 MB. The
-    cost: memory freed by a study stays with the process (for the next one) instead of going
-    back to the system. Process-wide and idempotent; a no-op (False) where the C library is not
-    glibc. ``segmentation.retain_freed_memory = false`` leaves the allocator as it is.
-    """
-    global _retained
-    if _retained is None:
-        import ctypes
-        import platform
-
-        _retained = False
-        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-            try:
-                libc = ctypes.CDLL("libc.so.6")
-                _retained = bool(libc.mallopt(_M_MMAP_THRESHOLD, RETAINED_BLOCK_BYTES)) and bool(
-                    libc.mallopt(_M_TRIM_THRESHOLD, 2 * RETAINED_BLOCK_BYTES))
-            except (OSError, AttributeError):
-                _retained = False
-    return _retained
-
-
 def run_network(
     net: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,
@@ -249,15 +212,12 @@ class MonaiSegmenter:
         device: str = "auto",
         limits: SanityLimits = SanityLimits(),
         align_sequences: bool = False,
-        retain_memory: bool = True,
     ) -> None:
         import torch
 
         self.config = config
         self.align_sequences = align_sequences
         self.device = select_device(device)
-        if retain_memory and self.device.type == "cpu":
-            retain_freed_memory()
         self.net = for_device(net, self.device)
         self.weights_sha256 = weights_sha256
         self.config_sha256 = config.config_sha256()

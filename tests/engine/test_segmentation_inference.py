@@ -388,18 +388,3 @@ def test_tumour_just_beyond_the_head_mask_is_tolerated_and_far_beyond_it_is_flag
 
     assert "tumour_outside_brain" not in flags_with_et_at(band)
     assert "tumour_outside_brain" in flags_with_et_at(far)
-
-
-def test_the_cpu_path_keeps_freed_memory_in_the_process_unless_switched_off() -> None:
-    import platform
-
-    from engine.segmentation.inference import retain_freed_memory
-    from engine.settings import load_settings
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        pytest.skip("mallopt is glibc's; elsewhere the allocator is left as it is")
-    assert retain_freed_memory() is True
-    assert retain_freed_memory() is True  # idempotent
-    assert load_settings(environ={}).segmentation.retain_freed_memory is True
-    settings = load_settings(environ={"GLIOWATCH_SEGMENTATION__RETAIN_FREED_MEMORY": "false"})
-    assert settings.segmentation.retain_freed_memory is False
