@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,12 +103,27 @@ class SegmentationOutput:
     error_detail: str | None = None
 
 
+def file_name_part(text: str) -> str:
+    """``text`` safe as part of one file name on any file system: runs of characters other than
+    letters, digits, ``.``, ``_`` and ``-``, and runs of dots, become one ``-``; leading and
+    trailing dots and dashes go. A bundle's name (``bundle:DIR``) and ``version`` come from the
+    bundle's files, so a ``/`` or ``..`` there must not move the file out of its study's folder.
+
+    >>> file_name_part("bundle:brats mri"), file_name_part("../../x"), file_name_part("0.3.1"), file_name_part("//")
+    ('bundle-brats-mri', 'x', '0.3.1', 'unnamed')
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "-", text)
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip(".-")
+    return cleaned or "unnamed"
+
+
 def labels_file_name(result: SegmentationResult) -> str:
     """``labels_<model>_<version>_<weights hash[:8]>_<config hash[:8]>.nii.gz``: every part of the
     model identity the store keys on, so a superseded row's file is never overwritten by another
-    model, version, weights or config."""
-    return (f"labels_{result.model_name}_{result.model_version}_{result.weights_sha256[:8]}_"
-            f"{result.config_sha256[:8]}.nii.gz")
+    model, version, weights or config. Name and version through :func:`file_name_part`; the
+    store and the JSON sidecar keep them as they are."""
+    return (f"labels_{file_name_part(result.model_name)}_{file_name_part(result.model_version)}_"
+            f"{file_name_part(result.weights_sha256[:8])}_{file_name_part(result.config_sha256[:8])}.nii.gz")
 
 
 def sidecar_path(labels_path: Path) -> Path:

@@ -183,3 +183,34 @@ def test_the_sidecar_records_the_model_identity_and_the_label_metadata(segmented
     assert data["metadata"]["config_sha256"] == new.config_sha256
     assert "2025-01-01" not in side.read_text()  # no exam date
     assert not [p for p in side.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_model_name_or_version_with_path_characters_stays_in_the_study_folder(tmp_path: Path) -> None:
+    """A bundle's name (``bundle:DIR``) and version come from its files; ``/``, ``..`` or ``:``
+    there must not move the label file out of the study's folder. The store keeps them as given."""
+    import doctest
+
+    from engine import pipeline
+
+    assert doctest.testmod(pipeline, raise_on_error=False, verbose=False)[:2][0] == 0
+    paths = StatePaths(tmp_path / "volumes", tmp_path / "labels", tmp_path / "registered")
+    paths.volumes_dir.mkdir()
+    volumes, _ = phantom_study(shape=(24, 24, 24))
+    odd = {**TINY_STORE, "name": "bundle:../../escape", "version": "1.0/../../beta"}
+    with open_store(tmp_path / "g.duckdb") as store:
+        with store.transaction() as con:
+            ingest_sql.record_study(con, _study("1.1", 1), change_seq=None, seen_at=datetime(2025, 1, 1))
+            for seq, volume in volumes.items():
+                write_nifti(volume, paths.volumes_dir / f"{seq}.nii.gz")
+                con.execute("""INSERT INTO volumes VALUES (?, '1.1', ?, ?, '[]', '[]', '[]')""",
+                            [f"s-{seq}", str(seq), f"{seq}.nii.gz"])
+        torch.manual_seed(0)
+        out = _segment(store, paths, odd, build_network(model_config_from_dict(odd)))
+        rel = Path(out.labels_path)
+        assert rel.parent == Path(study_files(store, "1.1").patient_key) / "1.1"
+        assert rel.name.startswith("labels_bundle-escape_1.0-beta_")
+        assert (paths.labels_dir / rel).is_file()
+        assert [p for p in tmp_path.rglob("*.nii.gz") if paths.labels_dir not in p.parents
+                and paths.volumes_dir not in p.parents] == []
+        row = store.query_dicts("SELECT model_name, model_version FROM segmentations")[0]
+        assert (row["model_name"], row["model_version"]) == ("bundle:../../escape", "1.0/../../beta")
