@@ -114,10 +114,8 @@ def _segmenter(config: dict, net: torch.nn.Module) -> MonaiSegmenter:
     return MonaiSegmenter(config=model_config_from_dict(config), net=net, weights_sha256="ab" * 32, device="cpu")
 
 
-@pytest.fixture
-def segmented_twice(tmp_path: Path):
-    """One study segmented by the same weights under two configs (decision weights changed,
-    version not bumped); returns the store, the state paths and both outputs."""
+def _store_with_one_study(tmp_path: Path) -> tuple:
+    """A store holding study 1.1 with a phantom's four volumes written under ``tmp_path``."""
     paths = StatePaths(tmp_path / "volumes", tmp_path / "labels", tmp_path / "registered")
     paths.volumes_dir.mkdir()
     volumes, _ = phantom_study(shape=(24, 24, 24))
@@ -128,6 +126,14 @@ def segmented_twice(tmp_path: Path):
             write_nifti(volume, paths.volumes_dir / f"{seq}.nii.gz")
             con.execute("""INSERT INTO volumes VALUES (?, '1.1', ?, ?, '[]', '[]', '[]')""",
                         [f"s-{seq}", str(seq), f"{seq}.nii.gz"])
+    return store, paths
+
+
+@pytest.fixture
+def segmented_twice(tmp_path: Path):
+    """One study segmented by the same weights under two configs (decision weights changed,
+    version not bumped); returns the store, the state paths and both outputs."""
+    store, paths = _store_with_one_study(tmp_path)
     torch.manual_seed(0)
     net = build_network(model_config_from_dict(TINY_STORE))
     outputs = [_segment(store, paths, TINY_STORE, net), _segment(store, paths, RC_WEIGHTED, net)]
@@ -193,17 +199,9 @@ def test_a_model_name_or_version_with_path_characters_stays_in_the_study_folder(
     from engine import pipeline
 
     assert doctest.testmod(pipeline, raise_on_error=False, verbose=False)[:2][0] == 0
-    paths = StatePaths(tmp_path / "volumes", tmp_path / "labels", tmp_path / "registered")
-    paths.volumes_dir.mkdir()
-    volumes, _ = phantom_study(shape=(24, 24, 24))
     odd = {**TINY_STORE, "name": "bundle:../../escape", "version": "1.0/../../beta"}
-    with open_store(tmp_path / "g.duckdb") as store:
-        with store.transaction() as con:
-            ingest_sql.record_study(con, _study("1.1", 1), change_seq=None, seen_at=datetime(2025, 1, 1))
-            for seq, volume in volumes.items():
-                write_nifti(volume, paths.volumes_dir / f"{seq}.nii.gz")
-                con.execute("""INSERT INTO volumes VALUES (?, '1.1', ?, ?, '[]', '[]', '[]')""",
-                            [f"s-{seq}", str(seq), f"{seq}.nii.gz"])
+    store, paths = _store_with_one_study(tmp_path)
+    with store:
         torch.manual_seed(0)
         out = _segment(store, paths, odd, build_network(model_config_from_dict(odd)))
         rel = Path(out.labels_path)
