@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system demo test test-fast bench lock clean
+.PHONY: install system demo test test-fast bench lock clean device-wheels
 
 # Debian packages: Orthanc and Chromium for the browser tests.
 system:
@@ -33,6 +33,10 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# wheels the GPU check carries to the device machine (benchmarks/gpu_check.sh): MONAI, pure Python
+device-wheels: $(STAMP)
+	$(BIN)/pip download -q --no-deps -d .whl "$$(grep -o 'monai==[0-9.]*' pyproject.toml | head -1)"
 
 clean:
 	rm -rf $(VENV) state test-artifacts

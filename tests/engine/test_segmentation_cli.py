@@ -144,3 +144,46 @@ def test_bench_segmentation_doctests() -> None:
 
     failures, tried = doctest.testmod(bench, raise_on_error=False, verbose=False)[:2]
     assert tried > 0 and failures == 0
+
+
+def test_bench_gpu_network_writes_shapes_and_times_both_paths_on_the_cpu(study_and_config, tmp_path: Path,
+                                                                         capsys) -> None:
+    """The network-only GPU benchmark's code path, run on the CPU: shapes from a generated cohort
+    (the pipeline's preparation), then ours and the plain sliding window on random inputs."""
+    import doctest
+
+    import benchmarks.bench_gpu_network as bench
+    from engine.segmentation.flops import FlopCounter
+    from engine.segmentation.model_config import load_model_config
+    from engine.segmentation.network import load_network
+
+    failures, tried = doctest.testmod(bench, raise_on_error=False, verbose=False)[:2]
+    assert tried > 0 and failures == 0
+    study, settings = study_and_config
+    model = Path(load_settings(settings).segmentation.model_dir)
+    shapes = tmp_path / "shapes.json"
+    assert bench.main(["--model", str(model), "--write-shapes", str(study.parent / "cohort"),
+                       "--shapes", str(shapes)]) == 0
+    data = json.loads(shapes.read_text())
+    assert data["cohort"]["seed"] == 11 and len(data["studies"]) == 3
+    for entry in data["studies"]:  # the head crop lies inside the working grid; 4 channels each
+        assert entry["crop"][0] == entry["grid"][0] == 4
+        assert all(0 < c <= g for c, g in zip(entry["crop"][1:], entry["grid"][1:], strict=True))
+    out = tmp_path / "out.json"
+    assert bench.main(["--model", str(model), "--shapes", str(shapes), "--device", "cpu", "--repeats", "1",
+                       "--limit", "2", "--peak-tflops", "400", "--peak-tflops", "800", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["device"] == "cpu" and result["summary"]["n"] == 2
+    flops = FlopCounter(load_network(load_model_config(model))[0])
+    for row in result["rows"]:
+        assert row["ours_s"] > 0 and row["baseline_s"] > 0 and row["ratio"] == row["baseline_s"] / row["ours_s"]
+        assert row["ours_gflop"] == flops.count((1, *row["crop"])) / 1e9
+        # the test-size grid is smaller than a window: MONAI pads it to one 128^3 window
+        assert row["baseline_windows"] == 1
+        assert row["baseline_gflop"] == flops.count((1, 4, 128, 128, 128)) / 1e9
+        assert set(row["floor"]) == {"400", "800"} and row["floor"]["800"] == pytest.approx(2 * row["floor"]["400"])
+    if not torch.cuda.is_available():  # `python -m benchmarks` passes it by without a GPU
+        capsys.readouterr()
+        assert bench.main(["--model", str(model), "--shapes", str(shapes), "--json", str(tmp_path / "none.json")]) == 0
+        assert "no CUDA device here, nothing measured" in capsys.readouterr().out
+        assert not (tmp_path / "none.json").exists()
