@@ -168,8 +168,7 @@ def foreground_box(
     if not foreground.any():
         return None
     # the box of the foreground dilated by one voxel (face connectivity, clipped to the grid)
-    first, last = bounding_box(foreground)
-    first, last = np.maximum(first - 1, 0), np.minimum(last + 1, foreground.shape)
+    first, last = bounding_box(foreground, margin=1)
     lo, hi = first - 1.0, last.astype(float)
     corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
     ref_vox = (np.linalg.inv(reference.affine) @ source_affine @ corners.T).T[:, :3]

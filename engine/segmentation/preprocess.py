@@ -203,8 +203,9 @@ def _shifted(affine: np.ndarray, start: list[int]) -> np.ndarray:
     return np.asarray(affine, dtype=float) @ shift
 
 
-def bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) index arrays, ``hi`` exclusive, of the True voxels of a non-empty ``mask``.
+def bounding_box(mask: np.ndarray, *, margin: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) index arrays, ``hi`` exclusive, of the True voxels of a non-empty ``mask``, grown
+    by ``margin`` voxels on every side and clipped to the grid.
 
     One projection per axis: the same box as ``np.argwhere`` min / max without listing every
     voxel (measured 0.03 s against 0.74 s for a 224 x 320 x 320 head mask).
@@ -212,12 +213,14 @@ def bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> m = np.zeros((4, 5, 6), bool); m[1, 2:4, 5] = True
     >>> bounding_box(m)
     (array([1, 2, 5]), array([2, 4, 6]))
+    >>> bounding_box(m, margin=1)
+    (array([0, 1, 4]), array([3, 5, 6]))
     """
     lo, hi = [], []
     for axis in range(mask.ndim):
         hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        lo.append(int(hit[0]))
-        hi.append(int(hit[-1]) + 1)
+        lo.append(max(int(hit[0]) - margin, 0))
+        hi.append(min(int(hit[-1]) + 1 + margin, mask.shape[axis]))
     return np.array(lo), np.array(hi)
 
 
@@ -229,9 +232,7 @@ def head_box(head: np.ndarray, *, margin: int, lattice: int) -> tuple[tuple[int,
     >>> head_box(mask, margin=2, lattice=16)
     ((0, 32), (0, 32), (16, 32))
     """
-    first, last = bounding_box(head)
-    lo = np.maximum(first - margin, 0)
-    hi = np.minimum(last + margin, head.shape)
+    lo, hi = bounding_box(head, margin=margin)
     lo = (lo // lattice) * lattice
     hi = lo + (-(-(hi - lo) // lattice)) * lattice
     return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
@@ -258,8 +259,7 @@ def head_mask_of(reference: np.ndarray) -> np.ndarray:
         mask = components == int(sizes.argmax())
     if not mask.any():
         return mask
-    first, last = bounding_box(mask)
-    lo, hi = np.maximum(first - 1, 0), np.minimum(last + 1, mask.shape)
+    lo, hi = bounding_box(mask, margin=1)
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
     sub = fill_holes(np.pad(mask[box], 1))
     for axis in range(3):  # a head cut by the field of view is open in 3D but closed per slice
