@@ -41,9 +41,9 @@ import types
 from pathlib import Path
 from typing import Any
 
+from engine.segmentation.flops import H100_BF16_TFLOPS
+
 SHAPES = Path(__file__).resolve().parent / "data" / "segmentation_shapes.json"
-#: usable dense bf16 throughput the issue names for an H100 (TFLOP/s).
-H100_BF16_TFLOPS = 400.0
 
 
 def write_shapes(cohort: Path, *, model_dir: Path, out: Path = SHAPES) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from engine.dicom import read_nifti, read_study_files
 from engine.segmentation import resolve_model_dir
 from engine.segmentation.inference import MonaiSegmenter, resample_channels, softmax_decoder
 from engine.segmentation.alignment import align_sequences
-from engine.segmentation.flops import FlopCounter
+from engine.segmentation.flops import H100_BF16_TFLOPS, FlopCounter
 from engine.segmentation.metrics import REGIONS, region_dice, relative_volume_error
 from engine.segmentation.model_config import load_model_config
 from engine.segmentation.network import load_network
@@ -258,10 +258,6 @@ def false_positives(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         if vols:
             out[region] = {"n": len(vols), "median": statistics.median(vols), "max": max(vols)}
     return out
-
-
-#: usable dense bf16 throughput the issue names for an H100 (TFLOP/s), the default FLOP floor.
-H100_BF16_TFLOPS = 400.0
 
 
 def network_work(rows: list[dict[str, Any]], *, device: str, peak_tflops: float) -> dict[str, Any]:

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     import torch
 
 
+#: usable dense bf16 throughput the issue names for an H100 (TFLOP/s): the default FLOP floor of
+#: the benchmarks (``benchmarks/bench_segmentation.py``, ``benchmarks/bench_gpu_network.py``).
+H100_BF16_TFLOPS = 400.0
+
+
 class FlopCounter:
     """FLOPs of ``net`` per input shape (cached)."""
 
@@ -36,4 +41,4 @@ class FlopCounter:
         return self._cache[shape]
 
 
-__all__ = ["FlopCounter"]
+__all__ = ["H100_BF16_TFLOPS", "FlopCounter"]
