@@ -142,17 +142,35 @@ def align_one(reference: Volume, moving: Volume, sequence: Sequence, *, min_moti
 
 def align_sequences(
     volumes: Mapping[Sequence, Volume], *, reference: Sequence, min_motion_mm: float = MIN_MOTION_MM,
-    min_gain: float = MIN_SIMILARITY_GAIN,
+    min_gain: float = MIN_SIMILARITY_GAIN, workers: int | None = None,
 ) -> tuple[dict[Sequence, Volume], tuple[SequenceAlignment, ...]]:
-    """Every sequence but ``reference`` through :func:`align_one`; the volumes and the decisions."""
+    """Every sequence but ``reference`` through :func:`align_one`; the volumes and the decisions.
+
+    The sequences are registered concurrently in ``workers`` threads (default: one per sequence;
+    SimpleITK releases the GIL): on the 2-core CPU the stage's median over the 30 held-out studies
+    of ``benchmarks.bench_segmentation`` went from 1.38 to 1.07 s (2026-12-04, same machine).
+    Each registration is computed as it is alone; ITK's threaded sums vary in the last digits
+    from run to run either way (measured: motion differs at 1e-11 mm between serial runs).
+    """
     out = dict(volumes)
-    decisions = []
     fixed = coarse(volumes[reference])
-    for sequence, volume in volumes.items():
-        if sequence is reference:
-            continue
-        out[sequence], decision = align_one(volumes[reference], volume, sequence, min_motion_mm=min_motion_mm,
-                                            min_gain=min_gain, coarse_reference=fixed)
+    others = [sequence for sequence in volumes if sequence is not reference]
+
+    def one(sequence: Sequence) -> tuple[Volume, SequenceAlignment]:
+        return align_one(volumes[reference], volumes[sequence], sequence, min_motion_mm=min_motion_mm,
+                         min_gain=min_gain, coarse_reference=fixed)
+
+    count = len(others) if workers is None else max(1, min(int(workers), len(others)))
+    if count <= 1:
+        results = [one(sequence) for sequence in others]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(count, thread_name_prefix="align") as pool:
+            results = list(pool.map(one, others))
+    decisions = []
+    for sequence, (volume, decision) in zip(others, results, strict=True):
+        out[sequence] = volume
         decisions.append(decision)
         # geometry figures only: nothing here identifies the patient or the study
         log.log(logging.INFO if decision.applied else logging.DEBUG, "%s: %s", sequence, decision.reason)
