@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.segmentation.preprocess import in_threads
 from engine.types import Sequence, Volume
 
 log = logging.getLogger(__name__)
@@ -160,14 +161,7 @@ def align_sequences(
         return align_one(volumes[reference], volumes[sequence], sequence, min_motion_mm=min_motion_mm,
                          min_gain=min_gain, coarse_reference=fixed)
 
-    count = len(others) if workers is None else max(1, min(int(workers), len(others)))
-    if count <= 1:
-        results = [one(sequence) for sequence in others]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(count, thread_name_prefix="align") as pool:
-            results = list(pool.map(one, others))
+    results = in_threads(one, others, len(others) if workers is None else int(workers), name="align")
     decisions = []
     for sequence, (volume, decision) in zip(others, results, strict=True):
         out[sequence] = volume

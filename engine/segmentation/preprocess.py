@@ -294,12 +294,17 @@ def _slabs(length: int, parts: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
-def _in_threads(function, items: list, workers: int) -> list:  # noqa: ANN001
+def in_threads(function, items: list, workers: int, *, name: str = "") -> list:  # noqa: ANN001
+    """``[function(item) for item in items]`` in up to ``workers`` threads (in order; serial for one).
+
+    >>> in_threads(abs, [-1, 2, -3], 2)
+    [1, 2, 3]
+    """
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in items]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(min(workers, len(items))) as pool:
+    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name) as pool:
         return list(pool.map(function, items))
 
 
@@ -323,7 +328,7 @@ def gaussian_smooth(array: np.ndarray, *, sigma: float, workers: int | None = No
             index = tuple(part if a == across else slice(None) for a in range(3))
             ndimage.gaussian_filter1d(source[index], sigma, axis=axis, output=target[index])
 
-        _in_threads(one, _slabs(source.shape[across], workers), workers)
+        in_threads(one, _slabs(source.shape[across], workers), workers)
         source, target = target, source
     return source
 
@@ -348,7 +353,7 @@ def fill_holes(mask: np.ndarray, *, plane_normal: int | None = None, workers: in
         index = tuple(part if a == plane_normal else slice(None) for a in range(3))
         out[index] = _fill_holes(mask[index], plane_normal=plane_normal)
 
-    _in_threads(one, _slabs(mask.shape[plane_normal], workers), workers)
+    in_threads(one, _slabs(mask.shape[plane_normal], workers), workers)
     return out
 
 
