@@ -48,6 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", type=Path, default=None,
                    help="warm-start a new run from this model.pt (tensors whose name and shape match)")
     p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--consistency-weight", type=float, default=0.0,
+                   help="weight of the window-consistency term (default 0: off; TrainingRecipe.consistency_weight)")
     p.add_argument("--cache-workers", type=int, default=1, help="processes rendering the case cache")
     p.add_argument("--cache-only", action="store_true", help="build the case cache and stop")
     p.set_defaults(handler=run)
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     recipe = TrainingRecipe(
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         seed=args.seed, checkpoint_every_s=args.checkpoint_every_s, warmup_steps=args.warmup_steps,
+        consistency_weight=args.consistency_weight,
     )
     config = dataclasses.replace(base, training={
         "data": data,

@@ -41,6 +41,13 @@ class TrainingRecipe:
     #: normalise patches with the whole head's statistics, as inference does (False: the patch's
     #: own, the recipe of 0.2.0 and the 1 mm candidate).
     whole_head_statistics: bool = True
+    #: weight of the window-consistency term (0: off; see :func:`consistency_window`). The term is
+    #: the mean squared difference between the class probabilities of a sub-window of the patch
+    #: and those of the whole patch on the same voxels, both with batch norm's running statistics
+    #: (as inference runs); the whole patch is the teacher (no gradient). It asks the network to
+    #: give a voxel the same answer whether it sees the whole head or a window of it, which is
+    #: what makes one pass over the head crop agree with a sliding window.
+    consistency_weight: float = 0.0
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
 
     def learning_rate_at(self, step: int) -> float:
@@ -55,6 +62,45 @@ class TrainingRecipe:
         progress = min((step - self.warmup_steps) / span, 1.0)
         low = self.final_lr_fraction
         return self.learning_rate * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def consistency_window(
+    patch: Sequence[int], *, lattice: int, rng: np.random.Generator
+) -> tuple[slice, ...]:
+    """A random sub-window of a patch, on the network's stride lattice: each side a multiple of
+    ``lattice``, at least half the patch's and at least one lattice step shorter, each start a multiple of
+    ``lattice`` (a sliding window's start on the working grid is one, so its voxels meet the
+    network's strides as they do in the whole-volume pass).
+
+    >>> consistency_window((64, 64, 48), lattice=16, rng=np.random.default_rng(0))
+    (slice(16, 64, None), slice(0, 48, None), slice(0, 32, None))
+    """
+    out = []
+    for side in patch:
+        steps = side // lattice
+        if steps < 2:
+            msg = f"patch side {side} is shorter than two lattice steps of {lattice}"
+            raise ValueError(msg)
+        size = int(rng.integers((steps + 1) // 2, steps)) * lattice  # half the side or more, never all
+        start = int(rng.integers(0, (side - size) // lattice + 1)) * lattice
+        out.append(slice(start, start + size))
+    return tuple(out)
+
+
+def consistency_loss(net: Any, images: Any, *, window: tuple[slice, ...]) -> Any:
+    """Mean squared difference of the class probabilities of ``window`` seen alone and seen
+    within the whole batch of patches, both with batch norm's running statistics; the whole
+    patch's side carries no gradient. Leaves ``net`` in training mode."""
+    import torch
+
+    net.eval()
+    try:
+        with torch.no_grad():
+            teacher = net(images)[(slice(None), slice(None), *window)].softmax(1)
+        student = net(images[(slice(None), slice(None), *window)].contiguous()).softmax(1)
+    finally:
+        net.train()
+    return (student - teacher).square().sum(1).mean()
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -183,6 +229,10 @@ def train(
             group["lr"] = recipe.learning_rate_at(step)
         logits = net(images)
         loss = loss_fn(logits, labels)
+        if recipe.consistency_weight > 0:
+            sub = consistency_window(images.shape[2:], lattice=config.divisible_by,
+                                     rng=np.random.default_rng([recipe.seed, step, 1_000_003]))
+            loss = loss + recipe.consistency_weight * consistency_loss(net, images, window=sub)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -15,7 +15,9 @@ from engine.segmentation.augment import AugmentationSettings, augment_case
 from engine.segmentation.dataset import cache_cases, cached_seeds, class_fractions, load_case
 from engine.segmentation.model_config import load_model_config, model_config_from_dict
 from engine.segmentation.network import build_network, load_network
-from engine.segmentation.training import TrainingRecipe, train, warm_start
+from engine.segmentation.training import (
+    TrainingRecipe, consistency_loss, consistency_window, train, warm_start,
+)
 from engine.settings import PROJECT_ROOT
 
 TINY = tiny_config("tiny-train", spacing_mm=2.0)
@@ -130,17 +132,19 @@ def test_warm_start_copies_matching_tensors_only() -> None:
         torch.testing.assert_close(target.state_dict()[key], source.state_dict()[key])
 
 
-def _recipe(steps: int) -> TrainingRecipe:
+def _recipe(steps: int, *, consistency_weight: float = 0.0) -> TrainingRecipe:
     return TrainingRecipe(steps=steps, batch_size=2, warmup_steps=1, seed=5, log_every=1,
-                          checkpoint_every_s=3600.0, augmentation=SMALL_AUG)
+                          checkpoint_every_s=3600.0, augmentation=SMALL_AUG, consistency_weight=consistency_weight)
 
 
-def test_resumed_training_equals_an_uninterrupted_run(cache: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("consistency_weight", [0.0, 2.0], ids=["plain", "window-consistency"])
+def test_resumed_training_equals_an_uninterrupted_run(cache: Path, tmp_path: Path, consistency_weight: float) -> None:
     config = model_config_from_dict(TINY)
     logs: list[str] = []
-    train(config=config, recipe=_recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "a", log=logs.append)
-    train(config=config, recipe=_recipe(2), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b", log=logs.append)
-    train(config=config, recipe=_recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b",
+    recipe = lambda steps: _recipe(steps, consistency_weight=consistency_weight)  # noqa: E731
+    train(config=config, recipe=recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "a", log=logs.append)
+    train(config=config, recipe=recipe(2), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b", log=logs.append)
+    train(config=config, recipe=recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b",
           resume=True, log=logs.append)
     assert any("resumed from" in line and "at step 2" in line for line in logs)
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
@@ -148,6 +152,47 @@ def test_resumed_training_equals_an_uninterrupted_run(cache: Path, tmp_path: Pat
     assert a["step"] == b["step"] == 4
     for key, value in a["model"].items():
         torch.testing.assert_close(value, b["model"][key], msg=key)
+
+
+def test_consistency_windows_sit_on_the_lattice_inside_the_patch() -> None:
+    rng = np.random.default_rng(3)
+    seen = set()
+    for _ in range(200):
+        window = consistency_window((64, 48, 32), lattice=16, rng=rng)
+        for sl, side in zip(window, (64, 48, 32), strict=True):
+            size = sl.stop - sl.start
+            assert sl.start % 16 == 0 and size % 16 == 0
+            assert 0 <= sl.start and sl.stop <= side and side / 2 <= size < side
+        seen.add(tuple((sl.start, sl.stop) for sl in window))
+    assert len(seen) > 10  # the windows vary
+    with pytest.raises(ValueError, match="shorter than two lattice steps"):
+        consistency_window((64, 16, 64), lattice=16, rng=rng)
+
+
+def test_consistency_loss_measures_context_dependence_and_training_lowers_it() -> None:
+    """Zero for a network that sees one voxel at a time; positive for the UNet, whose voxels see
+    their neighbours; lowered by descending its gradient; batch norm's running statistics are
+    used (not changed) and the network is left in training mode."""
+    torch.manual_seed(0)
+    images = torch.randn(2, 4, 16, 16, 16)
+    window = (slice(0, 8), slice(8, 16), slice(0, 8))
+    pointwise = torch.nn.Sequential(torch.nn.Conv3d(4, 5, 1), torch.nn.BatchNorm3d(5))
+    assert float(consistency_loss(pointwise, images, window=window).detach()) == pytest.approx(0.0, abs=1e-10)
+    config = model_config_from_dict({**TINY, "network": {**TINY["network"], "norm": "batch"}})
+    net = build_network(config)
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+    first = consistency_loss(net, images, window=window)
+    assert float(first.detach()) > 1e-4
+    assert net.training
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(30):
+        loss = consistency_loss(net, images, window=window)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(consistency_loss(net, images, window=window).detach()) < 0.5 * float(first.detach())
 
 
 def test_exported_weights_load_as_a_model(cache: Path, tmp_path: Path) -> None:
@@ -202,3 +247,12 @@ def test_tumour_centred_patches_are_balanced_over_the_labels_present() -> None:
         sl = _patch_slices(labels, (8, 8, 8), centred=True, rng=rng)
         hits += bool((labels[sl] == 3).any())
     assert 0.35 < hits / 400 < 0.65  # ET drawn with weight 2 of (SNFH 1 + ET 2 + RC 1)
+
+
+def test_training_doctests() -> None:
+    import doctest
+
+    from engine.segmentation import training
+
+    failures, tried = doctest.testmod(training, raise_on_error=False, verbose=False)[:2]
+    assert tried >= 2 and failures == 0
