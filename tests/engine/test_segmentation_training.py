@@ -195,6 +195,24 @@ def test_consistency_loss_measures_context_dependence_and_training_lowers_it() -
     assert float(consistency_loss(net, images, window=window).detach()) < 0.5 * float(first.detach())
 
 
+def test_training_with_window_consistency_keeps_batch_norm_statistics(cache: Path, tmp_path: Path) -> None:
+    """The consistency term freezes batch norm: running statistics stay as they started (a run
+    with them learning diverged), the convolutions still learn."""
+    config = model_config_from_dict({**TINY, "network": {**TINY["network"], "norm": "batch"}})
+    logs: list[str] = []
+    train(config=config, recipe=_recipe(3, consistency_weight=2.0), cache_dir=cache, case_seeds=[1, 2, 3],
+          out_dir=tmp_path, log=logs.append)
+    assert any("batch-norm layers frozen" in line for line in logs)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    torch.manual_seed(5)  # the initial weights, as train() draws them
+    start = build_network(config).state_dict()
+    stats = [k for k in state if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    for key in stats:
+        torch.testing.assert_close(state[key], start[key], msg=key)
+    assert any(not torch.equal(state[k], start[k]) for k in state if k.endswith("conv.weight"))
+
+
 def test_exported_weights_load_as_a_model(cache: Path, tmp_path: Path) -> None:
     train(config=model_config_from_dict(TINY), recipe=_recipe(1), cache_dir=cache, case_seeds=[1],
           out_dir=tmp_path, log=lambda _: None)
