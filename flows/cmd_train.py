@@ -50,6 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--consistency-weight", type=float, default=0.0,
                    help="weight of the window-consistency term (default 0: off; TrainingRecipe.consistency_weight)")
+    p.add_argument("--tumour-centred-p", type=float, default=None,
+                   help="share of patches centred on a tumour label, the rest centred anywhere on the grid "
+                        "(default: AugmentationSettings.tumour_centred_p, 0.7)")
     p.add_argument("--cache-workers", type=int, default=1, help="processes rendering the case cache")
     p.add_argument("--cache-only", action="store_true", help="build the case cache and stop")
     p.set_defaults(handler=run)
@@ -58,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import torch
 
+    from engine.segmentation.augment import AugmentationSettings
     from engine.segmentation.dataset import cache_cases_parallel
     from engine.segmentation.model_config import default_model_config
     from engine.segmentation.training import TrainingRecipe, train
@@ -65,6 +69,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.steps < 1 or args.cases < 1:
         print("gliowatch train: --steps and --cases must be positive")
+        return 2
+    if args.tumour_centred_p is not None and not 0.0 <= args.tumour_centred_p <= 1.0:
+        print("gliowatch train: --tumour-centred-p must lie in [0, 1]")
         return 2
     torch.set_num_threads(os.cpu_count() or 1)
     base = default_model_config(name=args.name, version=args.version, spacing_mm=args.spacing)
@@ -90,6 +97,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         seed=args.seed, checkpoint_every_s=args.checkpoint_every_s, warmup_steps=args.warmup_steps,
         consistency_weight=args.consistency_weight,
+        augmentation=AugmentationSettings(**({} if args.tumour_centred_p is None
+                                             else {"tumour_centred_p": args.tumour_centred_p})),
     )
     config = dataclasses.replace(base, training={
         "data": data,

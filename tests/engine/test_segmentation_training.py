@@ -274,3 +274,14 @@ def test_training_doctests() -> None:
 
     failures, tried = doctest.testmod(training, raise_on_error=False, verbose=False)[:2]
     assert tried >= 2 and failures == 0
+
+
+def test_train_command_checks_the_tumour_centred_share(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import build_parser, main
+
+    assert main(["train", "--out", str(tmp_path / "run"), "--tumour-centred-p", "1.5"]) == 2
+    assert "--tumour-centred-p must lie in [0, 1]" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
+    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--tumour-centred-p", "0.4"])
+    assert args.tumour_centred_p == 0.4
+    assert build_parser().parse_args(["train", "--out", str(tmp_path)]).tumour_centred_p is None
