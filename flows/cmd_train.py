@@ -50,6 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--consistency-weight", type=float, default=0.0,
                    help="weight of the window-consistency term (default 0: off; TrainingRecipe.consistency_weight)")
+    p.add_argument("--consistency-teacher", choices=("self", "initial"), default="self",
+                   help="whole-patch probabilities the window must match: the network being trained (self) or a "
+                        "frozen copy of the one the run started from (initial); TrainingRecipe.consistency_teacher")
     p.add_argument("--tumour-centred-p", type=float, default=None,
                    help="share of patches centred on a tumour label, the rest centred anywhere on the grid "
                         "(default: AugmentationSettings.tumour_centred_p, 0.7)")
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     recipe = TrainingRecipe(
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         seed=args.seed, checkpoint_every_s=args.checkpoint_every_s, warmup_steps=args.warmup_steps,
-        consistency_weight=args.consistency_weight,
+        consistency_weight=args.consistency_weight, consistency_teacher=args.consistency_teacher,
         augmentation=AugmentationSettings(**({} if args.tumour_centred_p is None
                                              else {"tumour_centred_p": args.tumour_centred_p})),
     )

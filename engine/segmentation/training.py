@@ -8,6 +8,7 @@ and thread count).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -51,6 +52,12 @@ class TrainingRecipe:
     #: 5 diverged (running variances grew to inf within 800 steps; the consistency gradient is
     #: taken with running statistics, which the supervised term's batch statistics do not see).
     consistency_weight: float = 0.0
+    #: whose whole-patch probabilities the sub-window must match: ``"self"`` (the network being
+    #: trained) or ``"initial"`` (a frozen copy of the network the run started from, kept in the
+    #: checkpoint). With ``"self"`` the network can also agree by using less context on the whole
+    #: patch; a fine-tune of 0.3.1 so trained labelled the ventricles' atria as resection cavity
+    #: (0.5-0.7 mL on pre-operative studies). A frozen teacher keeps the whole-context answer fixed.
+    consistency_teacher: str = "self"
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
 
     def learning_rate_at(self, step: int) -> float:
@@ -90,22 +97,24 @@ def consistency_window(
     return tuple(out)
 
 
-def consistency_loss(net: Any, images: Any, *, window: tuple[slice, ...]) -> Any:
-    """Mean squared difference of the class probabilities of ``window`` seen alone and seen
-    within the whole batch of patches, both with batch norm's running statistics; the whole
-    patch's side carries no gradient. Leaves every module of ``net`` in the mode it was in."""
+def consistency_loss(net: Any, images: Any, *, window: tuple[slice, ...], teacher: Any = None) -> Any:
+    """Mean squared difference of the class probabilities of ``window`` seen alone by ``net`` and
+    seen within the whole batch of patches by ``teacher`` (default ``net`` itself), both with batch
+    norm's running statistics; the whole patch's side carries no gradient. Leaves every module of
+    ``net`` in the mode it was in."""
     import torch
 
     modes = [(module, module.training) for module in net.modules()]
     net.eval()
     try:
         with torch.no_grad():
-            teacher = net(images)[(slice(None), slice(None), *window)].softmax(1)
+            reference = (net if teacher is None else teacher)(images)
+            reference = reference[(slice(None), slice(None), *window)].softmax(1)
         student = net(images[(slice(None), slice(None), *window)].contiguous()).softmax(1)
     finally:
         for module, training in modes:
             module.train(training)
-    return (student - teacher).square().sum(1).mean()
+    return (student - reference).square().sum(1).mean()
 
 
 def freeze_batch_norm(net: Any) -> int:
@@ -209,7 +218,11 @@ def train(
     torch.manual_seed(recipe.seed)
     net = build_network(config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-    step, history = 0, []
+    if recipe.consistency_teacher not in ("self", "initial"):
+        msg = f"consistency_teacher must be 'self' or 'initial', not {recipe.consistency_teacher!r}"
+        raise ValueError(msg)
+    frozen_teacher = recipe.consistency_weight > 0 and recipe.consistency_teacher == "initial"
+    step, history, state = 0, [], None
     if resume and checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         net.load_state_dict(state["model"])
@@ -221,6 +234,16 @@ def train(
 
         copied = warm_start(net, load_state_dict(init_weights))
         log(f"warm start from {init_weights}: {len(copied)} of {len(net.state_dict())} tensors copied")
+    teacher = None
+    if frozen_teacher:
+        teacher = copy.deepcopy(net)  # the network the run started from (warm start or initial draw)
+        if state is not None:
+            if "teacher" not in state:
+                msg = f"{checkpoint} holds no frozen teacher; it was not written by a run with consistency_teacher='initial'"
+                raise ValueError(msg)
+            teacher.load_state_dict(state["teacher"])
+        teacher.eval().requires_grad_(False)
+        log("window consistency: the teacher is a frozen copy of the starting network")
     loss_fn = DiceCELoss(to_onehot_y=False, softmax=True, include_background=False, batch=True)
     net.train()
     if recipe.consistency_weight > 0:
@@ -230,7 +253,8 @@ def train(
     def save() -> None:
         _atomic_torch_save(
             {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "history": history,
-             "recipe": asdict(recipe), "config": config.to_json()},
+             "recipe": asdict(recipe), "config": config.to_json(),
+             **({"teacher": teacher.state_dict()} if teacher is not None else {})},
             checkpoint,
         )
         export_model(net, config=config, out_dir=out_dir, extra={"steps": step, "recipe": asdict(recipe),
@@ -250,7 +274,7 @@ def train(
         if recipe.consistency_weight > 0:
             sub = consistency_window(images.shape[2:], lattice=config.divisible_by,
                                      rng=np.random.default_rng([recipe.seed, step, 1_000_003]))
-            loss = loss + recipe.consistency_weight * consistency_loss(net, images, window=sub)
+            loss = loss + recipe.consistency_weight * consistency_loss(net, images, window=sub, teacher=teacher)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

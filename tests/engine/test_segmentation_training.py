@@ -14,7 +14,7 @@ from test_segmentation_phantom import phantom_study, tiny_config
 from engine.segmentation.augment import AugmentationSettings, augment_case
 from engine.segmentation.dataset import cache_cases, cached_seeds, class_fractions, load_case
 from engine.segmentation.model_config import load_model_config, model_config_from_dict
-from engine.segmentation.network import build_network, load_network
+from engine.segmentation.network import build_network, load_network, load_state_dict
 from engine.segmentation.training import (
     TrainingRecipe, consistency_loss, consistency_window, train, warm_start,
 )
@@ -132,16 +132,19 @@ def test_warm_start_copies_matching_tensors_only() -> None:
         torch.testing.assert_close(target.state_dict()[key], source.state_dict()[key])
 
 
-def _recipe(steps: int, *, consistency_weight: float = 0.0) -> TrainingRecipe:
+def _recipe(steps: int, *, consistency_weight: float = 0.0, consistency_teacher: str = "self") -> TrainingRecipe:
     return TrainingRecipe(steps=steps, batch_size=2, warmup_steps=1, seed=5, log_every=1,
-                          checkpoint_every_s=3600.0, augmentation=SMALL_AUG, consistency_weight=consistency_weight)
+                          checkpoint_every_s=3600.0, augmentation=SMALL_AUG, consistency_weight=consistency_weight,
+                          consistency_teacher=consistency_teacher)
 
 
-@pytest.mark.parametrize("consistency_weight", [0.0, 2.0], ids=["plain", "window-consistency"])
-def test_resumed_training_equals_an_uninterrupted_run(cache: Path, tmp_path: Path, consistency_weight: float) -> None:
+@pytest.mark.parametrize(("consistency_weight", "teacher"), [(0.0, "self"), (2.0, "self"), (2.0, "initial")],
+                         ids=["plain", "window-consistency", "frozen-teacher"])
+def test_resumed_training_equals_an_uninterrupted_run(cache: Path, tmp_path: Path, consistency_weight: float,
+                                                      teacher: str) -> None:
     config = model_config_from_dict(TINY)
     logs: list[str] = []
-    recipe = lambda steps: _recipe(steps, consistency_weight=consistency_weight)  # noqa: E731
+    recipe = lambda steps: _recipe(steps, consistency_weight=consistency_weight, consistency_teacher=teacher)  # noqa: E731
     train(config=config, recipe=recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "a", log=logs.append)
     train(config=config, recipe=recipe(2), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b", log=logs.append)
     train(config=config, recipe=recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b",
@@ -178,6 +181,8 @@ def test_consistency_loss_measures_context_dependence_and_training_lowers_it() -
     window = (slice(0, 8), slice(8, 16), slice(0, 8))
     pointwise = torch.nn.Sequential(torch.nn.Conv3d(4, 5, 1), torch.nn.BatchNorm3d(5))
     assert float(consistency_loss(pointwise, images, window=window).detach()) == pytest.approx(0.0, abs=1e-10)
+    other = torch.nn.Sequential(torch.nn.Conv3d(4, 5, 1), torch.nn.BatchNorm3d(5))
+    assert float(consistency_loss(pointwise, images, window=window, teacher=other).detach()) > 1e-4
     config = model_config_from_dict({**TINY, "network": {**TINY["network"], "norm": "batch"}})
     net = build_network(config)
     net.train()
@@ -211,6 +216,35 @@ def test_training_with_window_consistency_keeps_batch_norm_statistics(cache: Pat
     for key in stats:
         torch.testing.assert_close(state[key], start[key], msg=key)
     assert any(not torch.equal(state[k], start[k]) for k in state if k.endswith("conv.weight"))
+
+
+def test_frozen_teacher_is_the_starting_network_and_survives_a_resume(cache: Path, tmp_path: Path) -> None:
+    """With consistency_teacher='initial' the checkpoint keeps the network the run started from
+    (warm start) unchanged while the trained one moves; a checkpoint without one is refused."""
+    config = model_config_from_dict({**TINY, "network": {**TINY["network"], "norm": "batch"}})
+    train(config=config, recipe=_recipe(1), cache_dir=cache, case_seeds=[1], out_dir=tmp_path / "start",
+          log=lambda _: None)
+    logs: list[str] = []
+    run = lambda steps, **kw: train(  # noqa: E731
+        config=config, recipe=_recipe(steps, consistency_weight=2.0, consistency_teacher="initial"), cache_dir=cache,
+        case_seeds=[1, 2, 3], out_dir=tmp_path / "run", init_weights=tmp_path / "start" / "model.pt",
+        log=logs.append, **kw)
+    run(2)
+    run(3, resume=True)
+    assert any("frozen copy of the starting network" in line for line in logs)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    start = load_state_dict(tmp_path / "start" / "model.pt")
+    for key, value in state["teacher"].items():
+        torch.testing.assert_close(value, start[key].to(value.dtype), msg=key)
+    assert any(not torch.equal(state["model"][k], state["teacher"][k]) for k in state["model"] if k.endswith("conv.weight"))
+    train(config=config, recipe=_recipe(1, consistency_weight=2.0), cache_dir=cache, case_seeds=[1],
+          out_dir=tmp_path / "self", log=lambda _: None)
+    with pytest.raises(ValueError, match="holds no frozen teacher"):
+        train(config=config, recipe=_recipe(2, consistency_weight=2.0, consistency_teacher="initial"), cache_dir=cache,
+              case_seeds=[1], out_dir=tmp_path / "self", resume=True, log=lambda _: None)
+    with pytest.raises(ValueError, match="must be 'self' or 'initial'"):
+        train(config=config, recipe=_recipe(1, consistency_weight=2.0, consistency_teacher="other"), cache_dir=cache,
+              case_seeds=[1], out_dir=tmp_path / "bad", log=lambda _: None)
 
 
 def test_exported_weights_load_as_a_model(cache: Path, tmp_path: Path) -> None:
