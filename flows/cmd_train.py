@@ -53,6 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--consistency-teacher", choices=("self", "initial"), default="self",
                    help="whole-patch probabilities the window must match: the network being trained (self) or a "
                         "frozen copy of the one the run started from (initial); TrainingRecipe.consistency_teacher")
+    p.add_argument("--window-supervision-weight", type=float, default=0.0,
+                   help="weight of the supervised loss on a sub-window seen alone (default 0: off; "
+                        "TrainingRecipe.window_supervision_weight)")
     p.add_argument("--tumour-centred-p", type=float, default=None,
                    help="share of patches centred on a tumour label, the rest centred anywhere on the grid "
                         "(default: AugmentationSettings.tumour_centred_p, 0.7)")
@@ -72,6 +75,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.steps < 1 or args.cases < 1:
         print("gliowatch train: --steps and --cases must be positive")
+        return 2
+    if args.consistency_weight < 0 or args.window_supervision_weight < 0:
+        print("gliowatch train: --consistency-weight and --window-supervision-weight must not be negative")
         return 2
     if args.tumour_centred_p is not None and not 0.0 <= args.tumour_centred_p <= 1.0:
         print("gliowatch train: --tumour-centred-p must lie in [0, 1]")
@@ -100,6 +106,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         seed=args.seed, checkpoint_every_s=args.checkpoint_every_s, warmup_steps=args.warmup_steps,
         consistency_weight=args.consistency_weight, consistency_teacher=args.consistency_teacher,
+        window_supervision_weight=args.window_supervision_weight,
         augmentation=AugmentationSettings(**({} if args.tumour_centred_p is None
                                              else {"tumour_centred_p": args.tumour_centred_p})),
     )

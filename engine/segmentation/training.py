@@ -60,6 +60,12 @@ class TrainingRecipe:
     #: with ``"self"``, 0.40 mL with ``"initial"`` on pre-operative calibration studies), so neither
     #: was shipped.
     consistency_teacher: str = "self"
+    #: weight of the supervised loss (the same Dice + cross-entropy) on the sub-window's own output
+    #: against the patch's targets on its voxels (0: off). It asks the network to be right, not only
+    #: consistent, when it sees a window of the head, as a sliding window's border voxels do. It uses
+    #: the window of the consistency term (drawn the same way when that term is off) and, like it,
+    #: batch norm's running statistics, so batch norm is frozen when either term is on.
+    window_supervision_weight: float = 0.0
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
 
     def learning_rate_at(self, step: int) -> float:
@@ -99,24 +105,39 @@ def consistency_window(
     return tuple(out)
 
 
-def consistency_loss(net: Any, images: Any, *, window: tuple[slice, ...], teacher: Any = None) -> Any:
-    """Mean squared difference of the class probabilities of ``window`` seen alone by ``net`` and
-    seen within the whole batch of patches by ``teacher`` (default ``net`` itself), both with batch
-    norm's running statistics; the whole patch's side carries no gradient. Leaves every module of
-    ``net`` in the mode it was in."""
-    import torch
-
+def window_logits(net: Any, images: Any, *, window: tuple[slice, ...]) -> Any:
+    """``net``'s logits for ``window`` of each patch seen alone, with batch norm's running
+    statistics (as inference runs). Leaves every module of ``net`` in the mode it was in."""
     modes = [(module, module.training) for module in net.modules()]
     net.eval()
     try:
-        with torch.no_grad():
-            reference = (net if teacher is None else teacher)(images)
-            reference = reference[(slice(None), slice(None), *window)].softmax(1)
-        student = net(images[(slice(None), slice(None), *window)].contiguous()).softmax(1)
+        return net(images[(slice(None), slice(None), *window)].contiguous())
     finally:
         for module, training in modes:
             module.train(training)
-    return (student - reference).square().sum(1).mean()
+
+
+def consistency_loss(net: Any, images: Any, *, window: tuple[slice, ...], teacher: Any = None,
+                     student_logits: Any = None) -> Any:
+    """Mean squared difference of the class probabilities of ``window`` seen alone by ``net`` and
+    seen within the whole batch of patches by ``teacher`` (default ``net`` itself), both with batch
+    norm's running statistics; the whole patch's side carries no gradient. ``student_logits``:
+    :func:`window_logits` already computed for this window (so the window runs once when it is also
+    supervised). Leaves every module of ``net`` in the mode it was in."""
+    import torch
+
+    teacher = net if teacher is None else teacher
+    modes = [(module, module.training) for module in teacher.modules()]
+    teacher.eval()
+    try:
+        with torch.no_grad():
+            reference = teacher(images)[(slice(None), slice(None), *window)].softmax(1)
+    finally:
+        for module, training in modes:
+            module.train(training)
+    if student_logits is None:
+        student_logits = window_logits(net, images, window=window)
+    return (student_logits.softmax(1) - reference).square().sum(1).mean()
 
 
 def freeze_batch_norm(net: Any) -> int:
@@ -249,8 +270,13 @@ def train(
         log("window consistency: the teacher is a frozen copy of the starting network")
     loss_fn = DiceCELoss(to_onehot_y=False, softmax=True, include_background=False, batch=True)
     net.train()
-    if recipe.consistency_weight > 0:
-        log(f"window consistency {recipe.consistency_weight:g}: {freeze_batch_norm(net)} batch-norm layers frozen")
+    if recipe.consistency_weight < 0 or recipe.window_supervision_weight < 0:
+        msg = "consistency_weight and window_supervision_weight must not be negative"
+        raise ValueError(msg)
+    windowed = recipe.consistency_weight > 0 or recipe.window_supervision_weight > 0
+    if windowed:
+        log(f"window consistency {recipe.consistency_weight:g}, window supervision "
+            f"{recipe.window_supervision_weight:g}: {freeze_batch_norm(net)} batch-norm layers frozen")
     last_save, window, started = time.monotonic(), [], time.monotonic()
 
     def save() -> None:
@@ -274,11 +300,16 @@ def train(
             group["lr"] = recipe.learning_rate_at(step)
         logits = net(images)
         loss = loss_fn(logits, labels)
-        if recipe.consistency_weight > 0:
+        if windowed:
             sub = consistency_window(images.shape[2:], lattice=config.divisible_by,
                                      rng=np.random.default_rng([recipe.seed, step, 1_000_003]))
-            term = consistency_loss(net, images, window=sub, teacher=teacher)
-            loss = loss + recipe.consistency_weight * term
+            student = window_logits(net, images, window=sub)
+            if recipe.consistency_weight > 0:
+                term = consistency_loss(net, images, window=sub, teacher=teacher, student_logits=student)
+                loss = loss + recipe.consistency_weight * term
+            if recipe.window_supervision_weight > 0:
+                target = labels[(slice(None), slice(None), *sub)]
+                loss = loss + recipe.window_supervision_weight * loss_fn(student, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

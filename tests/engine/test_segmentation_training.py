@@ -132,19 +132,22 @@ def test_warm_start_copies_matching_tensors_only() -> None:
         torch.testing.assert_close(target.state_dict()[key], source.state_dict()[key])
 
 
-def _recipe(steps: int, *, consistency_weight: float = 0.0, consistency_teacher: str = "self") -> TrainingRecipe:
+def _recipe(steps: int, *, consistency_weight: float = 0.0, consistency_teacher: str = "self",
+            window_supervision_weight: float = 0.0) -> TrainingRecipe:
     return TrainingRecipe(steps=steps, batch_size=2, warmup_steps=1, seed=5, log_every=1,
                           checkpoint_every_s=3600.0, augmentation=SMALL_AUG, consistency_weight=consistency_weight,
-                          consistency_teacher=consistency_teacher)
+                          consistency_teacher=consistency_teacher, window_supervision_weight=window_supervision_weight)
 
 
-@pytest.mark.parametrize(("consistency_weight", "teacher"), [(0.0, "self"), (2.0, "self"), (2.0, "initial")],
-                         ids=["plain", "window-consistency", "frozen-teacher"])
+@pytest.mark.parametrize(("consistency_weight", "teacher", "window_supervision"),
+                         [(0.0, "self", 0.0), (2.0, "self", 0.0), (2.0, "initial", 0.0), (2.0, "self", 1.0)],
+                         ids=["plain", "window-consistency", "frozen-teacher", "window-supervision"])
 def test_resumed_training_equals_an_uninterrupted_run(cache: Path, tmp_path: Path, consistency_weight: float,
-                                                      teacher: str) -> None:
+                                                      teacher: str, window_supervision: float) -> None:
     config = model_config_from_dict(TINY)
     logs: list[str] = []
-    recipe = lambda steps: _recipe(steps, consistency_weight=consistency_weight, consistency_teacher=teacher)  # noqa: E731
+    recipe = lambda steps: _recipe(steps, consistency_weight=consistency_weight, consistency_teacher=teacher,  # noqa: E731
+                                   window_supervision_weight=window_supervision)
     train(config=config, recipe=recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "a", log=logs.append)
     train(config=config, recipe=recipe(2), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b", log=logs.append)
     train(config=config, recipe=recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b",
@@ -216,6 +219,29 @@ def test_training_with_window_consistency_keeps_batch_norm_statistics(cache: Pat
     for key in stats:
         torch.testing.assert_close(state[key], start[key], msg=key)
     assert any(not torch.equal(state[k], start[k]) for k in state if k.endswith("conv.weight"))
+
+
+def test_window_supervision_trains_the_window_seen_alone(cache: Path, tmp_path: Path) -> None:
+    """The supervised loss on the sub-window changes what the run learns (against the same run
+    without it), freezes batch norm as the consistency term does, and refuses a negative weight."""
+    config = model_config_from_dict({**TINY, "network": {**TINY["network"], "norm": "batch"}})
+    logs: list[str] = []
+    for name, weight in (("with", 1.0), ("without", 0.0)):
+        train(config=config, recipe=_recipe(2, consistency_weight=2.0, window_supervision_weight=weight),
+              cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / name, log=logs.append)
+    assert any("window supervision 1: " in line and "batch-norm layers frozen" in line for line in logs)
+    with_, without = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=False)["model"] for n in ("with", "without"))
+    convs = [k for k in with_ if k.endswith("conv.weight")]
+    assert any(not torch.equal(with_[k], without[k]) for k in convs)
+    for key in (k for k in with_ if k.endswith(("running_mean", "running_var"))):
+        torch.testing.assert_close(with_[key], without[key], msg=key)  # frozen in both
+    logs.clear()
+    train(config=config, recipe=_recipe(1, window_supervision_weight=1.0), cache_dir=cache, case_seeds=[1],
+          out_dir=tmp_path / "alone", log=logs.append)
+    assert any("window consistency 0, window supervision 1" in line for line in logs)
+    with pytest.raises(ValueError, match="must not be negative"):
+        train(config=config, recipe=_recipe(1, window_supervision_weight=-1.0), cache_dir=cache, case_seeds=[1],
+              out_dir=tmp_path / "bad", log=lambda _: None)
 
 
 def test_frozen_teacher_is_the_starting_network_and_survives_a_resume(cache: Path, tmp_path: Path) -> None:
@@ -319,3 +345,13 @@ def test_train_command_checks_the_tumour_centred_share(tmp_path: Path, capsys: p
     args = build_parser().parse_args(["train", "--out", str(tmp_path), "--tumour-centred-p", "0.4"])
     assert args.tumour_centred_p == 0.4
     assert build_parser().parse_args(["train", "--out", str(tmp_path)]).tumour_centred_p is None
+
+
+def test_train_command_refuses_negative_term_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import build_parser, main
+
+    assert main(["train", "--out", str(tmp_path / "run"), "--window-supervision-weight", "-1"]) == 2
+    assert "must not be negative" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
+    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--window-supervision-weight", "0.5"])
+    assert args.window_supervision_weight == 0.5
