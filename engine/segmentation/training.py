@@ -66,6 +66,9 @@ class TrainingRecipe:
     #: the window of the consistency term (drawn the same way when that term is off) and, like it,
     #: batch norm's running statistics, so batch norm is frozen when either term is on.
     window_supervision_weight: float = 0.0
+    #: keep batch norm's running statistics as they start (its scale and shift still learn); always
+    #: so when a window term is on (see ``consistency_weight``).
+    freeze_batch_norm: bool = False
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
 
     def learning_rate_at(self, step: int) -> float:
@@ -274,7 +277,7 @@ def train(
         msg = "consistency_weight and window_supervision_weight must not be negative"
         raise ValueError(msg)
     windowed = recipe.consistency_weight > 0 or recipe.window_supervision_weight > 0
-    if windowed:
+    if windowed or recipe.freeze_batch_norm:
         log(f"window consistency {recipe.consistency_weight:g}, window supervision "
             f"{recipe.window_supervision_weight:g}: {freeze_batch_norm(net)} batch-norm layers frozen")
     last_save, window, started = time.monotonic(), [], time.monotonic()

@@ -221,6 +221,22 @@ def test_training_with_window_consistency_keeps_batch_norm_statistics(cache: Pat
     assert any(not torch.equal(state[k], start[k]) for k in state if k.endswith("conv.weight"))
 
 
+def test_freeze_batch_norm_alone_keeps_the_statistics(cache: Path, tmp_path: Path) -> None:
+    """TrainingRecipe.freeze_batch_norm without any window term: running statistics stay as they
+    started; without it they move."""
+    config = model_config_from_dict({**TINY, "network": {**TINY["network"], "norm": "batch"}})
+    for name, frozen in (("frozen", True), ("learning", False)):
+        train(config=config, recipe=dataclasses.replace(_recipe(2), freeze_batch_norm=frozen), cache_dir=cache,
+              case_seeds=[1, 2, 3], out_dir=tmp_path / name, log=lambda _: None)
+    torch.manual_seed(5)  # the initial weights, as train() draws them
+    start = build_network(config).state_dict()
+    stats = [k for k in start if k.endswith("running_mean")]
+    frozen, learning = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=False)["model"]
+                        for n in ("frozen", "learning"))
+    assert all(torch.equal(frozen[k], start[k]) for k in stats)
+    assert any(not torch.equal(learning[k], start[k]) for k in stats)
+
+
 def test_window_supervision_trains_the_window_seen_alone(cache: Path, tmp_path: Path) -> None:
     """The supervised loss on the sub-window changes what the run learns (against the same run
     without it), freezes batch norm as the consistency term does, and refuses a negative weight."""
