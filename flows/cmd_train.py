@@ -56,6 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--window-supervision-weight", type=float, default=0.0,
                    help="weight of the supervised loss on a sub-window seen alone (default 0: off; "
                         "TrainingRecipe.window_supervision_weight)")
+    p.add_argument("--window-statistics", choices=("running", "batch"), default="running",
+                   help="batch-norm statistics of the window terms: running (batch norm frozen) or each pass's own "
+                        "(batch norm keeps learning); TrainingRecipe.window_statistics")
     p.add_argument("--freeze-batch-norm", action="store_true",
                    help="keep batch norm's running statistics as they start (always so with a window term)")
     p.add_argument("--tumour-centred-p", type=float, default=None,
@@ -109,6 +112,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed, checkpoint_every_s=args.checkpoint_every_s, warmup_steps=args.warmup_steps,
         consistency_weight=args.consistency_weight, consistency_teacher=args.consistency_teacher,
         window_supervision_weight=args.window_supervision_weight, freeze_batch_norm=args.freeze_batch_norm,
+        window_statistics=args.window_statistics,
         augmentation=AugmentationSettings(**({} if args.tumour_centred_p is None
                                              else {"tumour_centred_p": args.tumour_centred_p})),
     )

@@ -133,21 +133,25 @@ def test_warm_start_copies_matching_tensors_only() -> None:
 
 
 def _recipe(steps: int, *, consistency_weight: float = 0.0, consistency_teacher: str = "self",
-            window_supervision_weight: float = 0.0) -> TrainingRecipe:
+            window_supervision_weight: float = 0.0, window_statistics: str = "running") -> TrainingRecipe:
     return TrainingRecipe(steps=steps, batch_size=2, warmup_steps=1, seed=5, log_every=1,
                           checkpoint_every_s=3600.0, augmentation=SMALL_AUG, consistency_weight=consistency_weight,
-                          consistency_teacher=consistency_teacher, window_supervision_weight=window_supervision_weight)
+                          consistency_teacher=consistency_teacher, window_supervision_weight=window_supervision_weight,
+                          window_statistics=window_statistics)
 
 
-@pytest.mark.parametrize(("consistency_weight", "teacher", "window_supervision"),
-                         [(0.0, "self", 0.0), (2.0, "self", 0.0), (2.0, "initial", 0.0), (2.0, "self", 1.0)],
-                         ids=["plain", "window-consistency", "frozen-teacher", "window-supervision"])
+@pytest.mark.parametrize(("consistency_weight", "teacher", "window_supervision", "statistics"),
+                         [(0.0, "self", 0.0, "running"), (2.0, "self", 0.0, "running"),
+                          (2.0, "initial", 0.0, "running"), (2.0, "self", 1.0, "running"),
+                          (2.0, "self", 1.0, "batch"), (2.0, "initial", 0.0, "batch")],
+                         ids=["plain", "window-consistency", "frozen-teacher", "window-supervision",
+                              "batch-statistics", "batch-statistics-frozen-teacher"])
 def test_resumed_training_equals_an_uninterrupted_run(cache: Path, tmp_path: Path, consistency_weight: float,
-                                                      teacher: str, window_supervision: float) -> None:
-    config = model_config_from_dict(TINY)
+                                                      teacher: str, window_supervision: float, statistics: str) -> None:
+    config = model_config_from_dict({**TINY, "network": {**TINY["network"], "norm": "batch"}})
     logs: list[str] = []
     recipe = lambda steps: _recipe(steps, consistency_weight=consistency_weight, consistency_teacher=teacher,  # noqa: E731
-                                   window_supervision_weight=window_supervision)
+                                   window_supervision_weight=window_supervision, window_statistics=statistics)
     train(config=config, recipe=recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "a", log=logs.append)
     train(config=config, recipe=recipe(2), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b", log=logs.append)
     train(config=config, recipe=recipe(4), cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / "b",
@@ -221,6 +225,54 @@ def test_training_with_window_consistency_keeps_batch_norm_statistics(cache: Pat
     assert any(not torch.equal(state[k], start[k]) for k in state if k.endswith("conv.weight"))
 
 
+def test_normalising_with_batch_statistics_leaves_the_running_ones() -> None:
+    """'batch': each pass normalised with its own statistics (not the running ones), which stay as
+    they are; 'running': as in evaluation mode. Modes and momenta come back either way."""
+    from engine.segmentation.training import normalising_with
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(4, 3, 1), torch.nn.BatchNorm3d(3, momentum=0.3), torch.nn.Dropout(0.5))
+    net.eval()
+    images = torch.randn(2, 4, 6, 6, 6) * 3 + 5
+    before = {k: v.clone() for k, v in net[1].state_dict().items() if k.startswith("running")}
+    with normalising_with(net, "batch"):
+        out = net(images)
+        assert not net[2].training  # only batch norm switched
+    torch.testing.assert_close(out.mean(dim=(0, 2, 3, 4)), torch.zeros(3), atol=1e-5, rtol=0)  # its own statistics
+    for key, value in before.items():
+        assert torch.equal(net[1].state_dict()[key], value), key
+    assert not net.training and net[1].momentum == 0.3
+    net.train()
+    with normalising_with(net, "running"):
+        assert not any(m.training for m in net.modules())
+        torch.testing.assert_close(net(images), net[1](net[0](images)))
+    assert all(m.training for m in net.modules())
+    with pytest.raises(ValueError, match="statistics must be one of"), normalising_with(net, "other"):
+        pass
+
+
+def test_window_terms_with_batch_statistics_let_batch_norm_learn(cache: Path, tmp_path: Path) -> None:
+    """window_statistics='batch': batch norm is not frozen (its running statistics follow the
+    supervised pass), the run differs from the one with running statistics, and an unknown
+    choice is refused."""
+    config = model_config_from_dict({**TINY, "network": {**TINY["network"], "norm": "batch"}})
+    logs: list[str] = []
+    for statistics in ("batch", "running"):
+        train(config=config, recipe=_recipe(2, consistency_weight=2.0, window_supervision_weight=1.0,
+                                            window_statistics=statistics),
+              cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / statistics, log=logs.append)
+    assert sum("batch-norm layers frozen" in line for line in logs) == 1  # the running-statistics run only
+    torch.manual_seed(5)
+    start = build_network(config).state_dict()
+    batch, running = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=False)["model"] for n in ("batch", "running"))
+    stats = [k for k in start if k.endswith("running_mean")]
+    assert any(not torch.equal(batch[k], start[k]) for k in stats)
+    assert all(torch.equal(running[k], start[k]) for k in stats)
+    with pytest.raises(ValueError, match="window_statistics must be one of"):
+        train(config=config, recipe=_recipe(1, consistency_weight=1.0, window_statistics="other"), cache_dir=cache,
+              case_seeds=[1], out_dir=tmp_path / "bad", log=lambda _: None)
+
+
 def test_freeze_batch_norm_alone_keeps_the_statistics(cache: Path, tmp_path: Path) -> None:
     """TrainingRecipe.freeze_batch_norm without any window term: running statistics stay as they
     started; without it they move."""
@@ -245,7 +297,8 @@ def test_window_supervision_trains_the_window_seen_alone(cache: Path, tmp_path: 
     for name, weight in (("with", 1.0), ("without", 0.0)):
         train(config=config, recipe=_recipe(2, consistency_weight=2.0, window_supervision_weight=weight),
               cache_dir=cache, case_seeds=[1, 2, 3], out_dir=tmp_path / name, log=logs.append)
-    assert any("window supervision 1: " in line and "batch-norm layers frozen" in line for line in logs)
+    assert any("window supervision 1, with running statistics" in line for line in logs)
+    assert any("batch-norm layers frozen" in line for line in logs)
     with_, without = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=False)["model"] for n in ("with", "without"))
     convs = [k for k in with_ if k.endswith("conv.weight")]
     assert any(not torch.equal(with_[k], without[k]) for k in convs)
@@ -254,7 +307,7 @@ def test_window_supervision_trains_the_window_seen_alone(cache: Path, tmp_path: 
     logs.clear()
     train(config=config, recipe=_recipe(1, window_supervision_weight=1.0), cache_dir=cache, case_seeds=[1],
           out_dir=tmp_path / "alone", log=logs.append)
-    assert any("window consistency 0, window supervision 1" in line for line in logs)
+    assert any("window consistency 0, window supervision 1," in line for line in logs)
     with pytest.raises(ValueError, match="must not be negative"):
         train(config=config, recipe=_recipe(1, window_supervision_weight=-1.0), cache_dir=cache, case_seeds=[1],
               out_dir=tmp_path / "bad", log=lambda _: None)
