@@ -45,21 +45,21 @@ class TrainingRecipe:
     whole_head_statistics: bool = True
     #: weight of the window-consistency term (0: off; see :func:`consistency_window`). The term is
     #: the mean squared difference between the class probabilities of a sub-window of the patch
-    #: and those of the whole patch on the same voxels, both with batch norm's running statistics
-    #: (as inference runs); the whole patch is the teacher (no gradient). It asks the network to
-    #: give a voxel the same answer whether it sees the whole head or a window of it, which is
-    #: what makes one pass over the head crop agree with a sliding window. With the term on, batch
-    #: norm is frozen (:func:`freeze_batch_norm`): with it learning, a fine-tune of 0.3.1 at weight
-    #: 5 diverged (running variances grew to inf within 800 steps; the consistency gradient is
-    #: taken with running statistics, which the supervised term's batch statistics do not see).
+    #: and those of the whole patch on the same voxels, both normalised as ``window_statistics``
+    #: says; the whole patch is the teacher (no gradient). It asks the network to give a voxel the
+    #: same answer whether it sees the whole head or a window of it, which is what makes one pass
+    #: over the head crop agree with a sliding window. With running statistics, batch norm is
+    #: frozen (:func:`freeze_batch_norm`): with it learning, a fine-tune of 0.3.1 at weight 5
+    #: diverged (running variances grew to inf within 800 steps; the consistency gradient was taken
+    #: with running statistics, which the supervised term's batch statistics do not see).
     consistency_weight: float = 0.0
     #: whose whole-patch probabilities the sub-window must match: ``"self"`` (the network being
     #: trained) or ``"initial"`` (a frozen copy of the network the run started from, kept in the
     #: checkpoint). With ``"self"`` the network can also agree by using less context on the whole
     #: patch; a frozen teacher keeps the whole-context answer fixed. Measured (model card): fine-tunes
     #: of 0.3.1 with either teacher labelled part of the ventricles resection cavity (median 0.46 mL
-    #: with ``"self"``, 0.40 mL with ``"initial"`` on pre-operative calibration studies), so neither
-    #: was shipped.
+    #: with ``"self"``, 0.40 mL with ``"initial"`` on pre-operative calibration studies; both with
+    #: running statistics, batch norm frozen), so neither was shipped.
     consistency_teacher: str = "self"
     #: weight of the supervised loss (the same Dice + cross-entropy) on the sub-window's own output
     #: against the patch's targets on its voxels (0: off). It asks the network to be right, not only
