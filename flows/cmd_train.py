@@ -60,7 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="batch-norm statistics of the window terms: running (batch norm frozen) or each pass's own "
                         "(batch norm keeps learning); TrainingRecipe.window_statistics")
     p.add_argument("--freeze-batch-norm", action="store_true",
-                   help="keep batch norm's running statistics as they start (always so with a window term)")
+                   help="keep batch norm's running statistics as they start (always so with a window term and "
+                        "--window-statistics running; refused with batch)")
     p.add_argument("--tumour-centred-p", type=float, default=None,
                    help="share of patches centred on a tumour label, the rest centred anywhere on the grid "
                         "(default: AugmentationSettings.tumour_centred_p, 0.7)")
@@ -83,6 +84,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.consistency_weight < 0 or args.window_supervision_weight < 0:
         print("gliowatch train: --consistency-weight and --window-supervision-weight must not be negative")
+        return 2
+    if (args.freeze_batch_norm and args.window_statistics == "batch"
+            and (args.consistency_weight > 0 or args.window_supervision_weight > 0)):
+        print("gliowatch train: --freeze-batch-norm cannot go with --window-statistics batch")
         return 2
     if args.tumour_centred_p is not None and not 0.0 <= args.tumour_centred_p <= 1.0:
         print("gliowatch train: --tumour-centred-p must lie in [0, 1]")

@@ -64,11 +64,12 @@ class TrainingRecipe:
     #: weight of the supervised loss (the same Dice + cross-entropy) on the sub-window's own output
     #: against the patch's targets on its voxels (0: off). It asks the network to be right, not only
     #: consistent, when it sees a window of the head, as a sliding window's border voxels do. It uses
-    #: the window of the consistency term (drawn the same way when that term is off) and, like it,
-    #: batch norm's running statistics, so batch norm is frozen when either term is on.
+    #: the window of the consistency term (drawn the same way when that term is off) and is
+    #: normalised as ``window_statistics`` says, as that term is.
     window_supervision_weight: float = 0.0
     #: keep batch norm's running statistics as they start (its scale and shift still learn); always
-    #: so when a window term is on (see ``consistency_weight``).
+    #: so when a window term runs with running statistics (see ``consistency_weight``), refused with
+    #: ``window_statistics="batch"`` (the two sides of the terms would be normalised differently).
     freeze_batch_norm: bool = False
     #: the statistics batch norm normalises with in the window terms: ``"running"`` (as inference
     #: does; batch norm is then frozen) or ``"batch"`` (each pass's own, as in the supervised pass;
@@ -313,6 +314,9 @@ def train(
         msg = f"window_statistics must be one of {WINDOW_STATISTICS}, not {recipe.window_statistics!r}"
         raise ValueError(msg)
     windowed = recipe.consistency_weight > 0 or recipe.window_supervision_weight > 0
+    if windowed and recipe.freeze_batch_norm and recipe.window_statistics == "batch":
+        msg = "freeze_batch_norm cannot go with window_statistics='batch' (use 'running', which freezes it)"
+        raise ValueError(msg)
     if windowed:
         log(f"window consistency {recipe.consistency_weight:g}, window supervision "
             f"{recipe.window_supervision_weight:g}, with {recipe.window_statistics} statistics")

@@ -268,6 +268,10 @@ def test_window_terms_with_batch_statistics_let_batch_norm_learn(cache: Path, tm
     stats = [k for k in start if k.endswith("running_mean")]
     assert any(not torch.equal(batch[k], start[k]) for k in stats)
     assert all(torch.equal(running[k], start[k]) for k in stats)
+    with pytest.raises(ValueError, match="freeze_batch_norm cannot go with"):
+        train(config=config, recipe=dataclasses.replace(_recipe(1, consistency_weight=1.0, window_statistics="batch"),
+                                                        freeze_batch_norm=True),
+              cache_dir=cache, case_seeds=[1], out_dir=tmp_path / "both", log=lambda _: None)
     with pytest.raises(ValueError, match="window_statistics must be one of"):
         train(config=config, recipe=_recipe(1, consistency_weight=1.0, window_statistics="other"), cache_dir=cache,
               case_seeds=[1], out_dir=tmp_path / "bad", log=lambda _: None)
@@ -364,6 +368,19 @@ def test_every_shipped_model_config_loads_with_its_weights(model_dir: Path) -> N
     assert sum(p.numel() for p in net.parameters()) > 0 and len(sha) == 64
 
 
+CANDIDATES = sorted(p.parent for p in (PROJECT_ROOT / "models" / "candidates").glob("*/config.json"))
+
+
+@pytest.mark.parametrize("model_dir", CANDIDATES, ids=lambda p: p.name)
+def test_every_candidate_in_the_repo_loads_and_says_it_is_not_shipped(model_dir: Path) -> None:
+    config = load_model_config(model_dir)
+    net, sha = load_network(config)
+    assert config.weights_path.stat().st_size <= 20 * 1024 * 1024
+    card = (model_dir / "CANDIDATE.md").read_text()
+    assert "NOT shipped" in card and "synthetic data only" in card
+    assert sha in card  # the card names the weights it describes
+
+
 def test_acquired_cases_cache_with_the_inference_geometry_and_keep_class_volumes(tmp_path: Path) -> None:
     """Series on their own scanner grids (head pose, thick 2D slices) -> working grid; the soft
     targets keep every class's volume of the generator's truth."""
@@ -422,5 +439,8 @@ def test_train_command_refuses_negative_term_weights(tmp_path: Path, capsys: pyt
     assert main(["train", "--out", str(tmp_path / "run"), "--window-supervision-weight", "-1"]) == 2
     assert "must not be negative" in capsys.readouterr().out
     assert not (tmp_path / "run").exists()
+    assert main(["train", "--out", str(tmp_path / "run"), "--consistency-weight", "1", "--window-statistics", "batch",
+                 "--freeze-batch-norm"]) == 2
+    assert "cannot go with --window-statistics batch" in capsys.readouterr().out
     args = build_parser().parse_args(["train", "--out", str(tmp_path), "--window-supervision-weight", "0.5"])
     assert args.window_supervision_weight == 0.5
