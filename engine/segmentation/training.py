@@ -80,6 +80,25 @@ class TrainingRecipe:
     window_statistics: str = "running"
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
 
+    def __post_init__(self) -> None:
+        if self.consistency_teacher not in ("self", "initial"):
+            msg = f"consistency_teacher must be 'self' or 'initial', not {self.consistency_teacher!r}"
+            raise ValueError(msg)
+        if self.consistency_weight < 0 or self.window_supervision_weight < 0:
+            msg = "consistency_weight and window_supervision_weight must not be negative"
+            raise ValueError(msg)
+        if self.window_statistics not in WINDOW_STATISTICS:
+            msg = f"window_statistics must be one of {WINDOW_STATISTICS}, not {self.window_statistics!r}"
+            raise ValueError(msg)
+        if self.windowed and self.freeze_batch_norm and self.window_statistics == "batch":
+            msg = "freeze_batch_norm cannot go with window_statistics='batch' (use 'running', which freezes it)"
+            raise ValueError(msg)
+
+    @property
+    def windowed(self) -> bool:
+        """Whether a window term (consistency or window supervision) is on."""
+        return self.consistency_weight > 0 or self.window_supervision_weight > 0
+
     def learning_rate_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to ``final_lr_fraction``.
 
@@ -278,9 +297,6 @@ def train(
     torch.manual_seed(recipe.seed)
     net = build_network(config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-    if recipe.consistency_teacher not in ("self", "initial"):
-        msg = f"consistency_teacher must be 'self' or 'initial', not {recipe.consistency_teacher!r}"
-        raise ValueError(msg)
     frozen_teacher = recipe.consistency_weight > 0 and recipe.consistency_teacher == "initial"
     step, history, state = 0, [], None
     if resume and checkpoint.exists():
@@ -307,16 +323,7 @@ def train(
         log("window consistency: the teacher is a frozen copy of the starting network")
     loss_fn = DiceCELoss(to_onehot_y=False, softmax=True, include_background=False, batch=True)
     net.train()
-    if recipe.consistency_weight < 0 or recipe.window_supervision_weight < 0:
-        msg = "consistency_weight and window_supervision_weight must not be negative"
-        raise ValueError(msg)
-    if recipe.window_statistics not in WINDOW_STATISTICS:
-        msg = f"window_statistics must be one of {WINDOW_STATISTICS}, not {recipe.window_statistics!r}"
-        raise ValueError(msg)
-    windowed = recipe.consistency_weight > 0 or recipe.window_supervision_weight > 0
-    if windowed and recipe.freeze_batch_norm and recipe.window_statistics == "batch":
-        msg = "freeze_batch_norm cannot go with window_statistics='batch' (use 'running', which freezes it)"
-        raise ValueError(msg)
+    windowed = recipe.windowed
     if windowed:
         log(f"window consistency {recipe.consistency_weight:g}, window supervision "
             f"{recipe.window_supervision_weight:g}, with {recipe.window_statistics} statistics")
