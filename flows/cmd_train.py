@@ -65,6 +65,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tumour-centred-p", type=float, default=None,
                    help="share of patches centred on a tumour label, the rest centred anywhere on the grid "
                         "(default: AugmentationSettings.tumour_centred_p, 0.7)")
+    p.add_argument("--modality-dropout-p", type=float, default=None,
+                   help="chance that a training patch loses one channel, set to zero as a missing sequence is "
+                        "(default: AugmentationSettings.modality_dropout_p, 0.35)")
     p.add_argument("--cache-workers", type=int, default=1, help="processes rendering the case cache")
     p.add_argument("--cache-only", action="store_true", help="build the case cache and stop")
     p.set_defaults(handler=run)
@@ -89,9 +92,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             and (args.consistency_weight > 0 or args.window_supervision_weight > 0)):
         print("gliowatch train: --freeze-batch-norm cannot go with --window-statistics batch")
         return 2
-    if args.tumour_centred_p is not None and not 0.0 <= args.tumour_centred_p <= 1.0:
-        print("gliowatch train: --tumour-centred-p must lie in [0, 1]")
-        return 2
+    for flag, value in (("--tumour-centred-p", args.tumour_centred_p), ("--modality-dropout-p", args.modality_dropout_p)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            print(f"gliowatch train: {flag} must lie in [0, 1]")
+            return 2
     torch.set_num_threads(os.cpu_count() or 1)
     base = default_model_config(name=args.name, version=args.version, spacing_mm=args.spacing)
     if args.sampler == "acquired":
@@ -118,8 +122,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         consistency_weight=args.consistency_weight, consistency_teacher=args.consistency_teacher,
         window_supervision_weight=args.window_supervision_weight, freeze_batch_norm=args.freeze_batch_norm,
         window_statistics=args.window_statistics,
-        augmentation=AugmentationSettings(**({} if args.tumour_centred_p is None
-                                             else {"tumour_centred_p": args.tumour_centred_p})),
+        augmentation=AugmentationSettings(**{
+            name: value for name, value in (("tumour_centred_p", args.tumour_centred_p),
+                                            ("modality_dropout_p", args.modality_dropout_p))
+            if value is not None}),
     )
     config = dataclasses.replace(base, training={
         "data": data,

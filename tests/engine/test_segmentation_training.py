@@ -433,6 +433,16 @@ def test_train_command_checks_the_tumour_centred_share(tmp_path: Path, capsys: p
     assert build_parser().parse_args(["train", "--out", str(tmp_path)]).tumour_centred_p is None
 
 
+def test_train_command_checks_the_modality_dropout_chance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import build_parser, main
+
+    assert main(["train", "--out", str(tmp_path / "run"), "--modality-dropout-p", "-0.1"]) == 2
+    assert "--modality-dropout-p must lie in [0, 1]" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
+    assert build_parser().parse_args(["train", "--out", str(tmp_path), "--modality-dropout-p", "0.6"]).modality_dropout_p == 0.6
+    assert build_parser().parse_args(["train", "--out", str(tmp_path)]).modality_dropout_p is None
+
+
 def test_train_command_refuses_negative_term_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from flows.cli import build_parser, main
 
