@@ -51,6 +51,26 @@ class AugmentationSettings:
     max_noise_fraction: float = 0.08
     modality_dropout_p: float = 0.35
 
+    def __post_init__(self) -> None:
+        """Refuse settings that would silently train on something else than asked (a chance
+        outside [0, 1] acts as 0 or 1 under ``rng.random() < p``)."""
+        chances = ("tumour_centred_p", "affine_p", "elastic_p", "bias_p", "histogram_shift_p",
+                   "low_resolution_p", "smooth_p", "noise_p", "modality_dropout_p")
+        outside = [f"{name}={getattr(self, name)}" for name in chances if not 0.0 <= getattr(self, name) <= 1.0]
+        if outside:
+            msg = f"augmentation chances must lie in [0, 1]: {', '.join(outside)}"
+            raise ValueError(msg)
+        if len(self.patch_vox) != 3 or min(self.patch_vox) < 1:
+            msg = f"patch_vox must be three positive sizes, not {self.patch_vox!r}"
+            raise ValueError(msg)
+        low, high = self.gamma_range
+        if not 0.0 < low <= high:
+            msg = f"gamma_range must be (low, high) with 0 < low <= high, not {self.gamma_range!r}"
+            raise ValueError(msg)
+        if self.max_noise_fraction < 0:
+            msg = f"max_noise_fraction must not be negative, not {self.max_noise_fraction}"
+            raise ValueError(msg)
+
 
 #: relative chance that a tumour-centred patch is centred on each label present (NETC, SNFH, ET,
 #: RC): class-balanced like nnU-Net's foreground sampling, with the thin enhancing rim, the

@@ -62,6 +62,21 @@ def test_augmentation_is_reproducible_from_its_generator(cache: Path) -> None:
     assert not torch.equal(a, c)
 
 
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"modality_dropout_p": 1.5}, r"chances must lie in \[0, 1\]: modality_dropout_p=1.5"),
+    ({"noise_p": -0.1, "elastic_p": 2.0}, r"elastic_p=2.0, noise_p=-0.1"),
+    ({"patch_vox": (64, 0, 64)}, "patch_vox must be three positive sizes"),
+    ({"patch_vox": (64, 64)}, "patch_vox must be three positive sizes"),
+    ({"gamma_range": (2.0, 0.5)}, "gamma_range must be"),
+    ({"gamma_range": (0.0, 1.0)}, "gamma_range must be"),
+    ({"max_noise_fraction": -0.01}, "max_noise_fraction must not be negative"),
+])
+def test_augmentation_settings_refuse_what_they_cannot_mean(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AugmentationSettings(**changes)
+    assert AugmentationSettings(modality_dropout_p=0.0, tumour_centred_p=1.0, gamma_range=(1.0, 1.0)).modality_dropout_p == 0.0
+
+
 NO_INTENSITY = AugmentationSettings(gamma_range=(1.0, 1.0), bias_p=0.0, histogram_shift_p=0.0, low_resolution_p=0.0,
                                     smooth_p=0.0, noise_p=0.0)
 
