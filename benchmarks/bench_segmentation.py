@@ -1,8 +1,9 @@
 """Segmentation on held-out synthetic studies: accuracy, volume error, CPU time, sliding-window ratio.
 
-For every study of a freshly generated cohort (``engine.synth.generate_cohort``, a seed never used
-in training; training cases come from ``sample_training_case`` seeds 100000+ or
-``sample_acquired_case`` seeds 200000+), the DICOM folder is
+For every study of a freshly generated cohort (``engine.synth.generate_cohort``, seed 424242 or
+``--seed``: never a training seed — ``sample_training_case`` seeds 100000+ or
+``sample_acquired_case`` seeds 200000+ — nor the calibration seed 515151; ``engine.seeds``
+refuses those), the DICOM folder is
 read and classified as ``gliowatch segment`` does, the shipped model segments it, and the labels
 (on the T1c grid) are compared with the generator's truth on the same grid:
 
@@ -60,6 +61,7 @@ from engine.segmentation.network import load_network
 from engine.segmentation.preprocess import (
     choose_reference, grid_multiple, head_mask_of, normalise_channels, resample_study,
 )
+from engine.seeds import EVAL_SEED, check_seed_for
 from engine.series_rules import load_series_rules
 from engine.settings import load_settings
 from engine.synth import cohort_visits, generate_cohort
@@ -67,7 +69,6 @@ from engine.synth.ceiling import cohort_ceiling_labels, t1c_slice_thickness_mm
 from engine.types import STUDY_SEQUENCES, Sequence
 from flows.cmd_segment import pick_study_volumes
 
-EVAL_SEED = 424242
 
 
 def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict, *, net: Any,
@@ -149,8 +150,12 @@ def _summary(values: list[float]) -> str:
 def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Path,
              missing: bool = True, baseline: bool = True, reuse: bool = False,
              ceiling: bool = True, test_time_flips: tuple[tuple[int, ...], ...] | None = None,
-             device: str = "cpu") -> dict[str, Any]:
+             device: str = "cpu", seed: int = EVAL_SEED) -> dict[str, Any]:
     import copy
+
+    if reuse:  # the cohort as generated: its own seed is the one that counts
+        seed = int(json.loads((work / "cohort" / "cohort.json").read_text())["seed"])
+    check_seed_for(seed, purpose="evaluation")
 
     config = load_model_config(model_dir)
     if test_time_flips is not None:
@@ -164,9 +169,9 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
     rules = load_series_rules(load_settings().series_rules)
     t0 = time.perf_counter()
     if not reuse:
-        generate_cohort(n_patients=patients, seed=EVAL_SEED, out_dir=work / "cohort", size=size, n_visits=visits,
+        generate_cohort(n_patients=patients, seed=seed, out_dir=work / "cohort", size=size, n_visits=visits,
                         force=True)
-    print(f"cohort: {patients} patients x {visits} visits, size {size}, generated in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"cohort: seed {seed}, {patients} patients x {visits} visits, size {size}, generated in {time.perf_counter() - t0:.0f} s", flush=True)
     rows: list[dict[str, Any]] = []
     for visit in cohort_visits(work / "cohort"):
         scenario = visit.scenario
@@ -229,7 +234,7 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
             print(f"{visit.study} {scenario:18s} {name:9s} {protocol:22s} "
                   + " ".join(f"{k} {v:.3f}" for k, v in row["dice"].items())
                   + f"  {row['seconds']:.1f} s" + (f"  baseline {row['baseline_s']:.1f} s" if "baseline_s" in row else ""), flush=True)
-    return {"model": config.name, "version": config.version, "weights_sha256": sha,
+    return {"model": config.name, "version": config.version, "weights_sha256": sha, "seed": seed,
             "test_time_flips": [list(f) for f in config.test_time_flips], "device": str(segmenter.device),
             "device_name": _device_name(segmenter.device), "rows": rows}
 
@@ -380,6 +385,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="visits per patient (default 6: pre-op, post-op, post-RT and three follow-ups, "
                              "where the scenarios differ)")
     parser.add_argument("--size", default="demo", choices=("test", "demo"))
+    parser.add_argument("--seed", type=int, default=EVAL_SEED,
+                        help=f"cohort seed (default {EVAL_SEED}); training and calibration seeds are refused "
+                             "(engine.seeds). Ignored with --reuse, which reports the cohort's own")
     parser.add_argument("--no-missing", action="store_true")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the ideal-segmenter ceiling")
@@ -393,6 +401,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="mirrored pass to average, spatial axes comma-separated (repeatable; "
                              "overrides the model's test_time_flips; 'none' for one plain pass)")
     args = parser.parse_args(argv or [])
+    if not args.reuse:
+        try:
+            check_seed_for(args.seed, purpose="evaluation")
+        except ValueError as exc:
+            parser.error(str(exc))
     flips = None
     if args.test_time_flip is not None:
         flips = tuple(tuple(int(a) for a in f.split(",")) for f in args.test_time_flip if f != "none")
@@ -401,7 +414,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results = evaluate(model_dir=resolve_model_dir(args.model), patients=args.patients, visits=args.visits,
                            size=args.size, work=work, missing=not args.no_missing, baseline=not args.no_baseline,
                            reuse=args.reuse, ceiling=not args.no_ceiling, test_time_flips=flips,
-                           device=args.device)
+                           device=args.device, seed=args.seed)
     summary = report(results, peak_tflops=args.peak_tflops)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, **results}, indent=1, default=str))

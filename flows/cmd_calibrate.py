@@ -2,7 +2,7 @@
 
 Generates a *calibration* cohort (``engine.synth.generate_cohort`` with its own seed, default
 515151: neither a training seed nor the held-out evaluation seed 424242 of
-``benchmarks.bench_segmentation``), segments every study once as ``gliowatch segment`` does, keeps
+``benchmarks.bench_segmentation``, both of which it refuses; ``engine.seeds``), segments every study once as ``gliowatch segment`` does, keeps
 the class probabilities on the T1c grid around the possible foreground, and searches per-label
 weights of the argmax (``engine.segmentation.decision``). ``--write`` stores the chosen weights
 and the calibration's figures in DIR/config.json (``decision_weights``, ``calibration``).
@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.settings import Settings
 
-CALIBRATION_SEED = 515151
+from engine.seeds import CALIBRATION_SEED, check_seed_for
 
 log = logging.getLogger("gliowatch.calibrate")
 
@@ -126,6 +126,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.segmentation.decision import DEFAULT_GRID, calibrate, objective
     from engine.segmentation.model_config import load_model_config
 
+    try:
+        check_seed_for(args.seed, purpose="calibration")
+    except ValueError as exc:
+        print(f"gliowatch calibrate: {exc}")
+        return 2
     model_dir = resolve_model_dir(str(args.model))
     config = load_model_config(model_dir)
     work = args.work or settings.state_dir / "calibration"

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from engine.settings import Settings
 
-#: training seeds are <sampler's base> + 0 .. cases-1 (the held-out cohorts use other seeds and rng streams).
-TRAIN_SEED_BASE = 100_000
-ACQUIRED_SEED_BASE = 200_000
+#: training seeds are <sampler's base> + 0 .. cases-1 (engine.seeds: the calibration and held-out
+#: cohorts use other seeds, which calibrate and the benchmark check).
+from engine.seeds import ACQUIRED_SEED_BASE, SEED_BLOCK, TRAIN_SEED_BASE
+
 SAMPLERS = ("acquired", "rendered")
 
 log = logging.getLogger("gliowatch.train")
@@ -84,6 +85,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.steps < 1 or args.cases < 1:
         print("gliowatch train: --steps and --cases must be positive")
+        return 2
+    if args.cases > SEED_BLOCK:
+        print(f"gliowatch train: --cases must not exceed {SEED_BLOCK} (the training seed block; engine.seeds)")
         return 2
     if args.consistency_weight < 0 or args.window_supervision_weight < 0:
         print("gliowatch train: --consistency-weight and --window-supervision-weight must not be negative")

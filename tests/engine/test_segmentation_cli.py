@@ -131,7 +131,7 @@ def test_bench_segmentation_runs_end_to_end_on_a_tiny_model(study_and_config, tm
     assert 0 < summary["network_gflop"]["ours"] and 0 < summary["network_gflop"]["baseline"]
     assert set(summary["network_gflop_per_s"]) == {"ours", "baseline"} and "flop_floor" not in summary
     saved = json.loads((tmp_path / "out.json").read_text())
-    assert saved["rows"][0]["run"] == "complete"
+    assert saved["rows"][0]["run"] == "complete" and saved["seed"] == 424242
     assert saved["test_time_flips"] == [[0]]  # --test-time-flip overrides the model's config
     # the pre-operative visit has no resection cavity: what is predicted there is reported
     assert summary["false_positive_ml"]["RC"]["n"] == 1 and summary["false_positive_ml"]["RC"]["max"] >= 0.0
@@ -187,3 +187,22 @@ def test_bench_gpu_network_writes_shapes_and_times_both_paths_on_the_cpu(study_a
         assert bench.main(["--model", str(model), "--shapes", str(shapes), "--json", str(tmp_path / "none.json")]) == 0
         assert "no CUDA device here, nothing measured" in capsys.readouterr().out
         assert not (tmp_path / "none.json").exists()
+
+
+@pytest.mark.parametrize("seed", ["200005", "515151"])
+def test_bench_segmentation_refuses_a_training_or_calibration_seed(seed: str, tmp_path: Path, capsys) -> None:
+    """A benchmark on patients the model was trained or calibrated on would not be held out."""
+    from benchmarks.bench_segmentation import main as bench_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["--seed", seed, "--work", str(tmp_path / "w"), "--size", "test", "--patients", "1"])
+    assert exit_info.value.code == 2
+    assert f"seed {seed} is reserved for" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_calibrate_refuses_the_held_out_or_a_training_seed(tmp_path: Path, capsys) -> None:
+    for seed in ("424242", "100000"):
+        assert main(["calibrate", "--seed", seed, "--work", str(tmp_path / "w")]) == 2
+        assert f"gliowatch calibrate: seed {seed} is reserved for" in capsys.readouterr().out
+    assert not (tmp_path / "w").exists()
