@@ -458,6 +458,14 @@ def test_train_command_checks_the_modality_dropout_chance(tmp_path: Path, capsys
     assert build_parser().parse_args(["train", "--out", str(tmp_path)]).modality_dropout_p is None
 
 
+def test_train_command_keeps_cases_inside_the_training_seed_block(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "run"), "--cases", "100001"]) == 2
+    assert "--cases must not exceed 100000" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_command_refuses_negative_term_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from flows.cli import build_parser, main
 
