@@ -70,7 +70,6 @@ from engine.types import STUDY_SEQUENCES, Sequence
 from flows.cmd_segment import pick_study_volumes
 
 
-
 def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict, *, net: Any,
                             flops: FlopCounter | None = None) -> tuple[np.ndarray, float, dict]:
     """Plain MONAI: whole working grid (no head crop), 128^3 windows, overlap 0.5; labels, seconds,

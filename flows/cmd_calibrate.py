@@ -2,8 +2,8 @@
 
 Generates a *calibration* cohort (``engine.synth.generate_cohort`` with its own seed, default
 515151: neither a training seed nor the held-out evaluation seed 424242 of
-``benchmarks.bench_segmentation``, both of which it refuses; ``engine.seeds``), segments every study once as ``gliowatch segment`` does, keeps
-the class probabilities on the T1c grid around the possible foreground, and searches per-label
+``benchmarks.bench_segmentation``, both of which it refuses; ``engine.seeds``), segments every
+study once as ``gliowatch segment`` does, keeps the class probabilities on the T1c grid around the possible foreground, and searches per-label
 weights of the argmax (``engine.segmentation.decision``). ``--write`` stores the chosen weights
 and the calibration's figures in DIR/config.json (``decision_weights``, ``calibration``).
 """
@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.settings import Settings
-
 from engine.seeds import CALIBRATION_SEED, check_seed_for
+from engine.settings import Settings
 
 log = logging.getLogger("gliowatch.calibrate")
 
