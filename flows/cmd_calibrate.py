@@ -3,8 +3,9 @@
 Generates a *calibration* cohort (``engine.synth.generate_cohort`` with its own seed, default
 515151: neither a training seed nor the held-out evaluation seed 424242 of
 ``benchmarks.bench_segmentation``, both of which it refuses; ``engine.seeds``), segments every
-study once as ``gliowatch segment`` does, keeps the class probabilities on the T1c grid around the possible foreground, and searches per-label
-weights of the argmax (``engine.segmentation.decision``). ``--write`` stores the chosen weights
+study once as ``gliowatch segment`` does, keeps the class probabilities on the T1c grid around
+the possible foreground, and searches per-label weights of the argmax
+(``engine.segmentation.decision``). ``--write`` stores the chosen weights
 and the calibration's figures in DIR/config.json (``decision_weights``, ``calibration``).
 """
 
