@@ -48,7 +48,12 @@ def demo_settings(settings: Settings, *, port: int = 8501, webhook_url: str = ""
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.alerts.receiver import WebhookReceiver
     from engine.alerts.webhook import resolve_hmac_key
+    from flows.cmd_synth import cohort_size_problem
 
+    problem = cohort_size_problem(args.patients, args.visits)
+    if problem:  # before Orthanc starts or the previous demo state is removed
+        print(f"gliowatch demo: {problem}")
+        return 2
     base = demo_settings(settings, port=args.port)
     paths = orthanc_server.OrthancPaths(base.orthanc_dir)
     orthanc_server.stop(paths)

@@ -30,8 +30,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def cohort_size_problem(patients: int, visits: int | None) -> str | None:
+    """Why a cohort of this size cannot be written (None when it can): checked before any work."""
+    from engine.synth.scenarios import MIN_VISITS
+
+    if patients < 1:
+        return f"--patients must be at least 1, not {patients}"
+    if visits is not None and visits < MIN_VISITS:
+        return f"--visits must be at least {MIN_VISITS} (pre-op, post-op, post-RT), not {visits}"
+    return None
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.synth import generate_cohort
+
+    problem = cohort_size_problem(args.patients, args.visits)
+    if problem:
+        print(f"gliowatch synth: {problem}")
+        return 2
 
     uploader = None
     if args.upload:

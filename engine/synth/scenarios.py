@@ -69,6 +69,8 @@ class PatientPlan:
         return tuple(d for d in dates if d <= self.visits[-1].study_date)
 
 
+#: pre-op, post-op and post-RT: the fewest visits a patient plan has (the rest are follow-ups)
+MIN_VISITS = 3
 _FIRST_DATE = dt.date(2024, 1, 8)
 _FOLLOW_UP_GAPS_DAYS = (42, 56, 70, 84)
 
@@ -77,8 +79,8 @@ def plan_patient(
     *, patient_id: str, scenario: Scenario, rng: np.random.Generator, n_visits: int = 8
 ) -> PatientPlan:
     """Plan the visits of one patient; ``n_visits >= 3`` (pre-op, post-op, post-RT, follow-ups)."""
-    if n_visits < 3:
-        msg = f"Argument 'n_visits' must be >= 3, got {n_visits}"
+    if n_visits < MIN_VISITS:
+        msg = f"Argument 'n_visits' must be >= {MIN_VISITS}, got {n_visits}"
         raise ValueError(msg)
     pre_op = _FIRST_DATE + dt.timedelta(days=int(rng.integers(0, 500)))
     surgery = pre_op + dt.timedelta(days=int(rng.integers(3, 11)))

@@ -342,3 +342,23 @@ def test_ceiling_of_each_study_matches_its_truth_but_for_partial_volume(cohort: 
     wrong.write_text(json.dumps(broken))
     with pytest.raises(ValueError, match="not the generator that wrote it"):
         cohort_ceiling_labels(wrong, 0, 0, slice_thickness_mm=5.0)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["synth", "--patients", "1", "--visits", "2"], "gliowatch synth: --visits must be at least 3 (pre-op, post-op, post-RT), not 2"),
+    (["synth", "--patients", "0"], "gliowatch synth: --patients must be at least 1, not 0"),
+    (["demo", "--visits", "2", "--no-wait"], "gliowatch demo: --visits must be at least 3"),
+    (["demo", "--patients", "0", "--no-wait"], "gliowatch demo: --patients must be at least 1"),
+])
+def test_cohort_size_is_checked_before_any_work(argv: list[str], message: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A clear message and exit 2, not a traceback; nothing written, no Orthanc started, the previous
+    demo state kept."""
+    monkeypatch.setenv("GLIOWATCH_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "state" / "demo").mkdir(parents=True)
+    (tmp_path / "state" / "demo" / "kept").write_text("previous demo")
+    out = tmp_path / "cohort"
+    assert main([*argv, *(["--out", str(out)] if argv[0] == "synth" else [])]) == 2
+    assert message in capsys.readouterr().out
+    assert not out.exists()
+    assert sorted(p.name for p in (tmp_path / "state").rglob("*")) == ["demo", "kept"]
