@@ -126,10 +126,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.segmentation.decision import DEFAULT_GRID, calibrate, objective
     from engine.segmentation.model_config import load_model_config
 
+    from flows.cmd_synth import cohort_size_problem
+
     try:
         check_seed_for(args.seed, purpose="calibration")
     except ValueError as exc:
         print(f"gliowatch calibrate: {exc}")
+        return 2
+    problem = cohort_size_problem(args.patients, args.visits)
+    if problem:
+        print(f"gliowatch calibrate: {problem}")
         return 2
     model_dir = resolve_model_dir(str(args.model))
     config = load_model_config(model_dir)

@@ -205,4 +205,6 @@ def test_calibrate_refuses_the_held_out_or_a_training_seed(tmp_path: Path, capsy
     for seed in ("424242", "100000"):
         assert main(["calibrate", "--seed", seed, "--work", str(tmp_path / "w")]) == 2
         assert f"gliowatch calibrate: seed {seed} is reserved for" in capsys.readouterr().out
+    assert main(["calibrate", "--visits", "2", "--work", str(tmp_path / "w")]) == 2
+    assert "gliowatch calibrate: --visits must be at least 3" in capsys.readouterr().out
     assert not (tmp_path / "w").exists()
