@@ -16,8 +16,8 @@ from pathlib import Path
 
 from engine.settings import Settings
 
-#: training seeds are <sampler's base> + 0 .. cases-1 (engine.seeds: the calibration and held-out
-#: cohorts use other seeds, which calibrate and the benchmark check).
+# training seeds are <sampler's base> + 0 .. cases-1 (engine.seeds: the calibration and held-out
+# cohorts use other seeds, which calibrate and the benchmark check)
 from engine.seeds import ACQUIRED_SEED_BASE, SEED_BLOCK, TRAIN_SEED_BASE
 
 SAMPLERS = ("acquired", "rendered")
