@@ -70,13 +70,35 @@ class Store:
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     def close(self) -> None:
-        self.con.close()
+        """Close the connection and let go of it (idempotent).
+
+        The closed DuckDB connection object is dropped, not kept: a Store can outlive its use
+        (Prefect keeps the last flow run's parameters, the runtime among them, in its context
+        until the process ends), and a DuckDB connection still alive at interpreter exit makes
+        DuckDB's bindings print "nanobind: leaked ..." lines. Using the store afterwards raises
+        :class:`StoreError`.
+        """
+        con, self.con = self.con, _ClosedConnection(self.path)
+        con.close()
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _ClosedConnection:
+    """What a closed :class:`Store` has instead of its connection: every use says it is closed."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+
+    def close(self) -> None:
+        """Closing again does nothing, as for a DuckDB connection."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise StoreError(f"The store {self._path or '(in memory)'} is closed", detail=f"used: {name}")
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

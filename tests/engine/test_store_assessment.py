@@ -160,3 +160,24 @@ def test_measurements_record_the_config_digest_and_older_stores_gain_the_column(
     rows = dict(store.query("SELECT study_uid, config_sha256 FROM measurements ORDER BY study_uid"))
     assert rows == {"S0": None, "S1": "cd" * 32}  # the old row kept, NULL: not recorded then
     store.close()
+
+
+def test_a_closed_store_lets_go_of_its_connection_and_says_it_is_closed(tmp_path) -> None:
+    """A Store kept alive after close() (Prefect keeps the last flow run's parameters) must not
+    keep the DuckDB connection alive too; using it afterwards is a StoreError naming the file."""
+    import gc
+    import weakref
+
+    from engine.errors import StoreError
+
+    store = open_store(tmp_path / "s.duckdb")
+    store.query("SELECT 1")
+    connection = weakref.ref(store.con)
+    store.close()
+    gc.collect()
+    assert connection() is None
+    with pytest.raises(StoreError, match=r"s\.duckdb is closed"):
+        store.query("SELECT 1")
+    store.close()  # closing twice is harmless
+    with open_store(tmp_path / "s.duckdb", read_only=True) as reopened:  # the file is intact
+        assert reopened.query("SELECT 1") == [(1,)]
