@@ -152,10 +152,6 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
              device: str = "cpu", seed: int = EVAL_SEED) -> dict[str, Any]:
     import copy
 
-    if reuse:  # the cohort as generated: its own seed is the one that counts
-        seed = int(json.loads((work / "cohort" / "cohort.json").read_text())["seed"])
-    check_seed_for(seed, purpose="evaluation")
-
     config = load_model_config(model_dir)
     if test_time_flips is not None:
         config = dataclasses.replace(config, test_time_flips=test_time_flips)
@@ -400,11 +396,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="mirrored pass to average, spatial axes comma-separated (repeatable; "
                              "overrides the model's test_time_flips; 'none' for one plain pass)")
     args = parser.parse_args(argv or [])
-    if not args.reuse:
-        try:
-            check_seed_for(args.seed, purpose="evaluation")
-        except ValueError as exc:
-            parser.error(str(exc))
+    if args.reuse and args.work is None:
+        parser.error("--reuse needs --work (the folder whose cohort/ to evaluate)")
+    # the cohort's own seed when it is reused, else the one it will be generated from
+    seed = int(json.loads((args.work / "cohort" / "cohort.json").read_text())["seed"]) if args.reuse else args.seed
+    try:
+        check_seed_for(seed, purpose="evaluation")
+    except ValueError as exc:
+        parser.error(str(exc))
     flips = None
     if args.test_time_flip is not None:
         flips = tuple(tuple(int(a) for a in f.split(",")) for f in args.test_time_flip if f != "none")
@@ -413,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results = evaluate(model_dir=resolve_model_dir(args.model), patients=args.patients, visits=args.visits,
                            size=args.size, work=work, missing=not args.no_missing, baseline=not args.no_baseline,
                            reuse=args.reuse, ceiling=not args.no_ceiling, test_time_flips=flips,
-                           device=args.device, seed=args.seed)
+                           device=args.device, seed=seed)
     summary = report(results, peak_tflops=args.peak_tflops)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, **results}, indent=1, default=str))

@@ -199,6 +199,13 @@ def test_bench_segmentation_refuses_a_training_or_calibration_seed(seed: str, tm
     assert exit_info.value.code == 2
     assert f"seed {seed} is reserved for" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+    # a reused cohort is judged by the seed it was generated from, not by --seed
+    (tmp_path / "r" / "cohort").mkdir(parents=True)
+    (tmp_path / "r" / "cohort" / "cohort.json").write_text(json.dumps({"seed": int(seed)}))
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["--reuse", "--work", str(tmp_path / "r"), "--seed", "616161"])
+    assert exit_info.value.code == 2
+    assert f"seed {seed} is reserved for" in capsys.readouterr().err
 
 
 def test_calibrate_refuses_the_held_out_or_a_training_seed(tmp_path: Path, capsys) -> None:
