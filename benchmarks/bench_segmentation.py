@@ -146,6 +146,14 @@ def _summary(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} (median {statistics.median(values):.3f}, n={len(values)})"
 
 
+def describe_cohort(cohort_json: Path) -> str:
+    """The cohort as cohort.json records it (a reused one need not match this run's --patients/--visits)."""
+    cohort = json.loads(cohort_json.read_text())
+    visits = sorted({len(p["visits"]) for p in cohort["patients"]})
+    return (f"seed {cohort['seed']}, {len(cohort['patients'])} patients x {'/'.join(map(str, visits))} visits, "
+            f"size {cohort['size']}")
+
+
 def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Path,
              missing: bool = True, baseline: bool = True, reuse: bool = False,
              ceiling: bool = True, test_time_flips: tuple[tuple[int, ...], ...] | None = None,
@@ -166,7 +174,8 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
     if not reuse:
         generate_cohort(n_patients=patients, seed=seed, out_dir=work / "cohort", size=size, n_visits=visits,
                         force=True)
-    print(f"cohort: seed {seed}, {patients} patients x {visits} visits, size {size}, generated in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"cohort: {describe_cohort(work / 'cohort' / 'cohort.json')}, "
+          + ("reused" if reuse else f"generated in {time.perf_counter() - t0:.0f} s"), flush=True)
     rows: list[dict[str, Any]] = []
     for visit in cohort_visits(work / "cohort"):
         scenario = visit.scenario

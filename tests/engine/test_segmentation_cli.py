@@ -105,9 +105,15 @@ def test_calibrate_writes_decision_weights_the_segmenter_then_uses(study_and_con
     # the benchmark reports the calibrated rule and, from the same probabilities, the plain argmax
     from benchmarks.bench_segmentation import main as bench_main
 
+    work = tmp_path / "bench"
     summary = bench_main(["--model", str(model), "--patients", "1", "--visits", "3", "--size", "test",
-                          "--no-missing", "--no-baseline"])
+                          "--no-missing", "--no-baseline", "--no-ceiling", "--work", str(work)])
     assert summary["complete | all"]["n"] == 3 and summary["complete, plain argmax | all"]["n"] == 3
+    assert "cohort: seed 424242, 1 patients x 3 visits, size test, generated in" in capsys.readouterr().out
+    # a reused cohort is described as cohort.json has it, not by this run's (default) --patients/--visits
+    bench_main(["--model", str(model), "--no-missing", "--no-baseline", "--no-ceiling", "--work", str(work),
+                "--reuse"])
+    assert "cohort: seed 424242, 1 patients x 3 visits, size test, reused" in capsys.readouterr().out
 
 
 def test_bench_segmentation_runs_end_to_end_on_a_tiny_model(study_and_config, tmp_path: Path) -> None:
