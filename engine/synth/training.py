@@ -47,6 +47,23 @@ class TrainingCase:
     volumes_ml: dict[str, float]
 
 
+def _draw_visit(rng: np.random.Generator, spacing_mm: float, scenario: Scenario | str | None,
+                visit_index: int | None):  # noqa: ANN202
+    """The patient, timepoint and tumour maps both samplers start from (``rng`` is consumed in
+    this order: scenario, plan, visit, geometry; the cached training cases depend on it)."""
+    head = build_head(spacing_mm=float(spacing_mm))
+    chosen = Scenario(scenario) if scenario is not None else Scenario(
+        rng.choice([s.value for s in Scenario]))
+    plan = plan_patient(patient_id="TRAIN", scenario=chosen, rng=rng, n_visits=8)
+    index = int(rng.integers(len(plan.visits))) if visit_index is None else int(visit_index)
+    if not 0 <= index < len(plan.visits):
+        msg = f"Argument 'visit_index' must be within [0, {len(plan.visits)}), got {index}"
+        raise ValueError(msg)
+    visit = plan.visits[index]
+    geometry = sample_geometry(head, rng, cavity_offset_mm=plan.cavity_offset_mm)
+    return head, chosen, index, visit, render(build_field(head, geometry), visit.state)
+
+
 def sample_training_case(
     seed: int,
     *,
@@ -64,17 +81,7 @@ def sample_training_case(
     timepoint (default random); ``normalize`` scales each channel to mean 0, std 1 in the head.
     """
     rng = np.random.default_rng([int(seed), 0x5EED])
-    head = build_head(spacing_mm=float(spacing_mm))
-    chosen = Scenario(scenario) if scenario is not None else Scenario(
-        rng.choice([s.value for s in Scenario]))
-    plan = plan_patient(patient_id="TRAIN", scenario=chosen, rng=rng, n_visits=8)
-    index = int(rng.integers(len(plan.visits))) if visit_index is None else int(visit_index)
-    if not 0 <= index < len(plan.visits):
-        msg = f"Argument 'visit_index' must be within [0, {len(plan.visits)}), got {index}"
-        raise ValueError(msg)
-    visit = plan.visits[index]
-    geometry = sample_geometry(head, rng, cavity_offset_mm=plan.cavity_offset_mm)
-    maps = render(build_field(head, geometry), visit.state)
+    head, chosen, index, visit, maps = _draw_visit(rng, spacing_mm, scenario, visit_index)
     channels = []
     for sequence in STUDY_SEQUENCES:
         image = render_sequence(head=head, tumour=maps, sequence=sequence, rng=rng,
@@ -176,17 +183,7 @@ def sample_acquired_case(
     class fractions of the targets hold partial volumes; tests use coarser grids).
     """
     rng = np.random.default_rng([int(seed), 0xAC0])
-    head = build_head(spacing_mm=float(spacing_mm))
-    chosen = Scenario(scenario) if scenario is not None else Scenario(
-        rng.choice([s.value for s in Scenario]))
-    plan = plan_patient(patient_id="TRAIN", scenario=chosen, rng=rng, n_visits=8)
-    index = int(rng.integers(len(plan.visits))) if visit_index is None else int(visit_index)
-    if not 0 <= index < len(plan.visits):
-        msg = f"Argument 'visit_index' must be within [0, {len(plan.visits)}), got {index}"
-        raise ValueError(msg)
-    visit = plan.visits[index]
-    geometry = sample_geometry(head, rng, cavity_offset_mm=plan.cavity_offset_mm)
-    maps = render(build_field(head, geometry), visit.state)
+    head, chosen, index, visit, maps = _draw_visit(rng, spacing_mm, scenario, visit_index)
     pose = random_pose(rng, max_rotation_deg=max_rotation_deg, max_translation_mm=max_translation_mm)
     world_to_template = np.linalg.inv(pose)
     center_world = (pose @ np.append(head.center_mm() + [0.0, 0.0, 6.0], 1.0))[:3]
