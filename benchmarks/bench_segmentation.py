@@ -407,8 +407,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv or [])
     if args.reuse and args.work is None:
         parser.error("--reuse needs --work (the folder whose cohort/ to evaluate)")
+    cohort_json = args.work / "cohort" / "cohort.json" if args.reuse else None
+    if cohort_json is not None and not cohort_json.is_file():
+        parser.error(f"--reuse: there is no cohort to reuse ({cohort_json} does not exist); run once without --reuse")
     # the cohort's own seed when it is reused, else the one it will be generated from
-    seed = int(json.loads((args.work / "cohort" / "cohort.json").read_text())["seed"]) if args.reuse else args.seed
+    seed = int(json.loads(cohort_json.read_text())["seed"]) if cohort_json is not None else args.seed
     try:
         check_seed_for(seed, purpose="evaluation")
     except ValueError as exc:

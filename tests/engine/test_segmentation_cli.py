@@ -212,6 +212,11 @@ def test_bench_segmentation_refuses_a_training_or_calibration_seed(seed: str, tm
         bench_main(["--reuse", "--work", str(tmp_path / "r"), "--seed", "616161"])
     assert exit_info.value.code == 2
     assert f"seed {seed} is reserved for" in capsys.readouterr().err
+    # --reuse of a folder without a cohort: a clear message, not a traceback
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["--reuse", "--work", str(tmp_path / "empty")])
+    assert exit_info.value.code == 2
+    assert "there is no cohort to reuse" in capsys.readouterr().err
 
 
 def test_calibrate_refuses_the_held_out_or_a_training_seed(tmp_path: Path, capsys) -> None:
