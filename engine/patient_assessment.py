@@ -7,7 +7,9 @@ baseline's target lesions are chosen and followed by IoU matching (Hungarian), s
 SPD sums the continuations of the baseline targets and an unmatched component is a new lesion.
 Then the response state machine, PsP prior and growth fits run over the stored measurements
 (``engine.store.assessment.reassess_patient``), and the alerts they raise are written to the
-outbox in the same transaction (exactly once per event, by idempotency key).
+outbox in the same transaction (exactly once per event, by idempotency key). Quality events
+(quarantine, failed registration, segmentation flags) raise QA alerts; one flag needs the
+clinical record and is added here: a resection cavity on a scan before the first recorded surgery.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from datetime import date
 
 from engine.alerts import AlertInput, QaEvents, evaluate_alerts
 from engine.alerts.adapter import alert_inputs
 from engine.criteria import Criteria, Mode
 from engine.dicom.nifti import read_nifti
-from engine.measurement import followup_findings, label_volumes, measure_study
+from engine.events import patient_context
+from engine.measurement import StudyMeasurement, followup_findings, label_volumes, measure_study
 from engine.pipeline import StatePaths, reference_study
+from engine.segmentation.sanity import cavity_before_surgery_flag
 from engine.store import Store
 from engine.store import alerts as alerts_sql
 from engine.store import assessment as sql
@@ -57,7 +62,7 @@ def assess_patient_course(
     baseline_uid = reference_study(store, patient_key)
     baseline = next((r for r in rows if r["study_uid"] == baseline_uid), None)
     base = None
-    measured: list[tuple[dict, object, dict, tuple[int, ...]]] = []
+    measured: list[tuple[dict, StudyMeasurement, dict, tuple[int, ...]]] = []
     for r in rows:
         native = read_nifti(paths.labels_dir / r["labels_path"])
         resampled = json.loads(r["resampled"]) if r["resampled"] else {}
@@ -90,6 +95,9 @@ def assess_patient_course(
                 registration_id=str(r["registration_id"]) if r["registration_id"] is not None else None,
                 track_ids=tracks, new_lesions=new)
         result = sql.reassess_patient(con, patient_key=patient_key, criteria=criteria, mode=mode)
+        first_surgery = patient_context(sql.load_clinical_events(con, patient_key), patient_key).surgery_date
+        qa = _with_cavity_flags(qa, [(r["study_uid"], r["study_date"], m.volumes.rc_ml) for r, m, *_ in measured],
+                                first_surgery=first_surgery)
         inputs = list(alert_inputs(result.calls, result.timepoints, patient_key=patient_key,
                                    risks=result.risks, qa=qa,
                                    confirm_interval_weeks=round(criteria.timing.confirm_interval_weeks)))
@@ -105,6 +113,19 @@ def assess_patient_course(
     lines = tuple(f"{c.scan_date} {c.category.value:<17} final {c.final_category.value:<17} {c.reason}"
                   for c in result.calls)
     return PatientReport(patient_key, len(result.calls), len(alerts), lines)
+
+
+def _with_cavity_flags(qa: dict[str, QaEvents], scans: list[tuple[str, date, float]], *,
+                       first_surgery: date | None) -> dict[str, QaEvents]:
+    """``qa`` plus a segmentation flag on each (study UID, date, RC mL) scan that holds a resection
+    cavity before the first recorded surgery (``engine.segmentation.sanity.cavity_before_surgery_flag``)."""
+    out = dict(qa)
+    for uid, scan_date, rc_ml in scans:
+        flag = cavity_before_surgery_flag(rc_ml=rc_ml, scan_date=scan_date, first_surgery=first_surgery)
+        if flag is not None:
+            events = out.get(uid, QaEvents())
+            out[uid] = dataclasses.replace(events, segmentation_flags=(*events.segmentation_flags, flag))
+    return out
 
 
 def _qa_events(store: Store, patient_key: str) -> dict[str, QaEvents]:

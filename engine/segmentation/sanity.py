@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 
@@ -27,6 +28,10 @@ class SanityLimits:
     max_head_fraction: float = 0.4
     #: share of tumour voxels allowed outside the head mask before flagging.
     max_outside_fraction: float = 0.05
+    #: largest resection cavity not flagged on a scan taken before the patient's first recorded
+    #: surgery, mL. There should be none; 0.5 mL is about a sphere of 10 mm diameter (the smallest
+    #: measurable lesion), so specks below that are not flagged.
+    max_rc_before_surgery_ml: float = 0.5
 
 
 def label_volumes_ml(labels: np.ndarray, *, voxel_ml: float) -> dict[str, float]:
@@ -65,6 +70,25 @@ def sanity_flags(
     if head_ml > 0 and total_ml > limits.max_head_fraction * head_ml:
         flags.append(f"implausible_volume:total={total_ml:.0f}mL")
     return tuple(flags)
+
+
+def cavity_before_surgery_flag(
+    *, rc_ml: float, scan_date: date, first_surgery: date | None, limits: SanityLimits = SanityLimits()
+) -> str | None:
+    """A flag when a scan taken before the patient's first recorded surgery holds a resection
+    cavity larger than ``limits.max_rc_before_surgery_ml``: either a surgery is missing from the
+    record or the model labelled CSF or necrosis as cavity. A scan on the day of surgery may follow
+    it (intra- or post-operative MRI), so only earlier scans are checked; with no surgery recorded
+    nothing is. The flag carries no date (alerts quote it).
+
+    >>> cavity_before_surgery_flag(rc_ml=0.9, scan_date=date(2026, 1, 5), first_surgery=date(2026, 1, 9))
+    'cavity_before_surgery:RC=0.9mL'
+    >>> cavity_before_surgery_flag(rc_ml=0.9, scan_date=date(2026, 1, 9), first_surgery=date(2026, 1, 9)) is None
+    True
+    """
+    if first_surgery is None or scan_date >= first_surgery or not rc_ml > limits.max_rc_before_surgery_ml:
+        return None
+    return f"cavity_before_surgery:RC={rc_ml:.1f}mL"
 
 
 def check_labels(

@@ -36,7 +36,7 @@ from engine.segmentation.sanity import label_volumes_ml
 from engine.store import open_store
 from engine.store import ingest as ingest_sql
 from engine.store.db import table_columns
-from engine.types import Volume
+from engine.types import StudyStatus, Volume
 
 
 def _study(uid: str, day: int) -> IngestedStudy:
@@ -213,3 +213,52 @@ def test_a_model_name_or_version_with_path_characters_stays_in_the_study_folder(
                 and paths.volumes_dir not in p.parents] == []
         row = store.query_dicts("SELECT model_name, model_version FROM segmentations")[0]
         assert (row["model_name"], row["model_version"]) == ("bundle:../../escape", "1.0/../../beta")
+
+
+# ---------------------------------------------------------------- cavity before the first surgery
+
+def _labels_with_cavity(rc_voxels: int) -> Volume:
+    """A 1 mm label volume: a 3x3x3 enhancing block and ``rc_voxels`` voxels of cavity elsewhere."""
+    labels = np.zeros((40, 40, 40), dtype=np.uint8)
+    labels[2:5, 2:5, 2:5] = 3
+    labels.reshape(-1)[20_000:20_000 + rc_voxels] = 4
+    return Volume(array=labels, affine=np.eye(4))
+
+
+@pytest.mark.parametrize("surgery_day", [10, None])
+def test_a_cavity_before_the_first_recorded_surgery_raises_a_qa_alert(tmp_path: Path, surgery_day: int | None) -> None:
+    from engine.criteria import Mode, Profile, load_criteria
+    from engine.events import ClinicalEvent, EventType
+    from engine.patient_assessment import assess_patient_course
+    from engine.pipeline import SegmentationOutput
+    from engine.store import assessment as assessment_sql
+    from engine.store import pipeline as pipeline_sql
+
+    paths = StatePaths(tmp_path / "volumes", tmp_path / "labels", tmp_path / "registered")
+    paths.labels_dir.mkdir(parents=True)
+    # pre-op (day 1, 0.9 mL of cavity), the surgery's own day (2 mL), after it (3 mL); 1 mm voxels
+    scans = (("2.1", 1, 900), ("2.2", 10, 2000), ("2.3", 20, 3000))
+    with open_store(tmp_path / "g.duckdb") as store:
+        with store.transaction() as con:
+            for uid, day, rc in scans:
+                ingest_sql.record_study(con, _study(uid, day), change_seq=None, seen_at=datetime(2025, 1, 1))
+                write_nifti(_labels_with_cavity(rc), paths.labels_dir / f"{uid}.nii.gz")
+                pipeline_sql.record_segmentation(con, study_uid=uid, output=SegmentationOutput(
+                    uid, labels_path=f"{uid}.nii.gz", volumes_ml={"RC": rc / 1000}, model_name="m",
+                    model_version="1", weights_sha256="w"))
+                ingest_sql.set_study_status(con, uid, StudyStatus.SEGMENTED)
+            if surgery_day is not None:
+                assessment_sql.import_clinical_events(
+                    con, [ClinicalEvent("P-TEST", date(2025, 1, surgery_day), EventType.SURGERY, "GTR")],
+                    source="test", entered_by="test")
+        assess_patient_course(store, patient_key="P-TEST", criteria=load_criteria(Profile.RANO2010),
+                              mode=Mode.TWO_D, paths=paths, alert_sinks=("dashboard",), base_url="http://x")
+        flagged = store.query_dicts("SELECT study_uid, reason FROM alerts WHERE alert_type = 'QA_SEGMENTATION_FLAGGED'")
+        measured = dict(store.query("SELECT study_uid, rc_ml FROM measurements WHERE NOT superseded"))
+    assert measured == pytest.approx({"2.1": 0.9, "2.2": 2.0, "2.3": 3.0})
+    if surgery_day is None:  # nothing to compare with: no flag
+        assert flagged == []
+    else:  # only the scan before the surgery's day; the flag quotes the volume, never a date
+        assert [r["study_uid"] for r in flagged] == ["2.1"]
+        assert "cavity_before_surgery:RC=0.9mL" in flagged[0]["reason"]
+        assert "2025" not in flagged[0]["reason"]

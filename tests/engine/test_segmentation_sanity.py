@@ -66,3 +66,25 @@ def test_limits_are_configurable() -> None:
 def test_shape_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="Argument 'head_mask' must have the shape"):
         check_labels(np.zeros((2, 2, 2), np.uint8), head_mask=np.ones((3, 3, 3), bool), voxel_ml=1.0)
+
+
+@pytest.mark.parametrize(
+    ("rc_ml", "scan_day", "surgery_day", "expected"),
+    [
+        (0.9, 5, 9, "cavity_before_surgery:RC=0.9mL"),  # before the first surgery, over the limit
+        (0.5, 5, 9, None),  # at the limit: a speck, not flagged
+        (0.9, 9, 9, None),  # the surgery's own day: an intra- or post-operative scan may show it
+        (12.0, 20, 9, None),  # after surgery: a cavity is expected
+        (12.0, 5, None, None),  # no surgery recorded: nothing to compare with
+    ],
+)
+def test_cavity_before_the_first_surgery(rc_ml: float, scan_day: int, surgery_day: int | None,
+                                         expected: str | None) -> None:
+    from datetime import date
+
+    from engine.segmentation.sanity import cavity_before_surgery_flag
+
+    surgery = date(2026, 1, surgery_day) if surgery_day else None
+    assert cavity_before_surgery_flag(rc_ml=rc_ml, scan_date=date(2026, 1, scan_day), first_surgery=surgery) == expected
+    assert cavity_before_surgery_flag(rc_ml=rc_ml, scan_date=date(2026, 1, scan_day), first_surgery=surgery,
+                                      limits=SanityLimits(max_rc_before_surgery_ml=20.0)) is None
