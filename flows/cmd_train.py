@@ -69,6 +69,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--modality-dropout-p", type=float, default=None,
                    help="chance that a training patch loses one channel, set to zero as a missing sequence is "
                         "(default: AugmentationSettings.modality_dropout_p, 0.35)")
+    p.add_argument("--no-cavity-weight", type=float, default=1.0,
+                   help="sampling weight of a case with no resection cavity (pre-operative) against 1 for one "
+                        "with a cavity (default 1: uniform; TrainingRecipe.no_cavity_weight)")
     p.add_argument("--cache-workers", type=int, default=1, help="processes rendering the case cache")
     p.add_argument("--cache-only", action="store_true", help="build the case cache and stop")
     p.set_defaults(handler=run)
@@ -95,6 +98,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if (args.freeze_batch_norm and args.window_statistics == "batch"
             and (args.consistency_weight > 0 or args.window_supervision_weight > 0)):
         print("gliowatch train: --freeze-batch-norm cannot go with --window-statistics batch")
+        return 2
+    if not args.no_cavity_weight > 0:
+        print("gliowatch train: --no-cavity-weight must be positive")
         return 2
     for flag, value in (("--tumour-centred-p", args.tumour_centred_p), ("--modality-dropout-p", args.modality_dropout_p)):
         if value is not None and not 0.0 <= value <= 1.0:
@@ -125,7 +131,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed, checkpoint_every_s=args.checkpoint_every_s, warmup_steps=args.warmup_steps,
         consistency_weight=args.consistency_weight, consistency_teacher=args.consistency_teacher,
         window_supervision_weight=args.window_supervision_weight, freeze_batch_norm=args.freeze_batch_norm,
-        window_statistics=args.window_statistics,
+        window_statistics=args.window_statistics, no_cavity_weight=args.no_cavity_weight,
         augmentation=AugmentationSettings(**{
             name: value for name, value in (("tumour_centred_p", args.tumour_centred_p),
                                             ("modality_dropout_p", args.modality_dropout_p))

@@ -22,7 +22,7 @@ import numpy as np
 
 from engine.segmentation.model_config import ModelConfig
 from engine.segmentation.preprocess import crop_to_head, grid_multiple, resample_study, resample_to_grid
-from engine.types import STUDY_SEQUENCES, Volume
+from engine.types import STUDY_SEQUENCES, Label, Volume
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -225,6 +225,11 @@ def load_case(cache_dir: Path, seed: int) -> CachedCase:
         image, head = data["image"], data["head"].astype(bool)
         return CachedCase(seed=seed, image=image, labels=data["labels"], head=head, soft_u8=data["soft"],
                           head_voxels=head_sample(image, head))
+
+
+def has_label(cache_dir: Path, seed: int, label: Label) -> bool:
+    """Whether the cached case ``seed`` holds any voxel of ``label`` (its labels are memory-mapped)."""
+    return bool(np.any(np.asarray(load_case(cache_dir, seed).labels) == int(label)))
 
 
 def _cached_head_sample(folder: Path, image: np.ndarray, head: np.ndarray) -> np.ndarray:

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from engine.segmentation.augment import AugmentationSettings, augment_case
-from engine.segmentation.dataset import load_case
+from engine.segmentation.dataset import has_label, load_case
 from engine.segmentation.model_config import ModelConfig
 from engine.segmentation.network import build_network, save_weights_fp16
+from engine.types import Label
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -78,6 +79,13 @@ class TrainingRecipe:
     #: (model card): a fine-tune of 0.3.1 with batch norm frozen and no window term already labelled
     #: part of the ventricles resection cavity, one with batch norm learning much less.
     window_statistics: str = "running"
+    #: sampling weight of a cached case whose labels hold no resection cavity (the pre-operative
+    #: ones: 24 of the 200 acquired cases of 0.3.0) against 1 for a case with one. Pre-operative
+    #: scans are where a model that labels CSF or necrosis as cavity is plainly wrong (measured:
+    #: 0.3.1 and the 0.3.2 candidates put up to 0.9 mL of cavity on pre-operative held-out
+    #: studies); a weight above 1 shows it more of them. 1 keeps the uniform draw of earlier recipes
+    #: (the same random stream).
+    no_cavity_weight: float = 1.0
     augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
 
     def __post_init__(self) -> None:
@@ -92,6 +100,9 @@ class TrainingRecipe:
             raise ValueError(msg)
         if self.windowed and self.freeze_batch_norm and self.window_statistics == "batch":
             msg = "freeze_batch_norm cannot go with window_statistics='batch' (use 'running', which freezes it)"
+            raise ValueError(msg)
+        if not self.no_cavity_weight > 0:
+            msg = f"no_cavity_weight must be positive, not {self.no_cavity_weight!r}"
             raise ValueError(msg)
 
     @property
@@ -224,16 +235,28 @@ def export_model(net: Any, *, config: ModelConfig, out_dir: Path, extra: dict[st
     return sha
 
 
+def case_weights(cache_dir: Path, case_seeds: Sequence[int], *, no_cavity_weight: float) -> list[float] | None:
+    """Sampling weight per case (``TrainingRecipe.no_cavity_weight``); None: the uniform draw."""
+    if no_cavity_weight == 1.0:
+        return None
+    return [1.0 if has_label(cache_dir, seed, Label.RC) else no_cavity_weight for seed in case_seeds]
+
+
 def make_batch(
-    *, cache_dir: Path, case_seeds: Sequence[int], recipe: TrainingRecipe, step: int
+    *, cache_dir: Path, case_seeds: Sequence[int], recipe: TrainingRecipe, step: int,
+    weights: Sequence[float] | None = None,
 ) -> tuple[int, Any, Any]:
-    """(step, images (B, C, *patch), soft targets (B, K, *patch)) for one step, from its own seeds."""
+    """(step, images (B, C, *patch), soft targets (B, K, *patch)) for one step, from its own seeds.
+
+    ``weights`` (one per case, see :func:`case_weights`) draw cases in proportion; None: uniformly."""
     import torch
 
+    p = None if weights is None else np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
     images, labels = [], []
     for i in range(recipe.batch_size):
         rng = np.random.default_rng([recipe.seed, step, i])
-        case = load_case(cache_dir, int(case_seeds[int(rng.integers(len(case_seeds)))]))
+        pick = int(rng.integers(len(case_seeds))) if p is None else int(rng.choice(len(case_seeds), p=p))
+        case = load_case(cache_dir, int(case_seeds[pick]))
         x, y = augment_case(case.image, case.labels, case.head, case.soft_u8, rng=rng, settings=recipe.augmentation,
                             head_voxels=case.head_voxels if recipe.whole_head_statistics else None)
         images.append(x)
@@ -241,7 +264,8 @@ def make_batch(
     return step, torch.stack(images), torch.stack(labels)
 
 
-def _batch_loader(*, cache_dir: Path, case_seeds: Sequence[int], recipe: TrainingRecipe, first_step: int) -> Any:
+def _batch_loader(*, cache_dir: Path, case_seeds: Sequence[int], recipe: TrainingRecipe, first_step: int,
+                  weights: Sequence[float] | None = None) -> Any:
     """Batches prepared in one worker process while the network trains (the order is fixed)."""
     import torch
     from torch.utils.data import DataLoader, IterableDataset
@@ -250,7 +274,8 @@ def _batch_loader(*, cache_dir: Path, case_seeds: Sequence[int], recipe: Trainin
         def __iter__(self):  # noqa: ANN204
             torch.set_num_threads(1)
             for step in range(first_step, recipe.steps):
-                yield make_batch(cache_dir=cache_dir, case_seeds=case_seeds, recipe=recipe, step=step)
+                yield make_batch(cache_dir=cache_dir, case_seeds=case_seeds, recipe=recipe, step=step,
+                                 weights=weights)
 
     return DataLoader(Batches(), batch_size=None, num_workers=1, prefetch_factor=4, persistent_workers=False)
 
@@ -341,7 +366,14 @@ def train(
         export_model(net, config=config, out_dir=out_dir, extra={"steps": step, "recipe": asdict(recipe),
                                                                    "cases": len(case_seeds)})
 
-    batches = iter(_batch_loader(cache_dir=cache_dir, case_seeds=case_seeds, recipe=recipe, first_step=step))
+    weights = case_weights(cache_dir, case_seeds, no_cavity_weight=recipe.no_cavity_weight)
+    if weights is not None:
+        n = sum(1 for w in weights if w != 1.0)
+        share = n * recipe.no_cavity_weight / sum(weights)
+        log(f"{n} of {len(case_seeds)} cases have no resection cavity; drawn with weight "
+            f"{recipe.no_cavity_weight:g} ({share:.0%} of draws)")
+    batches = iter(_batch_loader(cache_dir=cache_dir, case_seeds=case_seeds, recipe=recipe, first_step=step,
+                                 weights=weights))
     while step < recipe.steps and not should_stop():
         torch.manual_seed(recipe.seed * 1_000_003 + step)
         batch_step, images, labels = next(batches)

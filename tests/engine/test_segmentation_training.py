@@ -477,3 +477,45 @@ def test_train_command_refuses_negative_term_weights(tmp_path: Path, capsys: pyt
     assert "cannot go with --window-statistics batch" in capsys.readouterr().out
     args = build_parser().parse_args(["train", "--out", str(tmp_path), "--window-supervision-weight", "0.5"])
     assert args.window_supervision_weight == 0.5
+
+
+def _sample_with_cavity(seed: int) -> SimpleNamespace:
+    """The phantom, with its necrotic core relabelled resection cavity on odd seeds."""
+    case = _sample(seed)
+    if seed % 2:
+        case.labels = np.where(case.labels == 1, 4, case.labels).astype(case.labels.dtype)
+    return case
+
+
+def test_cases_without_a_cavity_are_drawn_by_their_weight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.segmentation import training
+
+    folder = tmp_path / "cases"
+    cache_cases([1, 2, 4], cache_dir=folder, config=model_config_from_dict(TINY), sample=_sample_with_cavity)
+    seeds = [1, 2, 4]  # 1 has a cavity, 2 and 4 have none
+    assert training.case_weights(folder, seeds, no_cavity_weight=1.0) is None  # the uniform draw of old recipes
+    assert training.case_weights(folder, seeds, no_cavity_weight=5.0) == [1.0, 5.0, 5.0]
+    drawn: list[int] = []
+    real_load = training.load_case
+    monkeypatch.setattr(training, "load_case", lambda cache_dir, seed: drawn.append(seed) or real_load(cache_dir, seed))
+    recipe = TrainingRecipe(batch_size=2, augmentation=SMALL_AUG)
+    for step in range(40):
+        training.make_batch(cache_dir=folder, case_seeds=seeds, recipe=recipe, step=step, weights=[1.0, 50.0, 50.0])
+    with_cavity = drawn.count(1)
+    assert len(drawn) == 80 and with_cavity <= 8  # expected 80/101 ~ 0.8 draws of seed 1
+    drawn.clear()
+    for step in range(40):
+        training.make_batch(cache_dir=folder, case_seeds=seeds, recipe=recipe, step=step)
+    assert drawn.count(1) > 15  # uniform: expected ~27
+    with pytest.raises(ValueError, match="no_cavity_weight must be positive"):
+        TrainingRecipe(no_cavity_weight=0.0)
+
+
+def test_train_command_refuses_a_non_positive_no_cavity_weight(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import build_parser, main
+
+    assert main(["train", "--out", str(tmp_path / "run"), "--no-cavity-weight", "0"]) == 2
+    assert "--no-cavity-weight must be positive" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
+    assert build_parser().parse_args(["train", "--out", str(tmp_path)]).no_cavity_weight == 1.0
