@@ -23,7 +23,6 @@ from engine.alerts import AlertInput, QaEvents, evaluate_alerts
 from engine.alerts.adapter import alert_inputs
 from engine.criteria import Criteria, Mode
 from engine.dicom.nifti import read_nifti
-from engine.events import patient_context
 from engine.measurement import StudyMeasurement, followup_findings, label_volumes, measure_study
 from engine.pipeline import StatePaths, reference_study
 from engine.segmentation.sanity import cavity_before_surgery_flag
@@ -95,9 +94,8 @@ def assess_patient_course(
                 registration_id=str(r["registration_id"]) if r["registration_id"] is not None else None,
                 track_ids=tracks, new_lesions=new)
         result = sql.reassess_patient(con, patient_key=patient_key, criteria=criteria, mode=mode)
-        first_surgery = patient_context(sql.load_clinical_events(con, patient_key), patient_key).surgery_date
         qa = _with_cavity_flags(qa, [(r["study_uid"], r["study_date"], m.volumes.rc_ml) for r, m, *_ in measured],
-                                first_surgery=first_surgery)
+                                first_surgery=result.context.surgery_date if result.context else None)
         inputs = list(alert_inputs(result.calls, result.timepoints, patient_key=patient_key,
                                    risks=result.risks, qa=qa,
                                    confirm_interval_weeks=round(criteria.timing.confirm_interval_weeks)))

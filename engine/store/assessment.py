@@ -20,7 +20,7 @@ import duckdb
 from engine.criteria import Criteria, Mode
 from engine.events import ClinicalEvent, EventType, patient_context, with_clinical_values
 from engine.measurement import StudyMeasurement
-from engine.response import ResponseCall, Timepoint, assess_patient
+from engine.response import PatientContext, ResponseCall, Timepoint, assess_patient
 from engine.risk import PspEstimate, psp_evidence, psp_probability
 from engine.trajectory import GrowthFit, fit_growth_since_nadir
 from engine.types import Response
@@ -188,6 +188,7 @@ class PatientAssessment:
     risks: Mapping[str, PspEstimate]  # by study_uid, at PRELIM_PD calls
     growth: tuple[GrowthFit, ...]
     timepoints: tuple[Timepoint, ...] = ()  # the inputs of ``calls``, same order
+    context: PatientContext | None = None  # surgery, RT end, markers: what ``calls`` were made with
 
 
 def reassess_patient(con: Con, *, patient_key: str, criteria: Criteria, mode: Mode) -> PatientAssessment:
@@ -222,4 +223,4 @@ def reassess_patient(con: Con, *, patient_key: str, criteria: Criteria, mode: Mo
             *fit_growth_since_nadir([(r["scan_date"], r["snfh_ml"]) for r in rows], label="SNFH",
                                     growth=criteria.growth))
     replace_growth(con, patient_key=patient_key, fits=fits, criteria_label=criteria.label)
-    return PatientAssessment(patient_key, tuple(calls), risks, tuple(fits), tuple(timepoints))
+    return PatientAssessment(patient_key, tuple(calls), risks, tuple(fits), tuple(timepoints), context)
