@@ -69,6 +69,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--modality-dropout-p", type=float, default=None,
                    help="chance that a training patch loses one channel, set to zero as a missing sequence is "
                         "(default: AugmentationSettings.modality_dropout_p, 0.35)")
+    p.add_argument("--zoom-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="each patch a crop of patch/zoom voxels resized up to the patch, zoom uniform in [LOW, "
+                        "HIGH]: the cached grid seen at a finer working grid's scale (1 mm cache, 0.8 mm working "
+                        "grid: about 1.25; default: no zoom; AugmentationSettings.zoom_range)")
     p.add_argument("--no-cavity-weight", type=float, default=1.0,
                    help="sampling weight of a case with no resection cavity (pre-operative) against 1 for one "
                         "with a cavity (default 1: uniform; TrainingRecipe.no_cavity_weight)")
@@ -106,6 +110,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if value is not None and not 0.0 <= value <= 1.0:
             print(f"gliowatch train: {flag} must lie in [0, 1]")
             return 2
+    if args.zoom_range is not None and not 0.0 < args.zoom_range[0] <= args.zoom_range[1]:
+        print("gliowatch train: --zoom-range must be LOW HIGH with 0 < LOW <= HIGH")
+        return 2
     torch.set_num_threads(os.cpu_count() or 1)
     base = default_model_config(name=args.name, version=args.version, spacing_mm=args.spacing)
     if args.sampler == "acquired":
@@ -134,7 +141,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         window_statistics=args.window_statistics, no_cavity_weight=args.no_cavity_weight,
         augmentation=AugmentationSettings(**{
             name: value for name, value in (("tumour_centred_p", args.tumour_centred_p),
-                                            ("modality_dropout_p", args.modality_dropout_p))
+                                            ("modality_dropout_p", args.modality_dropout_p),
+                                            ("zoom_range", tuple(args.zoom_range) if args.zoom_range else None))
             if value is not None}),
     )
     config = dataclasses.replace(base, training={

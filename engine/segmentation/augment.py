@@ -5,6 +5,8 @@ every case is pushed far beyond what the synthetic generator's defaults produce:
 
 * spatial (MONAI): random 64^3 patch (tumour-biased, class-balanced over the labels present), flips, rotation +-15 deg, scale +-15 %,
   occasional elastic deformation; the soft class-fraction targets follow bilinearly;
+* working scale (optional, ``zoom_range``): a smaller crop resized up to the patch, so cases cached
+  on one grid (1 mm) are seen at the scale of a finer working grid (0.8 mm: zoom 1.25);
 * contrast, per channel: random gamma 0.5-2.0, histogram shift, multiplicative bias field;
 * resolution: anisotropic blur + downsample/upsample along a random axis (thick-slice studies,
   2-3x the working spacing) or isotropic Gaussian smoothing;
@@ -50,6 +52,12 @@ class AugmentationSettings:
     noise_p: float = 0.5
     max_noise_fraction: float = 0.08
     modality_dropout_p: float = 0.35
+    #: each patch is a crop of ``patch_vox / zoom`` voxels resized (trilinear; head nearest) up to
+    #: ``patch_vox``, zoom drawn uniformly from this range: the cached grid seen at the scale of a
+    #: finer working grid. (1, 1), the default, is no zoom and draws nothing from the generator
+    #: (earlier recipes keep their random stream). Why: 0.3.0's weights were trained on the 1 mm
+    #: grid and run at 0.8 mm (0.3.1), 1.25x outside the scale they were trained at.
+    zoom_range: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         """Refuse settings that would silently train on something else than asked (a chance
@@ -69,6 +77,9 @@ class AugmentationSettings:
             raise ValueError(msg)
         if self.max_noise_fraction < 0:
             msg = f"max_noise_fraction must not be negative, not {self.max_noise_fraction}"
+            raise ValueError(msg)
+        if len(self.zoom_range) != 2 or not 0.0 < self.zoom_range[0] <= self.zoom_range[1]:
+            msg = f"zoom_range must be (low, high) with 0 < low <= high, not {self.zoom_range!r}"
             raise ValueError(msg)
 
 
@@ -107,6 +118,49 @@ def random_patch(
     sl = _patch_slices(labels, patch_vox, centred=centred, rng=rng)
     # copies: the cached arrays may be read-only memory maps
     return np.array(image[(slice(None), *sl)]), np.array(head[sl], dtype=bool), np.array(soft[(slice(None), *sl)])
+
+
+def draw_zoom(s: AugmentationSettings, rng: np.random.Generator) -> float:
+    """The patch's zoom: fixed when the range is one value (no draw), else uniform in it."""
+    low, high = s.zoom_range
+    return float(low) if low == high else float(rng.uniform(low, high))
+
+
+def zoomed_crop_size(patch_vox: tuple[int, int, int], zoom: float) -> tuple[int, int, int]:
+    """Voxels per axis of the crop that ``zoom`` resizes to ``patch_vox`` (at least 2).
+
+    >>> zoomed_crop_size((64, 64, 64), 1.25)
+    (51, 51, 51)
+    """
+    return tuple(max(int(round(p / zoom)), 2) for p in patch_vox)  # type: ignore[return-value]
+
+
+def zoom_patch(
+    image: np.ndarray, head: np.ndarray, soft: np.ndarray, *, patch_vox: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resize a crop (image (C, ...), head, float soft fractions (K, ...)) to ``patch_vox``: image
+    and fractions trilinear when enlarged, area-averaged when shrunk (fractions renormalised), head
+    nearest."""
+    import torch
+    import torch.nn.functional as F
+
+    if tuple(head.shape) == tuple(patch_vox):
+        return image, head, soft
+
+    # trilinear up (zoom > 1); area-averaging down (zoom < 1), which does not alias
+    up = all(p >= s for p, s in zip(patch_vox, head.shape, strict=True))
+
+    def tri(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
+        if up:
+            return F.interpolate(t, size=tuple(patch_vox), mode="trilinear", align_corners=False)[0].numpy()
+        return F.interpolate(t, size=tuple(patch_vox), mode="area")[0].numpy()
+
+    soft = np.clip(tri(soft), 0.0, None)
+    soft = soft / np.maximum(soft.sum(0, keepdims=True), 1e-6)
+    h = torch.from_numpy(np.ascontiguousarray(head, dtype=np.float32))[None, None]
+    head = F.interpolate(h, size=tuple(patch_vox), mode="nearest")[0, 0].numpy() > 0.5
+    return tri(image), head, soft
 
 
 def _spatial(image: torch.Tensor, soft: torch.Tensor, head: torch.Tensor, *, s: AugmentationSettings, rng: np.random.Generator):  # noqa: ANN202
@@ -225,11 +279,13 @@ def augment_case(
     """
     import torch
 
+    zoom = draw_zoom(settings, rng)
     image, head, soft = random_patch(
-        image, labels, head, soft, patch_vox=settings.patch_vox,
+        image, labels, head, soft, patch_vox=zoomed_crop_size(settings.patch_vox, zoom),
         centred=bool(rng.random() < settings.tumour_centred_p), rng=rng,
     )
     image, soft = image.astype(np.float32), soft_fractions(soft)  # only the patch is converted
+    image, head, soft = zoom_patch(image, head, soft, patch_vox=settings.patch_vox)
     img_t, soft_t, head_t = _spatial(torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(soft)),
                                      torch.from_numpy(np.ascontiguousarray(head)), s=settings, rng=rng)
     sample = torch.from_numpy(np.asarray(head_voxels, dtype=np.float32)) if head_voxels is not None else None

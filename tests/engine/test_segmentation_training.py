@@ -70,6 +70,8 @@ def test_augmentation_is_reproducible_from_its_generator(cache: Path) -> None:
     ({"gamma_range": (2.0, 0.5)}, "gamma_range must be"),
     ({"gamma_range": (0.0, 1.0)}, "gamma_range must be"),
     ({"max_noise_fraction": -0.01}, "max_noise_fraction must not be negative"),
+    ({"zoom_range": (0.0, 1.0)}, "zoom_range must be"),
+    ({"zoom_range": (1.4, 1.2)}, "zoom_range must be"),
 ])
 def test_augmentation_settings_refuse_what_they_cannot_mean(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -428,6 +430,51 @@ def test_tumour_centred_patches_are_balanced_over_the_labels_present() -> None:
     assert 0.35 < hits / 400 < 0.65  # ET drawn with weight 2 of (SNFH 1 + ET 2 + RC 1)
 
 
+def _cube_case(side: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A head-filling case with a 4^3 ET cube at its centre: image, labels, head, one-hot fractions."""
+    labels = np.zeros((side, side, side), np.uint8)
+    labels[18:22, 18:22, 18:22] = 3
+    image = np.stack([labels.astype(np.float32) * 100.0 + 10.0 + c for c in range(4)])
+    soft = np.stack([(labels == k).astype(np.float32) for k in range(5)])
+    return image, labels, np.ones(labels.shape, bool), soft
+
+
+@pytest.mark.parametrize(("zoom", "factor"), [(1.0, 1.0), (2.0, 8.0), (0.5, 1 / 8)])
+def test_zoom_resizes_a_crop_to_the_patch_and_scales_class_volumes_with_it(zoom: float, factor: float) -> None:
+    """Zoom z: the patch is a crop of patch/z voxels resized to the patch, so the whole cube's
+    class volume in voxels grows by z^3 (trilinear up, area down, both conserve it to a few %)."""
+    image, labels, head, soft = _cube_case()
+    settings = dataclasses.replace(NO_INTENSITY, patch_vox=(32, 32, 32), tumour_centred_p=1.0, affine_p=0.0,
+                                   elastic_p=0.0, modality_dropout_p=0.0, zoom_range=(zoom, zoom))
+    for seed in range(3):
+        x, y = augment_case(image, labels, head, soft, rng=np.random.default_rng(seed), settings=settings)
+        assert tuple(x.shape) == (4, 32, 32, 32) and tuple(y.shape) == (5, 32, 32, 32)
+        torch.testing.assert_close(y.sum(0), torch.ones(32, 32, 32))
+        assert float(y[3].sum()) == pytest.approx(64 * factor, rel=0.05)
+
+
+def test_a_zoom_range_draws_its_zoom_and_no_zoom_draws_nothing() -> None:
+    from engine.segmentation.augment import draw_zoom
+
+    rng = np.random.default_rng(3)
+    state = rng.bit_generator.state
+    assert draw_zoom(AugmentationSettings(), rng) == 1.0
+    assert draw_zoom(AugmentationSettings(zoom_range=(1.25, 1.25)), rng) == 1.25
+    assert rng.bit_generator.state == state  # earlier recipes keep their random stream
+    zooms = [draw_zoom(AugmentationSettings(zoom_range=(1.15, 1.35)), rng) for _ in range(200)]
+    assert rng.bit_generator.state != state
+    assert 1.15 <= min(zooms) < 1.2 and 1.3 < max(zooms) <= 1.35
+
+
+def test_augment_doctests() -> None:
+    import doctest
+
+    from engine.segmentation import augment
+
+    failures, tried = doctest.testmod(augment, raise_on_error=False, verbose=False)[:2]
+    assert tried >= 1 and failures == 0
+
+
 def test_training_doctests() -> None:
     import doctest
 
@@ -456,6 +503,16 @@ def test_train_command_checks_the_modality_dropout_chance(tmp_path: Path, capsys
     assert not (tmp_path / "run").exists()
     assert build_parser().parse_args(["train", "--out", str(tmp_path), "--modality-dropout-p", "0.6"]).modality_dropout_p == 0.6
     assert build_parser().parse_args(["train", "--out", str(tmp_path)]).modality_dropout_p is None
+
+
+def test_train_command_checks_the_zoom_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import build_parser, main
+
+    assert main(["train", "--out", str(tmp_path / "run"), "--zoom-range", "1.3", "1.1"]) == 2
+    assert "--zoom-range must be LOW HIGH with 0 < LOW <= HIGH" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
+    assert build_parser().parse_args(["train", "--out", str(tmp_path), "--zoom-range", "1.15", "1.35"]).zoom_range == [1.15, 1.35]
+    assert build_parser().parse_args(["train", "--out", str(tmp_path)]).zoom_range is None
 
 
 def test_train_command_keeps_cases_inside_the_training_seed_block(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
