@@ -61,6 +61,7 @@ from engine.segmentation.network import load_network
 from engine.segmentation.preprocess import (
     choose_reference, grid_multiple, head_mask_of, normalise_channels, resample_study,
 )
+from engine.segmentation.sanity import remove_small_cavities
 from engine.seeds import EVAL_SEED, check_seed_for
 from engine.series_rules import load_series_rules
 from engine.settings import load_settings
@@ -79,7 +80,7 @@ def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict, *, net: An
     plain MONAI, without our CPU layout or CUDA autocast.
 
     The working grid is the one inference uses (sides a multiple of twice the network stride);
-    preprocessing and the decision rule are the same functions as ours, so the ratio measures
+    preprocessing and the decision rule (weights, small-cavity removal) are the same functions as ours, so the ratio measures
     the inference strategy (head crop + one whole-volume pass + labels only near the tumour
     against overlapping windows over the whole grid + labels everywhere).
     """
@@ -106,6 +107,7 @@ def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict, *, net: An
     reference = volumes[choose_reference(volumes)]
     labels = softmax_decoder(config.output_labels, config.decision_weights)(
         resample_channels(logits.softmax(0), source_affine=affine, reference=reference))
+    labels, _ = remove_small_cavities(labels, voxel_ml=reference.voxel_ml, min_ml=config.min_cavity_ml)
     end = time.perf_counter()
     stages = {"prepare": t_prep - start, "network": t_net - t_prep, "labels": end - t_net}
     if flops is not None:

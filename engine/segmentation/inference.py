@@ -21,7 +21,9 @@ from engine.errors import SegmentationError
 from engine.segmentation.model_config import ModelConfig
 from engine.segmentation.preprocess import PreparedStudy, bounding_box, prepare_study
 from engine.segmentation.result import SegmentationResult
-from engine.segmentation.sanity import TUMOUR_LABELS, SanityLimits, label_volumes_ml, sanity_flags
+from engine.segmentation.sanity import (
+    TUMOUR_LABELS, SanityLimits, label_volumes_ml, remove_small_cavities, sanity_flags,
+)
 from engine.types import Label, Sequence, Volume
 
 if TYPE_CHECKING:
@@ -275,6 +277,7 @@ class MonaiSegmenter:
                       str(self.device)),
             start=start,
             test_time_flips=self.config.test_time_flips,
+            min_cavity_ml=self.config.min_cavity_ml,
         )
 
 
@@ -287,6 +290,7 @@ def finish_result(
     identity: tuple[str, str, str, str, str],
     start: float,
     test_time_flips: tuple[tuple[int, ...], ...] = (),
+    min_cavity_ml: float = 0.0,
 ) -> SegmentationResult:
     """Labels on the reference grid, volumes, flags (missing sequences first), timing.
 
@@ -296,7 +300,9 @@ def finish_result(
     when any), so a stored result can be reproduced.
 
     Only the box around the working-grid foreground is resampled onto the (usually much finer)
-    reference grid; the sanity checks that need the head run on the working grid.
+    reference grid; the sanity checks that need the head run on the working grid. Cavity
+    components under ``min_cavity_ml`` become background there (the model config's
+    ``min_cavity_ml``; the mL removed go into the metadata).
     """
     reference = prepared.reference
     working_labels = decode(probabilities)
@@ -305,6 +311,7 @@ def finish_result(
     if box is not None:
         maps = resample_channels(probabilities, source_affine=prepared.working_affine, reference=reference, box=box)
         labels[tuple(slice(lo, hi) for lo, hi in box)] = decode(maps)
+    labels, cavity_removed_ml = remove_small_cavities(labels, voxel_ml=reference.voxel_ml, min_ml=min_cavity_ml)
     volumes_ml = label_volumes_ml(labels, voxel_ml=reference.voxel_ml)
     tumour = np.isin(working_labels, [int(v) for v in TUMOUR_LABELS])
     outside_head = tumour & ~prepared.head_mask
@@ -333,6 +340,9 @@ def finish_result(
         metadata["alignment"] = {str(a.sequence): a.reason for a in prepared.alignments}
     if test_time_flips:
         metadata["test_time_flips"] = [list(f) for f in test_time_flips]
+    if min_cavity_ml:
+        metadata["min_cavity_ml"] = min_cavity_ml
+        metadata["cavity_removed_ml"] = round(cavity_removed_ml, 3)
     return SegmentationResult(
         labels=Volume(labels, reference.affine.copy(), metadata),
         volumes_ml=volumes_ml,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,11 @@ class ModelConfig:
     #: the working grid) to flip; the softmax of every mirrored pass is flipped back and averaged
     #: with the plain pass. Empty (the default): one plain pass.
     test_time_flips: tuple[tuple[int, ...], ...] = ()
+    #: resection-cavity components (26-connected, on the reference grid) smaller than this many
+    #: mL become background (:func:`engine.segmentation.sanity.remove_small_cavities`); 0, the
+    #: default, keeps every one. Part of the decision rule: it acts on the labels, after the
+    #: probabilities.
+    min_cavity_ml: float = 0.0
 
     def __post_init__(self) -> None:
         if self.architecture not in SUPPORTED_ARCHITECTURES:
@@ -80,6 +86,9 @@ class ModelConfig:
         bad = {k.name: v for k, v in self.decision_weights.items() if not 0.0 < float(v) < MAX_WEIGHT}
         if bad:
             msg = f"Argument 'decision_weights' must lie in (0, {MAX_WEIGHT:g}), got {bad}"
+            raise ValueError(msg)
+        if not (math.isfinite(self.min_cavity_ml) and self.min_cavity_ml >= 0.0):
+            msg = f"Argument 'min_cavity_ml' must be a finite number of mL >= 0, got {self.min_cavity_ml}"
             raise ValueError(msg)
         bad_flips = [f for f in self.test_time_flips if not f or any(a not in (0, 1, 2) for a in f) or len(set(f)) != len(f)]
         if bad_flips:
@@ -109,12 +118,12 @@ class ModelConfig:
 
     def probabilities_sha256(self) -> str:
         """SHA-256 of what in this config determines the class probabilities: as
-        :meth:`config_sha256`, less the decision rule (``decision_weights``), which acts on the
+        :meth:`config_sha256`, less the decision rule (``decision_weights``, ``min_cavity_ml``), which acts on the
         probabilities afterwards. ``gliowatch calibrate`` keys its cached probabilities on it (with
         the weights' hash), so a working spacing or mirroring change is never served probabilities
         computed under another, while writing new decision weights keeps the cache valid.
         """
-        skip = NOT_DIGESTED | {"decision_weights"}
+        skip = NOT_DIGESTED | {"decision_weights", "min_cavity_ml"}
         return canonical_sha256({k: v for k, v in self.to_json().items() if k not in skip})
 
     def to_json(self) -> dict[str, Any]:
@@ -135,6 +144,7 @@ class ModelConfig:
                if self.decision_weights else {}),
             **({"calibration": dict(self.calibration)} if self.calibration else {}),
             **({"test_time_flips": [list(f) for f in self.test_time_flips]} if self.test_time_flips else {}),
+            **({"min_cavity_ml": self.min_cavity_ml} if self.min_cavity_ml else {}),
         }
 
 
@@ -168,6 +178,7 @@ def model_config_from_dict(data: Mapping[str, Any], *, model_dir: Path | None = 
             decision_weights=_decision_weights(data.get("decision_weights", {})),
             calibration=dict(data.get("calibration", {})),
             test_time_flips=tuple(tuple(int(a) for a in f) for f in data.get("test_time_flips", ())),
+            min_cavity_ml=float(data.get("min_cavity_ml", 0.0)),
         )
     except KeyError as exc:
         raise ConfigError(f"Model config {where} lacks the key {exc.args[0]!r}") from exc

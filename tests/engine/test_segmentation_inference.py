@@ -191,7 +191,7 @@ def test_the_config_digest_changes_with_what_changes_outputs_not_with_descriptiv
         {**TINY, "version": "9.9.9", "name": "renamed", "weights_file": "other.pt"},  # own store columns
         {**TINY, "training": {"steps": 100, "notes": "reworded"}},
         {**TINY, "calibration": {"command": "gliowatch calibrate", "seed": 515151}},
-        {**TINY, "decision_weights": {}, "test_time_flips": []},  # the defaults, spelled out
+        {**TINY, "decision_weights": {}, "test_time_flips": [], "min_cavity_ml": 0.0},  # the defaults, spelled out
     ]
     for data in same:
         assert model_config_from_dict(data).config_sha256() == digest, data
@@ -203,6 +203,7 @@ def test_the_config_digest_changes_with_what_changes_outputs_not_with_descriptiv
         {**TINY, "max_whole_volume_vox": [64, 64, 64]},
         {**TINY, "channels": ["T1c", "T1", "T2", "FLAIR"]},
         {**TINY, "network": {**TINY["network"], "num_res_units": 1}},
+        {**TINY, "min_cavity_ml": 0.5},
     ]
     digests = {model_config_from_dict(data).config_sha256() for data in changed}
     assert len(digests) == len(changed) and digest not in digests
@@ -210,8 +211,10 @@ def test_the_config_digest_changes_with_what_changes_outputs_not_with_descriptiv
     base = model_config_from_dict(TINY).probabilities_sha256()
     assert all(model_config_from_dict(d).probabilities_sha256() == base for d in same)
     assert model_config_from_dict({**TINY, "decision_weights": {"ET": 3.0}}).probabilities_sha256() == base
-    others = {model_config_from_dict(d).probabilities_sha256() for d in changed if "decision_weights" not in d}
-    assert len(others) == len(changed) - 2 and base not in others
+    assert model_config_from_dict({**TINY, "min_cavity_ml": 0.5}).probabilities_sha256() == base
+    rule = ("decision_weights", "min_cavity_ml")
+    others = {model_config_from_dict(d).probabilities_sha256() for d in changed if not any(k in d for k in rule)}
+    assert len(others) == len(changed) - 3 and base not in others
 
 
 @pytest.mark.gpu
@@ -388,3 +391,46 @@ def test_tumour_just_beyond_the_head_mask_is_tolerated_and_far_beyond_it_is_flag
 
     assert "tumour_outside_brain" not in flags_with_et_at(band)
     assert "tumour_outside_brain" in flags_with_et_at(far)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
+def test_a_config_refuses_a_cavity_limit_that_is_not_a_volume(bad: float) -> None:
+    with pytest.raises(ConfigError, match="is invalid") as caught:
+        model_config_from_dict({**TINY, "min_cavity_ml": bad})
+    assert "min_cavity_ml" in str(caught.value.detail)
+    config = model_config_from_dict({**TINY, "min_cavity_ml": 0.5})
+    assert config.min_cavity_ml == 0.5 and model_config_from_dict(config.to_json()).min_cavity_ml == 0.5
+    assert "min_cavity_ml" not in model_config_from_dict(TINY).to_json()
+
+
+def test_finish_result_removes_cavity_specks_on_the_reference_grid_and_says_so(segmenter) -> None:
+    from engine.segmentation.inference import finish_result
+
+    volumes, _ = phantom_study()
+    prepared = segmenter.prepare(volumes)
+    centre = np.argwhere(prepared.head_mask).mean(0).round().astype(int)
+    probs = torch.zeros((5, *prepared.head_mask.shape))
+    probs[0] = 1.0
+    block = tuple(slice(int(c) - 3, int(c) + 1) for c in centre)  # 4^3 working voxels of cavity
+    speck = tuple(slice(int(c) + 3, int(c) + 5) for c in centre)  # 2^3, apart from the block
+    for where in (block, speck):
+        probs[0][where] = 0.0
+        probs[4][where] = 1.0
+
+    def finish(min_ml: float):  # noqa: ANN202
+        return finish_result(probs, prepared=prepared, decode=softmax_decoder(segmenter.config.output_labels),
+                             limits=segmenter.limits, identity=("m", "v", "0" * 64, "0" * 64, "cpu"), start=0.0,
+                             min_cavity_ml=min_ml)
+
+    whole = finish(0.0)
+    assert "min_cavity_ml" not in whole.labels.metadata
+    from scipy import ndimage
+
+    components, n = ndimage.label(whole.labels.array == 4, structure=np.ones((3, 3, 3), bool))
+    sizes = sorted(np.bincount(components.ravel())[1:] * prepared.reference.voxel_ml)
+    assert n == 2 and sizes[0] < sizes[1]
+    limit = (sizes[0] + sizes[1]) / 2
+    kept = finish(limit)
+    assert kept.volumes_ml["RC"] == pytest.approx(sizes[1])
+    assert kept.labels.metadata["min_cavity_ml"] == limit
+    assert kept.labels.metadata["cavity_removed_ml"] == pytest.approx(sizes[0], abs=1e-3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.segmentation.sanity import SanityLimits, check_labels, label_volumes_ml, sanity_flags
+from engine.segmentation.sanity import SanityLimits, check_labels, label_volumes_ml, remove_small_cavities, sanity_flags
 from engine.types import Label
 
 
@@ -88,3 +88,36 @@ def test_cavity_before_the_first_surgery(rc_ml: float, scan_day: int, surgery_da
     assert cavity_before_surgery_flag(rc_ml=rc_ml, scan_date=date(2026, 1, scan_day), first_surgery=surgery) == expected
     assert cavity_before_surgery_flag(rc_ml=rc_ml, scan_date=date(2026, 1, scan_day), first_surgery=surgery,
                                       limits=SanityLimits(max_rc_before_surgery_ml=20.0)) is None
+
+
+def test_small_cavity_components_become_background_and_large_ones_stay() -> None:
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[2:8, 2:8, 2:8] = 4  # 216 voxels: a cavity
+    labels[15, 15, 15] = 4  # a speck
+    labels[12, 12, 12] = 4  # two voxels touching only at a corner: one 26-connected component
+    labels[13, 13, 13] = 4
+    labels[10:12, 2:4, 2:4] = 3  # ET is never touched
+    out, removed = remove_small_cavities(labels, voxel_ml=0.01, min_ml=0.05)
+    assert removed == pytest.approx(0.03)
+    assert (out == 4).sum() == 216 and (out == 3).sum() == 8
+    assert out[15, 15, 15] == 0 and out[12, 12, 12] == 0 and labels[15, 15, 15] == 4  # the input is not changed
+    # the corner-touching pair counts as one component of 0.02 mL: kept at a 0.015 mL limit
+    out, removed = remove_small_cavities(labels, voxel_ml=0.01, min_ml=0.015)
+    assert removed == pytest.approx(0.01) and out[12, 12, 12] == 4 and out[15, 15, 15] == 0
+
+
+@pytest.mark.parametrize("labels", [np.zeros((4, 4, 4), np.uint8), np.full((4, 4, 4), 4, np.uint8)])
+def test_no_limit_or_nothing_small_returns_the_labels_as_they_are(labels: np.ndarray) -> None:
+    out, removed = remove_small_cavities(labels, voxel_ml=1.0, min_ml=0.0)
+    assert out is labels and removed == 0.0
+    out, removed = remove_small_cavities(labels, voxel_ml=1.0, min_ml=10.0)
+    assert out is labels and removed == 0.0  # 64 mL of cavity (or none) is not under 10 mL
+
+
+def test_sanity_doctests() -> None:
+    import doctest
+
+    from engine.segmentation import sanity
+
+    failures, tried = doctest.testmod(sanity, raise_on_error=False, verbose=False)[:2]
+    assert tried >= 2 and failures == 0
