@@ -57,14 +57,15 @@ def remove_small_cavities(labels: np.ndarray, *, voxel_ml: float, min_ml: float)
     """
     from scipy import ndimage
 
+    from engine.segmentation.preprocess import bounding_box
+
     if min_ml <= 0:  # the shipped default: not even a pass over the labels
         return labels, 0.0
     cavity = labels == Label.RC.value
     if not cavity.any():
         return labels, 0.0
     # label only the cavity's bounding box (every component lies inside it)
-    box = tuple(slice(int(idx[0]), int(idx[-1]) + 1) for idx in (
-        np.flatnonzero(cavity.any(axis=tuple(a for a in range(cavity.ndim) if a != axis))) for axis in range(cavity.ndim)))
+    box = tuple(slice(int(lo), int(hi)) for lo, hi in zip(*bounding_box(cavity), strict=True))
     components, n = ndimage.label(cavity[box], structure=np.ones((3,) * cavity.ndim, bool))
     sizes = np.bincount(components.ravel(), minlength=n + 1) * voxel_ml
     small = sizes < min_ml
