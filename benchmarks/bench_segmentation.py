@@ -24,7 +24,9 @@ read and classified as ``gliowatch segment`` does, the shipped model segments it
   is timed once as stage ``align`` and counted in both paths' totals) and, on the same prepared
   input, the ratio against MONAI's plain ``sliding_window_inference`` (128^3 windows, overlap 0.5)
   over the whole (uncropped) working grid with the same weights, with the Dice agreement between
-  the two outputs (the baseline runs the network as loaded: default memory layout, fp32);
+  the two outputs (the baseline runs the network as loaded: default memory layout, fp32), the
+  baseline's own Dice against the truth, and where the two outputs differ, the share of those
+  voxels where ours matches the truth (:func:`where_they_differ`);
 * the network's work: convolution FLOPs per study counted on PyTorch's meta device
   (:mod:`engine.segmentation.flops`), for ours and the baseline, and the rate each reached; with
   ``--device cuda``, our network time against its FLOP floor at ``--peak-tflops`` (default 400,
@@ -55,7 +57,7 @@ from engine.segmentation import resolve_model_dir
 from engine.segmentation.inference import MonaiSegmenter, resample_channels, softmax_decoder
 from engine.segmentation.alignment import align_sequences
 from engine.segmentation.flops import H100_BF16_TFLOPS, FlopCounter
-from engine.segmentation.metrics import REGIONS, region_dice, relative_volume_error
+from engine.segmentation.metrics import REGIONS, disagreement, region_dice, relative_volume_error
 from engine.segmentation.model_config import load_model_config
 from engine.segmentation.network import load_network
 from engine.segmentation.preprocess import (
@@ -236,6 +238,7 @@ def evaluate(*, model_dir: Path, patients: int, visits: int, size: str, work: Pa
                 row["baseline_stages_s"] = base_stages
                 row["agreement_dice"] = region_dice(labels, base_labels)
                 row["baseline_dice"] = region_dice(base_labels, ref_truth)  # on the same grid as ours
+                row["disagreement"] = disagreement(labels, base_labels, ref_truth)
             rows.append(row)
             print(f"{visit.study} {scenario:18s} {name:9s} {protocol:22s} "
                   + " ".join(f"{k} {v:.3f}" for k, v in row["dice"].items())
@@ -298,6 +301,34 @@ def network_work(rows: list[dict[str, Any]], *, device: str, peak_tflops: float)
         out["flop_floor"] = {"peak_tflops": peak_tflops, "floor_median_s": statistics.median(floors),
                              "network_median_s": statistics.median(s["network"] for s in counted["ours"]),
                              "ratio_median": statistics.median(ratios), "ratio_min": min(ratios)}
+    return out
+
+
+def where_they_differ(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per region over the rows that have both: voxels where ours and the baseline disagree,
+    the fraction of them where ours matches the truth, and on how many studies (whose truth has
+    the region) each path's Dice against the truth is the higher. Rows of older runs lack it.
+
+    >>> rows = [{"disagreement": {"TC": {"voxels": 10, "ours_right": 7}}, "dice": {"TC": 0.8},
+    ...          "baseline_dice": {"TC": 0.7}, "truth_nonempty": {"TC": True}}]
+    >>> where_they_differ(rows)["TC"]
+    {'voxels': 10, 'ours_right_fraction': 0.7, 'ours_closer': 1, 'baseline_closer': 0, 'studies': 1}
+    """
+    rows = [r for r in rows if "disagreement" in r and "baseline_dice" in r]
+    out: dict[str, dict[str, Any]] = {}
+    for region in REGIONS:
+        counted = [r for r in rows if region in r["disagreement"]]
+        voxels = sum(r["disagreement"][region]["voxels"] for r in counted)
+        if not voxels:
+            continue
+        studies = [r for r in counted if r["truth_nonempty"][region]]
+        out[region] = {
+            "voxels": voxels,
+            "ours_right_fraction": sum(r["disagreement"][region]["ours_right"] for r in counted) / voxels,
+            "ours_closer": sum(r["dice"][region] > r["baseline_dice"][region] for r in studies),
+            "baseline_closer": sum(r["dice"][region] < r["baseline_dice"][region] for r in studies),
+            "studies": len(studies),
+        }
     return out
 
 
@@ -380,6 +411,11 @@ def report(results: dict[str, Any], *, peak_tflops: float = H100_BF16_TFLOPS) ->
         if out["baseline_dice_vs_truth"]:
             print("  the baseline's own Dice against the truth: "
                   + " ".join(f"{k} {v:.3f}" for k, v in out["baseline_dice_vs_truth"].items()))
+        out["disagreement"] = where_they_differ(base)
+        for region, entry in out["disagreement"].items():
+            print(f"  where ours and the baseline differ ({region}): {entry['voxels']} voxels, ours matches the truth "
+                  f"on {100 * entry['ours_right_fraction']:.0f} %; Dice against the truth higher for ours on "
+                  f"{entry['ours_closer']} of {entry['studies']} studies, for the baseline on {entry['baseline_closer']}")
     return out
 
 

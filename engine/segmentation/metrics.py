@@ -43,6 +43,26 @@ def region_dice(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return out
 
 
+def disagreement(ours: np.ndarray, other: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, int]]:
+    """Per region: voxels where two label volumes disagree, and on how many of them ``ours`` matches
+    the truth (where two binary masks differ exactly one of them matches it).
+
+    >>> a, b, t = np.array([2, 2, 0, 3]), np.array([2, 0, 2, 0]), np.array([2, 2, 0, 0])
+    >>> disagreement(a, b, t)["WT"]
+    {'voxels': 3, 'ours_right': 2}
+    """
+    if not ours.shape == other.shape == truth.shape:
+        msg = f"Arguments must share one shape, got {ours.shape}, {other.shape} and {truth.shape}"
+        raise ValueError(msg)
+    out = {}
+    for name, labels in REGIONS.items():
+        values = [int(v) for v in labels]
+        a, b, t = np.isin(ours, values), np.isin(other, values), np.isin(truth, values)
+        differ = a != b
+        out[name] = {"voxels": int(differ.sum()), "ours_right": int((differ & (a == t)).sum())}
+    return out
+
+
 def relative_volume_error(predicted_ml: Mapping[str, float], true_ml: Mapping[str, float], *, min_true_ml: float = 0.5) -> dict[str, float]:
     """|predicted - true| / true per label whose true volume is at least ``min_true_ml``.
 

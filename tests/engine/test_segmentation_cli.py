@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from engine.dicom import read_study_dir
+from engine.segmentation.metrics import REGIONS
 from engine.segmentation.model_config import model_config_from_dict
 from engine.series_rules import classify_series, load_series_rules
 from engine.settings import load_settings
@@ -133,11 +134,17 @@ def test_bench_segmentation_runs_end_to_end_on_a_tiny_model(study_and_config, tm
     # the baseline's own Dice against the truth, to tell which of two disagreeing outputs is closer
     assert set(summary["baseline_dice_vs_truth"]) >= {"WT", "TC", "ET"}
     assert all(0.0 <= v <= 1.0 for v in summary["baseline_dice_vs_truth"].values())
+    # where the two differ, whose voxels match the truth; counted per study, consistent with Dice
+    for entry in summary["disagreement"].values():
+        assert 0.0 <= entry["ours_right_fraction"] <= 1.0
+        assert entry["ours_closer"] + entry["baseline_closer"] <= entry["studies"] <= 3
     # the network's counted work, ours and the baseline's; a FLOP floor only on CUDA
     assert 0 < summary["network_gflop"]["ours"] and 0 < summary["network_gflop"]["baseline"]
     assert set(summary["network_gflop_per_s"]) == {"ours", "baseline"} and "flop_floor" not in summary
     saved = json.loads((tmp_path / "out.json").read_text())
     assert saved["rows"][0]["run"] == "complete" and saved["seed"] == 424242
+    for row in (r for r in saved["rows"] if "agreement_dice" in r):
+        assert all((row["disagreement"][k]["voxels"] == 0) == (row["agreement_dice"][k] == 1.0) for k in REGIONS)
     assert saved["test_time_flips"] == [[0]]  # --test-time-flip overrides the model's config
     # the pre-operative visit has no resection cavity: what is predicted there is reported
     assert summary["false_positive_ml"]["RC"]["n"] == 1 and summary["false_positive_ml"]["RC"]["max"] >= 0.0
