@@ -31,16 +31,21 @@ def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     return 2.0 * int((prediction & truth).sum()) / total
 
 
+def region_mask(labels: np.ndarray, region: str) -> np.ndarray:
+    """Boolean mask of a :data:`REGIONS` region in a label volume.
+
+    >>> region_mask(np.array([0, 1, 2, 3, 4]), "TC").tolist()
+    [False, True, False, True, False]
+    """
+    return np.isin(labels, [int(v) for v in REGIONS[region]])
+
+
 def region_dice(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Dice per region (WT, TC, ET, RC) of two label volumes on the same grid."""
     if prediction.shape != truth.shape:
         msg = f"Argument 'truth' must have the shape of 'prediction' {prediction.shape}, got {truth.shape}"
         raise ValueError(msg)
-    out = {}
-    for name, labels in REGIONS.items():
-        values = [int(v) for v in labels]
-        out[name] = dice(np.isin(prediction, values), np.isin(truth, values))
-    return out
+    return {name: dice(region_mask(prediction, name), region_mask(truth, name)) for name in REGIONS}
 
 
 def disagreement(ours: np.ndarray, other: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, int]]:
@@ -55,9 +60,8 @@ def disagreement(ours: np.ndarray, other: np.ndarray, truth: np.ndarray) -> dict
         msg = f"Arguments must share one shape, got {ours.shape}, {other.shape} and {truth.shape}"
         raise ValueError(msg)
     out = {}
-    for name, labels in REGIONS.items():
-        values = [int(v) for v in labels]
-        a, b, t = np.isin(ours, values), np.isin(other, values), np.isin(truth, values)
+    for name in REGIONS:
+        a, b, t = (region_mask(x, name) for x in (ours, other, truth))
         differ = a != b
         out[name] = {"voxels": int(differ.sum()), "ours_right": int((differ & (a == t)).sum())}
     return out
