@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "segment",
     "train",
     "calibrate",
+    "evaluate",
     "register",
     "assess",
     "events",

@@ -43,13 +43,15 @@ if TYPE_CHECKING:
 
 #: label value in a model's output convention -> GlioWatch label (clinical-spec section 6.1).
 LABEL_CONVENTIONS: dict[str, dict[int, Label]] = {
+    # BraTS 2013-2015: 1 necrosis, 2 oedema, 3 non-enhancing tumour, 4 enhancing tumour
+    "brats2015": {1: Label.NETC, 2: Label.SNFH, 3: Label.NETC, 4: Label.ET},
     "brats2021": {1: Label.NETC, 2: Label.SNFH, 4: Label.ET},
     "brats2023": {1: Label.NETC, 2: Label.SNFH, 3: Label.ET},
     "brats2024": {1: Label.NETC, 2: Label.SNFH, 3: Label.ET, 4: Label.RC},
 }
 #: the zoo bundle's input order when metadata.json does not say.
 DEFAULT_BUNDLE_CHANNELS: tuple[Sequence, ...] = (Sequence.T1C, Sequence.T1, Sequence.T2, Sequence.FLAIR)
-_CHANNEL_NAMES = {"t1c": Sequence.T1C, "t1ce": Sequence.T1C, "t1gd": Sequence.T1C, "t1": Sequence.T1,
+CHANNEL_NAMES = {"t1c": Sequence.T1C, "t1ce": Sequence.T1C, "t1gd": Sequence.T1C, "t1": Sequence.T1,
                   "t1n": Sequence.T1, "t2": Sequence.T2, "t2w": Sequence.T2, "flair": Sequence.FLAIR,
                   "t2f": Sequence.FLAIR}
 _REGION_NAMES = ("tumor core", "whole tumor", "enhancing tumor")
@@ -116,7 +118,7 @@ def read_bundle(root: Path | str, *, spacing_mm: float = 1.0) -> BundleSpec:
     channels = DEFAULT_BUNDLE_CHANNELS
     if inputs:
         try:
-            channels = tuple(_CHANNEL_NAMES[str(inputs[str(i)]).strip().lower()] for i in range(len(inputs)))
+            channels = tuple(CHANNEL_NAMES[str(inputs[str(i)]).strip().lower()] for i in range(len(inputs)))
         except KeyError as exc:
             raise ConfigError(f"Bundle {root}: input channel {exc.args[0]!r} is not a known sequence") from exc
     names = tuple(str(outputs.get(str(i), "")).strip().lower() for i in range(len(outputs)))
