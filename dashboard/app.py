@@ -10,11 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import actions, auth, data, images, navigation, stream, timeline, worklist
+from dashboard.banner import model_banner
 from dashboard.board_queue import submit
 from engine.settings import load_settings
 from engine.store.board import BoardRequest, RequestKind
-
-SYNTHETIC_BANNER = "Segmentation model trained on synthetic data only — not for clinical use"
 
 
 def _record_view(settings, user: auth.SessionUser, page: str, patient_key: str) -> None:  # noqa: ANN001
@@ -35,7 +34,7 @@ def main() -> None:
     navigation.init_from_link()
     ref = data.snapshot_ref(settings.snapshot_path)
     if ref is None or data.builtin_model_used(ref):
-        st.warning(SYNTHETIC_BANNER, icon="⚠️")
+        st.warning(model_banner(data.models_used(ref) if ref is not None else []), icon="⚠️")
     with st.sidebar:
         st.markdown(f"**{user.name}** · {user.role.value}")
         page = st.radio("Page", navigation.PAGES, key=navigation.PAGE_KEY)

@@ -261,6 +261,16 @@ def query_builtin_model_used(store: Store) -> bool:
     return bool(rows[0][0]) or not store.query("SELECT 1 FROM measurements LIMIT 1")
 
 
+def query_models_used(store: Store) -> list[tuple[str, str]]:
+    """(name, version) of every built-in model (not a site's bundle) whose measurements are stored."""
+    tables = query_tables(store)
+    if "measurements" not in tables or "model_name" not in query_columns(store, "measurements"):
+        return []
+    rows = store.query("""SELECT DISTINCT model_name, model_version FROM measurements
+                          WHERE model_name IS NOT NULL AND model_name NOT LIKE 'bundle:%' ORDER BY 1, 2""")
+    return [(str(name), str(version or "")) for name, version in rows]
+
+
 # --------------------------------------------------------------------------- cached reads
 
 
@@ -310,3 +320,9 @@ def health(ref: SnapshotRef) -> dict[str, Any]:
 def builtin_model_used(ref: SnapshotRef) -> bool:
     with _open(ref) as store:
         return query_builtin_model_used(store)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def models_used(ref: SnapshotRef) -> list[tuple[str, str]]:
+    with _open(ref) as store:
+        return query_models_used(store)

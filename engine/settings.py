@@ -63,6 +63,9 @@ class SegmentationSettings:
     #: rigidly realign a sequence the patient moved between onto the T1c when needed
     #: (engine.segmentation.alignment); false trusts the DICOM geometry.
     align_sequences: bool = True
+    #: the segmenter for skull-stripped studies (engine.segmentation.input_kind): a model folder
+    #: (``gliowatch-anomaly`` or a network); empty: the model above for every study.
+    stripped_model_dir: str = "models/gliowatch-anomaly"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", choices=REFERENCE_CONVENTIONS, default="auto",
                    help="convention of the reference labels (default auto: {1,2,4} is brats2021, else brats2024)")
     model = p.add_mutually_exclusive_group()
-    model.add_argument("--model", type=Path, default=None, help="a GlioWatch model folder (config.json + weights)")
+    model.add_argument("--model", type=Path, default=None,
+                       help="one GlioWatch model folder (a network, or gliowatch-anomaly) for every case; by "
+                            "default the configured segmentation, which sends skull-stripped cases to "
+                            "segmentation.stripped_model_dir")
     model.add_argument("--bundle", type=Path, default=None, help="a MONAI bundle folder")
     p.add_argument("--bundle-labels", default=None, help="the bundle's output convention (default: the configured one)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the configured one)")
@@ -50,9 +53,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     seg = settings.segmentation
     changes: dict[str, object] = {}
     if args.model is not None:
-        changes.update(model_dir=str(args.model.resolve()), bundle_dir="")
+        changes.update(model_dir=str(args.model.resolve()), bundle_dir="", stripped_model_dir="")
     if args.bundle is not None:
-        changes.update(bundle_dir=str(args.bundle.resolve()))
+        changes.update(bundle_dir=str(args.bundle.resolve()), stripped_model_dir="")
     if args.bundle_labels:
         changes["bundle_labels"] = args.bundle_labels
     if args.device:
@@ -76,10 +79,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {o.case}: no reference; {vols} mL; {o.seconds:.1f} s")
         else:
             print(f"  {o.case}: ERROR {o.reason}")
-    model = summary["model"]
-    if model:
-        print(f"model: {model['model_name']} {model['model_version']} (weights {str(model['weights_sha256'])[:12]}, "
-              f"{model['device']})")
+    for model in summary["models"]:
+        weights = str(model["weights_sha256"])[:12] or "none"
+        print(f"model: {model['model_name']} {model['model_version']} (weights {weights}, config "
+              f"{str(model['config_sha256'])[:12]}, {model['device']}) on {model['cases']} case(s)")
     regions = summary["regions"]
     if summary["cases"]["scored"]:
         means = " ".join(f"{r} {regions[r]['dice']['mean']:.3f}" for r in ("WT", "TC", "ET"))

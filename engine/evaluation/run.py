@@ -61,6 +61,7 @@ class CaseOutcome:
         row: dict[str, Any] = {
             "case": self.case, "status": self.status, "reason": self.reason, "labels": self.convention,
             "sequences": self.sequences, "flags": self.flags, "seconds": round(self.seconds, 2),
+            "model": f"{self.model.get('model_name', '')} {self.model.get('model_version', '')}".strip(),
         }
         for name in LABEL_NAMES:
             row[f"pred_{name}_ml"] = self.predicted_ml.get(name, math.nan)
@@ -153,7 +154,11 @@ def _stats(values: list[float]) -> dict[str, float | int]:
 def summarise(outcomes: list[CaseOutcome], *, dataset: str) -> dict[str, Any]:
     """``summary.json``'s content: the model (as its results record it), per region statistics over
     the scored cases, volume agreement per label and for the whole tumour, the cavity check, timing."""
-    model = next((o.model for o in outcomes if o.model), {})
+    models: dict[str, dict[str, Any]] = {}
+    for o in outcomes:
+        if o.model:
+            entry = models.setdefault(f"{o.model['model_name']} {o.model['model_version']}", {**o.model, "cases": 0})
+            entry["cases"] += 1
     scored = [o for o in outcomes if o.status == "scored"]
     regions: dict[str, Any] = {}
     for region in REGIONS:
@@ -173,7 +178,7 @@ def summarise(outcomes: list[CaseOutcome], *, dataset: str) -> dict[str, Any]:
     ran = [o for o in outcomes if o.status != "error"]
     return {
         "dataset": dataset,
-        "model": model,
+        "models": list(models.values()),
         "cases": {"total": len(outcomes), "scored": len(scored),
                   "unlabelled": sum(o.status == "unlabelled" for o in outcomes),
                   "errors": [{"case": o.case, "reason": o.reason} for o in outcomes if o.status == "error"]},
@@ -207,7 +212,7 @@ def evaluate_dataset(
             progress(case.name)
     pd.DataFrame([o.row() for o in outcomes]).to_csv(out_dir / "cases.csv", index=False)
     summary = summarise(outcomes, dataset=dataset)
-    model = summary["model"]
+    names = ", ".join(f"{m['model_name']} {m['model_version']}" for m in summary["models"]) or "no model"
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     scored = [o for o in outcomes if o.status == "scored"]
     summary_figure(
@@ -216,7 +221,7 @@ def evaluate_dataset(
         lesion_dice={r: [o.scores[r].lesion_dice for o in scored if r in o.scores] for r in REGIONS},
         volumes={n: ([o.predicted_ml[n] for o in scored], [o.reference_ml[n] for o in scored])
                  for n in ("ET", "SNFH", "NETC")},
-        title=f"{model.get('model_name', 'model')} {model.get('model_version', '')} on {dataset}: {len(scored)} scored case(s)",
+        title=f"{names} on {dataset}: {len(scored)} scored case(s)",
     )
     return outcomes, summary
 

@@ -23,8 +23,22 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 
 def load_segmenter(settings: SegmentationSettings) -> Segmenter:
-    """The shipped model, or the user's MONAI bundle when ``settings.bundle_dir`` is set."""
-    if settings.bundle_dir:
+    """The configured segmenter: the shipped model (or the user's MONAI bundle when
+    ``settings.bundle_dir`` is set) for whole-head studies and, when ``settings.stripped_model_dir``
+    is set, that model for skull-stripped ones (:class:`engine.segmentation.input_kind.InputRouter`)."""
+    main = load_model(settings, settings.model_dir)
+    if not settings.stripped_model_dir:
+        return main
+    from engine.segmentation.input_kind import InputRouter
+
+    return InputRouter(whole_head=main, skull_stripped_segmenter=load_model(settings, settings.stripped_model_dir,
+                                                                            bundle=False))
+
+
+def load_model(settings: SegmentationSettings, model_dir: str, *, bundle: bool = True) -> Segmenter:
+    """One model folder as a segmenter: an anomaly model (``"method": "anomaly"`` in its config),
+    else the network it describes; or the MONAI bundle of ``settings.bundle_dir`` (``bundle``)."""
+    if bundle and settings.bundle_dir:
         from engine.segmentation.bundle import BundleSegmenter
 
         return BundleSegmenter(
@@ -33,14 +47,18 @@ def load_segmenter(settings: SegmentationSettings) -> Segmenter:
             device=settings.device,
             align_sequences=settings.align_sequences,
         )
+    from engine.segmentation.anomaly import AnomalySegmenter, is_anomaly_model, load_anomaly_parameters
     from engine.segmentation.inference import MonaiSegmenter
     from engine.segmentation.model_config import load_model_config
     from engine.segmentation.network import load_network
 
-    config = load_model_config(resolve_model_dir(settings.model_dir))
+    folder = resolve_model_dir(model_dir)
+    if is_anomaly_model(folder):
+        return AnomalySegmenter(parameters=load_anomaly_parameters(folder), align_sequences=settings.align_sequences)
+    config = load_model_config(folder)
     net, sha = load_network(config)
     return MonaiSegmenter(config=config, net=net, weights_sha256=sha, device=settings.device,
                           align_sequences=settings.align_sequences)
 
 
-__all__ = ["SegmentationResult", "Segmenter", "load_segmenter", "resolve_model_dir"]
+__all__ = ["SegmentationResult", "Segmenter", "load_model", "load_segmenter", "resolve_model_dir"]

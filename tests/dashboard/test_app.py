@@ -45,7 +45,8 @@ def test_login_is_required_and_wrong_password_refused(built_state: Built) -> Non
 
 def test_banner_and_worklist_ordered_by_attention(built_state: Built) -> None:
     at = _login(_app(), *RADIOLOGIST)
-    assert any("trained on synthetic data only" in w.value for w in at.warning)
+    banner = next(w.value for w in at.warning if "not for clinical use" in w.value)
+    assert "trained on synthetic data only" in banner and "on real MRI" in banner  # the real-data figures
     frame = at.dataframe[0].value
     assert tuple(frame["patient_key"]) == EXPECTED_ORDER
     at.text_input(key="wl_search").input("calm").run()
@@ -137,3 +138,13 @@ def test_page_views_are_queued_then_audited(built_state: Built) -> None:
 def test_pages_render_without_error(built_state: Built, page: str) -> None:
     at = _goto(_login(_app(), *RADIOLOGIST), page, "P-QUAR")
     assert not at.exception, at.exception
+
+
+def test_the_banner_names_each_model_with_what_it_does_on_real_mri() -> None:
+    from dashboard.banner import model_banner
+
+    text = model_banner([("gliowatch-anomaly", "0.1.0"), ("gliowatch-unet", "0.3.2")])
+    assert "**gliowatch-anomaly 0.1.0**: no training, runs on skull-stripped studies" in text
+    assert "**gliowatch-unet 0.3.2**: trained on synthetic data only; on real MRI" in text
+    assert "no measurement on real MRI" in model_banner([("site-model", "1")])
+    assert "gliowatch-unet" in model_banner([])  # unknown provenance: the default model's warning

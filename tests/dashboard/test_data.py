@@ -33,3 +33,4 @@ def test_worklist_and_patient_reads(built_state: Built) -> None:
         assert images.loc[0, "registered"] == images.loc[0, "native"], "the reference is the baseline space"
         assert data.query_labels_paths(store, "P-PPD").keys() == {"2.1", "2.2"}
         assert data.query_builtin_model_used(store)
+        assert data.query_models_used(store) and all(not n.startswith("bundle:") for n, _ in data.query_models_used(store))

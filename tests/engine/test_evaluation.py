@@ -164,7 +164,8 @@ def test_evaluate_writes_the_report_and_reports_a_broken_case(dataset, tmp_path,
     assert cases.loc["broken", "status"] == "error"
     assert "broken-t1c.nii.gz cannot be read" in cases.loc["broken", "reason"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["model"]["model_name"] == "tiny-evaluate"
+    assert [(m["model_name"], m["cases"]) for m in summary["models"]] == [("tiny-evaluate", 2)]
+    assert cases.loc["plain", "model"] == "tiny-evaluate 0.0.1"
     assert summary["cases"]["scored"] == 1 and summary["cases"]["unlabelled"] == 1
     assert summary["cases"]["errors"][0]["case"] == "broken"
     assert summary["regions"]["WT"]["dice"]["n"] == 1

@@ -11,7 +11,7 @@ import torch
 from test_segmentation_phantom import phantom_study
 
 from engine.errors import ConfigError
-from engine.segmentation import load_segmenter
+from engine.segmentation import load_model
 from engine.segmentation.bundle import LABEL_CONVENTIONS, BundleSegmenter, map_labels, read_bundle
 from engine.settings import SegmentationSettings
 from engine.types import Label, Sequence
@@ -67,7 +67,8 @@ def test_softmax_bundle_labels_follow_the_declared_convention(tmp_path: Path, co
     rows = [(0, 0.0, 0.0), (0, 0.0, -50.0), (0, 0.0, -50.0), (0, 0.0, -50.0), (0, 10.0, -30.0)]
     network_def, state = _threshold_conv(rows, 5)
     root = _write_bundle(tmp_path / "bundle", network_def=network_def, state=state, outputs=None)
-    seg = load_segmenter(SegmentationSettings(bundle_dir=str(root), bundle_labels=convention, device="cpu"))
+    settings = SegmentationSettings(bundle_dir=str(root), bundle_labels=convention, device="cpu")
+    seg = load_model(settings, settings.model_dir)
     volumes, truth = _phantom_on_its_grid()
     result = seg.segment(volumes)
     found = result.labels.array == int(expected_et)

@@ -11,7 +11,7 @@ import torch
 from test_segmentation_phantom import phantom_study, tiny_config
 
 from engine.errors import ConfigError, SegmentationError
-from engine.segmentation import load_segmenter
+from engine.segmentation import load_model, load_segmenter
 from engine.segmentation.inference import MonaiSegmenter, resample_channels, softmax_decoder
 from engine.segmentation.model_config import model_config_from_dict
 from engine.segmentation.network import build_network, save_weights_fp16
@@ -34,7 +34,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def segmenter(tiny_model_dir):
-    return load_segmenter(SegmentationSettings(model_dir=str(tiny_model_dir), device="cpu"))
+    return load_model(SegmentationSettings(model_dir=str(tiny_model_dir), device="cpu"), str(tiny_model_dir))
 
 
 def test_labels_come_out_on_the_t1c_grid(segmenter) -> None:
