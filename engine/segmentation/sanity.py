@@ -110,18 +110,24 @@ def sanity_flags(
 def cavity_before_surgery_flag(
     *, rc_ml: float, scan_date: date, first_surgery: date | None, limits: SanityLimits = SanityLimits()
 ) -> str | None:
-    """A flag when a scan taken before the patient's first recorded surgery holds a resection
-    cavity larger than ``limits.max_rc_before_surgery_ml``: either a surgery is missing from the
-    record or the model labelled CSF or necrosis as cavity. A scan on the day of surgery may follow
-    it (intra- or post-operative MRI), so only earlier scans are checked; with no surgery recorded
-    nothing is. The flag carries no date (alerts quote it).
+    """A flag when a scan holds a resection cavity larger than ``limits.max_rc_before_surgery_ml``
+    but no surgery precedes it: taken before the patient's first recorded surgery, or with no
+    surgery recorded at all. Either a surgery is missing from the record or the model labelled CSF,
+    a ventricle or necrosis as cavity. A scan on the day of surgery may follow it (intra- or
+    post-operative MRI), so only earlier scans are flagged. The flag carries no date (alerts quote it).
 
     >>> cavity_before_surgery_flag(rc_ml=0.9, scan_date=date(2026, 1, 5), first_surgery=date(2026, 1, 9))
     'cavity_before_surgery:RC=0.9mL'
     >>> cavity_before_surgery_flag(rc_ml=0.9, scan_date=date(2026, 1, 9), first_surgery=date(2026, 1, 9)) is None
     True
+    >>> cavity_before_surgery_flag(rc_ml=3.0, scan_date=date(2026, 1, 9), first_surgery=None)
+    'cavity_without_recorded_surgery:RC=3.0mL'
     """
-    if first_surgery is None or scan_date >= first_surgery or not rc_ml > limits.max_rc_before_surgery_ml:
+    if not rc_ml > limits.max_rc_before_surgery_ml:
+        return None
+    if first_surgery is None:
+        return f"cavity_without_recorded_surgery:RC={rc_ml:.1f}mL"
+    if scan_date >= first_surgery:
         return None
     return f"cavity_before_surgery:RC={rc_ml:.1f}mL"
 

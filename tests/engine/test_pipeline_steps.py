@@ -256,8 +256,9 @@ def test_a_cavity_before_the_first_recorded_surgery_raises_a_qa_alert(tmp_path: 
         flagged = store.query_dicts("SELECT study_uid, reason FROM alerts WHERE alert_type = 'QA_SEGMENTATION_FLAGGED'")
         measured = dict(store.query("SELECT study_uid, rc_ml FROM measurements WHERE NOT superseded"))
     assert measured == pytest.approx({"2.1": 0.9, "2.2": 2.0, "2.3": 3.0})
-    if surgery_day is None:  # nothing to compare with: no flag
-        assert flagged == []
+    if surgery_day is None:  # a cavity needs a surgery: every scan with one over the limit is flagged
+        assert sorted(r["study_uid"] for r in flagged) == ["2.1", "2.2", "2.3"]
+        assert all("cavity_without_recorded_surgery:RC=" in r["reason"] for r in flagged)
     else:  # only the scan before the surgery's day; the flag quotes the volume, never a date
         assert [r["study_uid"] for r in flagged] == ["2.1"]
         assert "cavity_before_surgery:RC=0.9mL" in flagged[0]["reason"]

@@ -75,7 +75,8 @@ def test_shape_mismatch_is_refused() -> None:
         (0.5, 5, 9, None),  # at the limit: a speck, not flagged
         (0.9, 9, 9, None),  # the surgery's own day: an intra- or post-operative scan may show it
         (12.0, 20, 9, None),  # after surgery: a cavity is expected
-        (12.0, 5, None, None),  # no surgery recorded: nothing to compare with
+        (12.0, 5, None, "cavity_without_recorded_surgery:RC=12.0mL"),  # a cavity needs a surgery
+        (0.4, 5, None, None),  # no surgery recorded, a speck under the limit
     ],
 )
 def test_cavity_before_the_first_surgery(rc_ml: float, scan_day: int, surgery_day: int | None,
