@@ -41,7 +41,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from engine.segmentation.flops import H100_BF16_TFLOPS
+from engine.modelling.flops import H100_BF16_TFLOPS
 
 SHAPES = Path(__file__).resolve().parent / "data" / "segmentation_shapes.json"
 
@@ -56,7 +56,7 @@ def write_shapes(cohort: Path, *, model_dir: Path, out: Path = SHAPES) -> dict[s
     from engine.segmentation.preprocess import choose_reference, grid_multiple, working_grid
     from engine.series_rules import load_series_rules
     from engine.settings import load_settings
-    from engine.synth import cohort_visits
+    from engine.modelling.synth import cohort_visits
     from flows.cmd_segment import pick_study_volumes
 
     config = load_model_config(model_dir)
@@ -103,7 +103,7 @@ def measure(shapes: list[dict[str, Any]], *, config, net, weights_sha256: str, d
     import torch
     from monai.inferers import sliding_window_inference
 
-    from engine.segmentation.flops import FlopCounter
+    from engine.modelling.flops import FlopCounter
     from engine.segmentation.inference import MonaiSegmenter
 
     flops = FlopCounter(net)

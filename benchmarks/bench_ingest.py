@@ -24,7 +24,7 @@ from engine.archive.orthanc import OrthancArchive
 from engine.dicom.reader import datasets_from_bytes, load_dataset_files
 from engine.dicom.volume import assemble_volume
 from engine.settings import load_settings
-from engine.synth import generate_cohort
+from engine.modelling.synth import generate_cohort
 
 REPEATS = 5
 

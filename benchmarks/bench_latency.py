@@ -3,7 +3,7 @@
 Set-up (everything real, on loopback): the project's own Orthanc on free ports, a local HMAC
 webhook sink, and `gliowatch watch` as a subprocess with segmentation (the shipped model),
 registration, assessment and alert delivery on. The visits of one synthetic patient
-(``engine.synth.generate_cohort``, progression scenario, demo size: 1 mm sagittal and 3-5 mm axial
+(``engine.modelling.synth.generate_cohort``, progression scenario, demo size: 1 mm sagittal and 3-5 mm axial
 series; 6 visits by default: pre-op, post-op, post-RT baseline and three follow-ups, of which the
 second grows past the PD threshold, so a PD alert is raised), with the cohort's clinical events
 (surgery, RT end) imported before the watcher starts as ``gliowatch demo`` does, are uploaded one
@@ -49,7 +49,7 @@ from engine.alerts.receiver import WebhookReceiver
 from engine.archive.orthanc import OrthancArchive
 from engine.settings import PROJECT_ROOT, load_settings
 from engine.store import open_store
-from engine.synth import generate_cohort
+from engine.modelling.synth import generate_cohort
 from flows.cmd_events import import_events
 
 SEED = 515151

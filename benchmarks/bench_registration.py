@@ -7,7 +7,7 @@ Pairs
   scan is the template moved by a known rigid transform, sampled on its own grid (DICOM-like
   axial, iso or thick slices) with noise; plus a pair where a tumour grew 6 -> 22 mm and one
   where a resection cavity appeared (tumour/cavity labels given as masks).
-- engine.synth (when importable): a small generated cohort (4 mm "test" size, bias field,
+- engine.modelling.synth (when importable): a small generated cohort (4 mm "test" size, bias field,
   Rician noise, sagittal 3D vs axial 2D T1c); each follow-up T1c is registered to the baseline
   T1c with the truth labels as masks; truth = pose_fixed @ inv(pose_moving).
 
@@ -91,7 +91,7 @@ def synth_pairs(workdir: Path) -> tuple[list[Pair], dict[str, np.ndarray]]:
     import nibabel as nib
 
     from engine.dicom import read_series_dir
-    from engine.synth import generate_cohort
+    from engine.modelling.synth import generate_cohort
 
     manifest_path = generate_cohort(n_patients=2, seed=5, out_dir=workdir, size="test", n_visits=3,
                                     scenarios=["progression", "partial_response"])  # fmt: skip
@@ -200,7 +200,7 @@ def summarise(rows: list[Row]) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spacing-mm", type=float, default=1.0, help="MNI pair resolution (1 or 2 mm)")
-    parser.add_argument("--no-synth", action="store_true", help="skip the engine.synth cohort pairs")
+    parser.add_argument("--no-synth", action="store_true", help="skip the engine.modelling.synth cohort pairs")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch registrar")
     parser.add_argument("--json", type=Path, help="write rows and summary as JSON")
     args = parser.parse_args(argv)
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 more, more_points = synth_pairs(Path(tmp) / "cohort")
             except ImportError as exc:  # the synthetic-cohort package is optional here
-                print(f"engine.synth pairs skipped: {exc}")
+                print(f"engine.modelling.synth pairs skipped: {exc}")
             else:
                 pairs += more
                 points.update(more_points)

@@ -32,8 +32,8 @@ from benchmarks.bench_latency import PASSWORD, SALT
 from benchmarks.bench_stream import _free_port
 from engine import orthanc_server, pipeline
 from engine.settings import load_settings
-from engine.synth import generate_cohort
-from engine.synth.cohort import upload_in_visit_order
+from engine.modelling.synth import generate_cohort
+from engine.modelling.synth.cohort import upload_in_visit_order
 
 SEED = 616161
 

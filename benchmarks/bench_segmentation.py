@@ -1,6 +1,6 @@
 """Segmentation on held-out synthetic studies: accuracy, volume error, CPU time, sliding-window ratio.
 
-For every study of a freshly generated cohort (``engine.synth.generate_cohort``, seed 424242 or
+For every study of a freshly generated cohort (``engine.modelling.synth.generate_cohort``, seed 424242 or
 ``--seed``: never a training seed — ``sample_training_case`` seeds 100000+ or
 ``sample_acquired_case`` seeds 200000+ — nor the calibration seed 515151; ``engine.seeds``
 refuses those), the DICOM folder is
@@ -14,7 +14,7 @@ read and classified as ``gliowatch segment`` does, the shipped model segments it
 * the same with one sequence missing (each of T1, T1c, T2, FLAIR in turn);
 * the **ceiling** of every figure: the same Dice and volume errors for the labels of an ideal
   segmenter that knows the generator's class memberships and sees them through the T1c
-  series' own slice profile (:mod:`engine.synth.ceiling`); the truth is nearest-neighbour
+  series' own slice profile (:mod:`engine.modelling.synth.ceiling`); the truth is nearest-neighbour
   sampled at voxel centres, so a region thinner than the slices is partly invisible in the
   images, and a target above the ceiling cannot be met by any segmenter on that cohort;
 * false positives: the predicted volume of a region on the studies where its truth is empty
@@ -28,7 +28,7 @@ read and classified as ``gliowatch segment`` does, the shipped model segments it
   baseline's own Dice against the truth, and where the two outputs differ, the share of those
   voxels where ours matches the truth (:func:`where_they_differ`);
 * the network's work: convolution FLOPs per study counted on PyTorch's meta device
-  (:mod:`engine.segmentation.flops`), for ours and the baseline, and the rate each reached; with
+  (:mod:`engine.modelling.flops`), for ours and the baseline, and the rate each reached; with
   ``--device cuda``, our network time against its FLOP floor at ``--peak-tflops`` (default 400,
   the usable dense bf16 rate of an H100).
 
@@ -56,8 +56,8 @@ from engine.dicom import read_nifti, read_study_files
 from engine.segmentation import resolve_model_dir
 from engine.segmentation.inference import MonaiSegmenter, resample_channels, softmax_decoder
 from engine.segmentation.alignment import align_sequences
-from engine.segmentation.flops import H100_BF16_TFLOPS, FlopCounter
-from engine.segmentation.metrics import REGIONS, disagreement, region_dice, relative_volume_error
+from engine.modelling.flops import H100_BF16_TFLOPS, FlopCounter
+from engine.modelling.evaluation.metrics import REGIONS, disagreement, region_dice, relative_volume_error
 from engine.segmentation.model_config import load_model_config
 from engine.segmentation.network import load_network
 from engine.segmentation.preprocess import (
@@ -67,8 +67,8 @@ from engine.segmentation.sanity import remove_small_cavities
 from engine.seeds import EVAL_SEED, check_seed_for
 from engine.series_rules import load_series_rules
 from engine.settings import load_settings
-from engine.synth import cohort_visits, generate_cohort
-from engine.synth.ceiling import cohort_ceiling_labels, t1c_slice_thickness_mm
+from engine.modelling.synth import cohort_visits, generate_cohort
+from engine.modelling.synth.ceiling import cohort_ceiling_labels, t1c_slice_thickness_mm
 from engine.types import STUDY_SEQUENCES, Sequence
 from flows.cmd_segment import pick_study_volumes
 

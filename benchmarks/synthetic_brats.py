@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.synthetic_brats --out DIR [--cases N] [--seed S] [--stripped]``
 
-Each case is one visit of the training generator (:func:`engine.synth.training._draw_visit`): the
+Each case is one visit of the training generator (:func:`engine.modelling.synth.training._draw_visit`): the
 four sequences rendered on the generator's 1 mm head grid (co-registered, as BraTS data are),
 Rician noise, and its labels (BraTS 2024 numbering) as ``<case>-seg.nii.gz``. With ``--stripped``
 everything outside the brain (parenchyma, tumour and the CSF between them, holes filled) is set to
@@ -25,9 +25,9 @@ def write_case(out_dir: Path, seed: int, *, stripped: bool) -> Path:
     from scipy import ndimage
 
     from engine.dicom.nifti import write_nifti
-    from engine.synth.acquisition import add_rician_noise
-    from engine.synth.contrast import render_sequence
-    from engine.synth.training import _draw_visit
+    from engine.modelling.synth.acquisition import add_rician_noise
+    from engine.modelling.synth.contrast import render_sequence
+    from engine.modelling.synth.training import _draw_visit
     from engine.types import STUDY_SEQUENCES, Volume
 
     rng = np.random.default_rng([int(seed), 0xB7A5])

@@ -1,11 +1,11 @@
 """``gliowatch calibrate --model DIR [--write]``: choose the model's decision weights.
 
-Generates a *calibration* cohort (``engine.synth.generate_cohort`` with its own seed, default
+Generates a *calibration* cohort (``engine.modelling.synth.generate_cohort`` with its own seed, default
 515151: neither a training seed nor the held-out evaluation seed 424242 of
 ``benchmarks.bench_segmentation``, both of which it refuses; ``engine.seeds``), segments every
 study once as ``gliowatch segment`` does, keeps the class probabilities on the T1c grid around
 the possible foreground, and searches per-label weights of the argmax
-(``engine.segmentation.decision``). ``--write`` stores the chosen weights
+(``engine.segmentation.decision``, searched by ``engine.modelling.calibration``). ``--write`` stores the chosen weights
 and the calibration's figures in DIR/config.json (``decision_weights``, ``calibration``).
 """
 
@@ -34,16 +34,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="demo", choices=("test", "demo"))
     p.add_argument("--seed", type=int, default=CALIBRATION_SEED, help=f"cohort seed (default {CALIBRATION_SEED})")
     p.add_argument("--work", type=Path, default=None, help="folder for the cohort and the cached cases (default STATE_DIR/calibration)")
-    p.add_argument("--grid", default=None, help="comma-separated weights to search per label (default engine.segmentation.decision.DEFAULT_GRID)")
+    p.add_argument("--grid", default=None, help="comma-separated weights to search per label (default engine.modelling.calibration.DEFAULT_GRID)")
     p.add_argument("--write", action="store_true", help="write the chosen weights into the model's config.json")
     p.set_defaults(handler=run)
 
 
 def collect_case(segmenter, volumes, *, truth: np.ndarray, true_ml: dict, study: str, tags: dict):
     """Probabilities of one study on the reference-grid box of its possible foreground."""
-    from engine.segmentation.decision import CERTAIN_BACKGROUND, CalibrationCase
+    from engine.modelling.calibration import CalibrationCase
+    from engine.segmentation.decision import CERTAIN_BACKGROUND
     from engine.segmentation.inference import foreground_box, resample_channels
-    from engine.segmentation.metrics import REGIONS
+    from engine.modelling.evaluation.metrics import REGIONS
 
     prepared = segmenter.prepare(volumes)
     probabilities = segmenter.predict_probabilities(prepared)
@@ -71,7 +72,7 @@ def save_case(case, path: Path) -> None:
 
 def load_case(path: Path):
     """A cached case, compacted to the voxels the weights can change."""
-    from engine.segmentation.decision import CalibrationCase, compact_case
+    from engine.modelling.calibration import CalibrationCase, compact_case
 
     with np.load(path) as data:
         meta = json.loads(str(data["meta"]))
@@ -89,7 +90,7 @@ def collect_cases(*, model_dir: Path, work: Path, patients: int, visits: int, si
     from engine.segmentation.network import load_network
     from engine.series_rules import load_series_rules
     from engine.settings import load_settings
-    from engine.synth import cohort_visits, generate_cohort
+    from engine.modelling.synth import cohort_visits, generate_cohort
     from flows.cmd_segment import pick_study_volumes
 
     config = load_model_config(model_dir)
@@ -123,7 +124,7 @@ def collect_cases(*, model_dir: Path, work: Path, patients: int, visits: int, si
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.segmentation import resolve_model_dir
-    from engine.segmentation.decision import DEFAULT_GRID, calibrate, objective
+    from engine.modelling.calibration import DEFAULT_GRID, calibrate, objective
     from engine.segmentation.model_config import load_model_config
 
     from flows.cmd_synth import cohort_size_problem

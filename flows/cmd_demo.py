@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"[1/6] Orthanc {settings.orthanc.url} running (pid {pid}), StableAge {DEMO_STABLE_AGE_S} s; "
           f"local alert sink (HMAC-checked webhook) at {sink.url}")
 
-    from engine.synth import generate_cohort
+    from engine.modelling.synth import generate_cohort
     from flows.cmd_events import import_events
     from flows.runtime import build_runtime
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         n_studies = sum(len(p["visits"]) for p in manifest["patients"])
         print(f"[2/6] synthetic cohort: {len(manifest['patients'])} patients, {n_studies} studies in "
               f"{cohort_dir}; {n_events} clinical events imported for {n_patients} patients")
-        from engine.synth.cohort import upload_in_visit_order
+        from engine.modelling.synth.cohort import upload_in_visit_order
 
         upload_in_visit_order(manifest_path, rt.archive)
         print("[3/6] uploaded to Orthanc in visit order", flush=True)

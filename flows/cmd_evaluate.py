@@ -1,7 +1,7 @@
 """``gliowatch evaluate DATASET_DIR --out REPORT_DIR [--labels ...] [--model DIR | --bundle DIR]``.
 
 Runs the segmentation the pipeline runs (the configured model, or the one named here) over a
-labelled dataset in the BraTS layout and writes a report (:mod:`engine.evaluation.run`). Exit
+labelled dataset in the BraTS layout and writes a report (:mod:`engine.modelling.evaluation.run`). Exit
 status 0 when every case ran, 1 when some case could not be read or segmented (reported with its
 reason in ``cases.csv`` and ``summary.json``), 2 for a usage error.
 """
@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from engine.evaluation.dataset import REFERENCE_CONVENTIONS
+from engine.modelling.evaluation.dataset import REFERENCE_CONVENTIONS
 from engine.settings import Settings
 
 log = logging.getLogger("gliowatch.evaluate")
@@ -41,8 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.evaluation.dataset import discover_cases
-    from engine.evaluation.run import evaluate_dataset
+    from engine.modelling.evaluation.dataset import discover_cases
+    from engine.modelling.evaluation.run import evaluate_dataset
     from engine.segmentation import load_segmenter
 
     out: Path = args.out

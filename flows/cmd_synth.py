@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def cohort_size_problem(patients: int, visits: int | None) -> str | None:
     """Why a cohort of this size cannot be written (None when it can): checked before any work."""
-    from engine.synth.scenarios import MIN_VISITS
+    from engine.modelling.synth.scenarios import MIN_VISITS
 
     if patients < 1:
         return f"--patients must be at least 1, not {patients}"
@@ -42,7 +42,7 @@ def cohort_size_problem(patients: int, visits: int | None) -> str | None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.synth import generate_cohort
+    from engine.modelling.synth import generate_cohort
 
     problem = cohort_size_problem(args.patients, args.visits)
     if problem:

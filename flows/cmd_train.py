@@ -1,6 +1,6 @@
 """``gliowatch train --out DIR [--steps N] [--resume] [--seed S]``: train the segmentation model.
 
-Synthetic cases (engine.synth) are rendered once into a cache of working-grid ``.npz`` files,
+Synthetic cases (engine.modelling.synth) are rendered once into a cache of working-grid ``.npz`` files,
 then the network trains on random augmented patches. DIR receives ``checkpoint.pt`` (resumable)
 and, at every checkpoint, a shippable ``config.json`` + fp16 ``model.pt``.
 """
@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cases", type=int, default=200, help="synthetic training cases (default 200, as for 0.3.0)")
     p.add_argument("--sampler", choices=SAMPLERS, default="acquired",
                    help="acquired: series on their own scanner grids through the cohort's acquisition "
-                        "(engine.synth.sample_acquired_case, seeds 200000+); rendered: four channels on the "
+                        "(engine.modelling.synth.sample_acquired_case, seeds 200000+); rendered: four channels on the "
                         "head grid (sample_training_case, seeds 100000+; the 0.2.0 recipe)")
     p.add_argument("--cache", type=Path, default=None, help="case cache folder (default STATE_DIR/seg-cache)")
     p.add_argument("--batch-size", type=int, default=2)
@@ -84,11 +84,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import torch
 
-    from engine.segmentation.augment import AugmentationSettings
-    from engine.segmentation.dataset import cache_cases_parallel
+    from engine.modelling.augment import AugmentationSettings
+    from engine.modelling.dataset import cache_cases_parallel
     from engine.segmentation.model_config import default_model_config
-    from engine.segmentation.training import TrainingRecipe, train
-    from engine.synth.training import sample_acquired_case, sample_training_case
+    from engine.modelling.training import TrainingRecipe, train
+    from engine.modelling.synth.training import sample_acquired_case, sample_training_case
 
     if args.steps < 1 or args.cases < 1:
         print("gliowatch train: --steps and --cases must be positive")
@@ -118,12 +118,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.sampler == "acquired":
         seeds = [ACQUIRED_SEED_BASE + i for i in range(args.cases)]
         synth_options: dict = {"contrast_jitter": 0.15, "spacing_mm": args.render_spacing}
-        sampler, data = sample_acquired_case, "engine.synth.sample_acquired_case (synthetic only)"
+        sampler, data = sample_acquired_case, "engine.modelling.synth.sample_acquired_case (synthetic only)"
     else:
         seeds = [TRAIN_SEED_BASE + i for i in range(args.cases)]
         synth_options = {"contrast_jitter": 0.15, "thick_slice_probability": 0.3, "normalize": False,
                          "spacing_mm": args.render_spacing}
-        sampler, data = sample_training_case, "engine.synth.sample_training_case (synthetic only)"
+        sampler, data = sample_training_case, "engine.modelling.synth.sample_training_case (synthetic only)"
     cache = args.cache or settings.state_dir / f"seg-cache-{args.sampler}"
     written = cache_cases_parallel(
         seeds, cache_dir=cache, config=base, log=log.info, workers=args.cache_workers,
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "data": data,
         "train_seeds": f"{seeds[0]}..{seeds[-1]}",
         "synth_options": synth_options,
-        "targets": "soft class fractions (engine.segmentation.dataset.class_fractions)",
+        "targets": "soft class fractions (engine.modelling.dataset.class_fractions)",
         **({"init_from": str(args.init_from)} if args.init_from else {}),
     })
     checkpoint = train(config=config, recipe=recipe, cache_dir=cache, case_seeds=seeds, out_dir=args.out,

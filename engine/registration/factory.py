@@ -9,7 +9,7 @@ from engine.settings import RegistrationSettings
 
 #: ``device`` values and what they select. "auto": torch (CUDA when available, else CPU). On the
 #: CPU the torch path was chosen by measurement (docs/benchmarks/registration.md): on the
-#: engine.synth pairs SimpleITK missed the 0.5 mm mean / 1 mm max target (up to 0.83 / 1.62 mm)
+#: engine.modelling.synth pairs SimpleITK missed the 0.5 mm mean / 1 mm max target (up to 0.83 / 1.62 mm)
 #: while torch met it (<= 0.30 / 0.56 mm) at >= the baseline SimpleITK's speed.
 DEVICES = ("auto", "cpu", "cuda", "sitk", "torch")
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from engine.evaluation.agreement import icc_absolute_agreement, volume_agreement
-from engine.evaluation.dataset import EvaluationInputError, discover_cases, reference_labels
-from engine.evaluation.scoring import HD95_PENALTY_MM, score_labels
+from engine.modelling.evaluation.agreement import icc_absolute_agreement, volume_agreement
+from engine.modelling.evaluation.dataset import EvaluationInputError, discover_cases, reference_labels
+from engine.modelling.evaluation.scoring import HD95_PENALTY_MM, score_labels
 from engine.segmentation.model_config import model_config_from_dict
 from engine.segmentation.network import build_network, save_weights_fp16
 from engine.types import Label, Sequence, Volume

@@ -239,9 +239,9 @@ def test_generator_scenarios_are_recovered_from_ground_truth_labels() -> None:
 
     from engine.events import ClinicalEvent, EventType, parse_clinical_events, patient_context, with_clinical_values
     from engine.measurement import followup_findings, measure_study
-    from engine.synth.anatomy import build_head
-    from engine.synth.cohort import SCENARIO_ORDER, clinical_events, patient_model
-    from engine.synth.tumour import render
+    from engine.modelling.synth.anatomy import build_head
+    from engine.modelling.synth.cohort import SCENARIO_ORDER, clinical_events, patient_model
+    from engine.modelling.synth.tumour import render
     from engine.types import Volume
 
     head = build_head(spacing_mm=2.0)

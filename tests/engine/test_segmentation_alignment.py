@@ -16,7 +16,7 @@ from engine.segmentation.alignment import align_one, align_sequences
 from engine.segmentation.model_config import model_config_from_dict
 from engine.segmentation.network import build_network, save_weights_fp16
 from engine.settings import SegmentationSettings
-from engine.synth import sample_acquired_case
+from engine.modelling.synth import sample_acquired_case
 from engine.types import Sequence, Volume
 
 

@@ -124,7 +124,7 @@ def test_synthetic_whole_head_studies_are_not_routed(tmp_path) -> None:
     """The synthetic cohorts gliowatch-unet is measured on keep running it: none of their series
     looks skull-stripped."""
     from engine.dicom import read_study_dir
-    from engine.synth.cohort import generate_cohort
+    from engine.modelling.synth.cohort import generate_cohort
 
     manifest = json.loads(generate_cohort(n_patients=1, seed=424242, out_dir=tmp_path, size="test",
                                           n_visits=3).read_text())

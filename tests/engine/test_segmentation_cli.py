@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from engine.dicom import read_study_dir
-from engine.segmentation.metrics import REGIONS
+from engine.modelling.evaluation.metrics import REGIONS
 from engine.segmentation.model_config import model_config_from_dict
 from engine.series_rules import classify_series, load_series_rules
 from engine.settings import load_settings
 from engine.types import Label, Sequence
 from engine.segmentation.network import build_network, save_weights_fp16
-from engine.synth.cohort import generate_cohort
+from engine.modelling.synth.cohort import generate_cohort
 from flows.cli import main
 from test_segmentation_phantom import tiny_config
 
@@ -166,7 +166,7 @@ def test_bench_gpu_network_writes_shapes_and_times_both_paths_on_the_cpu(study_a
     import doctest
 
     import benchmarks.bench_gpu_network as bench
-    from engine.segmentation.flops import FlopCounter
+    from engine.modelling.flops import FlopCounter
     from engine.segmentation.model_config import load_model_config
     from engine.segmentation.network import load_network
 

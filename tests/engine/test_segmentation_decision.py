@@ -9,15 +9,8 @@ import pytest
 import torch
 
 from engine.segmentation import resolve_model_dir
-from engine.segmentation.decision import (
-    CalibrationCase,
-    calibrate,
-    case_metrics,
-    compact_case,
-    channel_weights,
-    decide,
-    label_lut,
-)
+from engine.modelling.calibration import CalibrationCase, calibrate, case_metrics, compact_case
+from engine.segmentation.decision import channel_weights, decide, label_lut
 from engine.segmentation.inference import softmax_decoder
 from engine.segmentation.model_config import load_model_config, model_config_from_dict
 from engine.errors import ConfigError

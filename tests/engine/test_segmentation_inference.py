@@ -288,7 +288,7 @@ def test_test_time_flips_round_trip_through_the_config_and_reject_bad_axes() -> 
 
 
 def test_flop_counter_counts_the_convolutions_of_a_pass_without_running_it() -> None:
-    from engine.segmentation.flops import FlopCounter
+    from engine.modelling.flops import FlopCounter
 
     conv = torch.nn.Conv3d(4, 8, kernel_size=3, padding=1, bias=False)
     counter = FlopCounter(conv)

@@ -6,8 +6,8 @@ import doctest
 
 import numpy as np
 
-import engine.segmentation.metrics as metrics
-from engine.segmentation.metrics import REGIONS, disagreement, region_dice
+import engine.modelling.evaluation.metrics as metrics
+from engine.modelling.evaluation.metrics import REGIONS, disagreement, region_dice
 
 
 def test_metrics_doctests() -> None:

@@ -12,11 +12,11 @@ import torch
 from test_segmentation_phantom import phantom_study, tiny_config
 
 from engine.segmentation.anomaly import is_anomaly_model
-from engine.segmentation.augment import AugmentationSettings, augment_case
-from engine.segmentation.dataset import cache_cases, cached_seeds, class_fractions, load_case
+from engine.modelling.augment import AugmentationSettings, augment_case
+from engine.modelling.dataset import cache_cases, cached_seeds, class_fractions, load_case
 from engine.segmentation.model_config import load_model_config, model_config_from_dict
 from engine.segmentation.network import build_network, load_network, load_state_dict
-from engine.segmentation.training import (
+from engine.modelling.training import (
     TrainingRecipe, consistency_loss, consistency_window, train, warm_start,
 )
 from engine.settings import PROJECT_ROOT
@@ -87,8 +87,8 @@ NO_INTENSITY = AugmentationSettings(gamma_range=(1.0, 1.0), bias_p=0.0, histogra
 def test_patches_are_normalised_with_the_whole_heads_statistics(cache: Path) -> None:
     """Without intensity changes a patch comes out exactly as the same voxels of the whole case
     normalised for inference (normalise_channels over the whole head), not z-scored on its own."""
-    from engine.segmentation.augment import _intensity
-    from engine.segmentation.dataset import head_sample
+    from engine.modelling.augment import _intensity
+    from engine.modelling.dataset import head_sample
     from engine.segmentation.preprocess import normalise_channels
 
     case = load_case(cache, 2)
@@ -107,7 +107,7 @@ def test_patches_are_normalised_with_the_whole_heads_statistics(cache: Path) -> 
 
 def test_intensity_changes_map_patch_and_head_sample_alike() -> None:
     """Gamma and histogram shift are one mapping for patch and sample: equal inputs, equal outputs."""
-    from engine.segmentation.augment import _intensity
+    from engine.modelling.augment import _intensity
 
     rng = np.random.default_rng(3)
     patch = torch.from_numpy(rng.uniform(0.0, 2.0, size=(4, 6, 6, 6)).astype(np.float32))
@@ -246,7 +246,7 @@ def test_training_with_window_consistency_keeps_batch_norm_statistics(cache: Pat
 def test_normalising_with_batch_statistics_leaves_the_running_ones() -> None:
     """'batch': each pass normalised with its own statistics (not the running ones), which stay as
     they are; 'running': as in evaluation mode. Modes and momenta come back either way."""
-    from engine.segmentation.training import normalising_with
+    from engine.modelling.training import normalising_with
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv3d(4, 3, 1), torch.nn.BatchNorm3d(3, momentum=0.3), torch.nn.Dropout(0.5))
@@ -389,7 +389,7 @@ def test_every_shipped_model_config_loads_with_its_weights(model_dir: Path) -> N
 def test_acquired_cases_cache_with_the_inference_geometry_and_keep_class_volumes(tmp_path: Path) -> None:
     """Series on their own scanner grids (head pose, thick 2D slices) -> working grid; the soft
     targets keep every class's volume of the generator's truth."""
-    from engine.synth import sample_acquired_case
+    from engine.modelling.synth import sample_acquired_case
 
     config = model_config_from_dict({**TINY, "spacing_mm": 3.0})
     sample = lambda seed: sample_acquired_case(seed, spacing_mm=2.0, scenario="progression", visit_index=5)  # noqa: E731
@@ -404,7 +404,7 @@ def test_acquired_cases_cache_with_the_inference_geometry_and_keep_class_volumes
 
 def test_tumour_centred_patches_are_balanced_over_the_labels_present() -> None:
     """A label of well under 1 % of the tumour voxels still centres about half the patches (weight 2 of 4)."""
-    from engine.segmentation.augment import _patch_slices
+    from engine.modelling.augment import _patch_slices
 
     labels = np.zeros((60, 60, 60), np.uint8)
     labels[5:55, 5:55, 5:30] = 2  # big oedema
@@ -442,7 +442,7 @@ def test_zoom_resizes_a_crop_to_the_patch_and_scales_class_volumes_with_it(zoom:
 
 
 def test_a_zoom_range_draws_its_zoom_and_no_zoom_draws_nothing() -> None:
-    from engine.segmentation.augment import draw_zoom
+    from engine.modelling.augment import draw_zoom
 
     rng = np.random.default_rng(3)
     state = rng.bit_generator.state

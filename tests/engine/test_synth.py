@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.synth import Scenario, sample_acquired_case, sample_training_case
-from engine.synth.anatomy import Tissue, build_head
-from engine.synth.contrast import render_sequence
-from engine.synth.scenarios import Phase, plan_patient
-from engine.synth.tumour import TumourState, build_field, render, sample_geometry
+from engine.modelling.synth import Scenario, sample_acquired_case, sample_training_case
+from engine.modelling.synth.anatomy import Tissue, build_head
+from engine.modelling.synth.contrast import render_sequence
+from engine.modelling.synth.scenarios import Phase, plan_patient
+from engine.modelling.synth.tumour import TumourState, build_field, render, sample_geometry
 from engine.types import STUDY_SEQUENCES, Label, Sequence
 
 SPACING_MM = 2.0

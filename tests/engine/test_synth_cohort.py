@@ -13,10 +13,10 @@ import pydicom
 import pytest
 from scipy import ndimage
 
-from engine.synth import generate_cohort
-from engine.synth.anatomy import Tissue, build_head
-from engine.synth.cohort import patient_model
-from engine.synth.scenarios import Scenario
+from engine.modelling.synth import generate_cohort
+from engine.modelling.synth.anatomy import Tissue, build_head
+from engine.modelling.synth.cohort import patient_model
+from engine.modelling.synth.scenarios import Scenario
 from engine.types import Label
 from flows.cli import main
 
@@ -84,7 +84,7 @@ def test_layout_and_manifest(cohort: Path, manifest: dict) -> None:
 def test_cohort_visits_list_each_study_with_its_dicom_files_and_truth(cohort: Path, manifest: dict,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     from engine.dicom import read_study_files
-    from engine.synth import cohort_visits
+    from engine.modelling.synth import cohort_visits
 
     visits = list(cohort_visits(cohort))
     (patient,) = manifest["patients"]
@@ -169,7 +169,7 @@ def test_truth_labels_sit_where_the_template_tumour_is(cohort: Path, manifest: d
     head = build_head(spacing_mm=manifest["working_resolution_mm"])
     model = patient_model(seed=SEED, patient_index=0, scenario=Scenario(patient["scenario"]),
                           n_visits=len(patient["visits"]), head=head)
-    from engine.synth.tumour import render
+    from engine.modelling.synth.tumour import render
 
     for visit, plan in zip(patient["visits"], model.plan.visits, strict=True):
         truth = nib.load(cohort / visit["truth"]["labels"])
@@ -189,7 +189,7 @@ def test_truth_labels_sit_where_the_template_tumour_is(cohort: Path, manifest: d
 
 
 def test_pose_composition_and_bounds(manifest: dict) -> None:
-    from engine.synth.pose import relative_pose, rotation_angle_deg
+    from engine.modelling.synth.pose import relative_pose, rotation_angle_deg
 
     visits = manifest["patients"][0]["visits"]
     poses = [np.array(v["truth"]["head_pose"]) for v in visits]
@@ -217,7 +217,7 @@ def test_cavity_stays_put_in_template_space_across_visits(cohort: Path, manifest
 
 def test_contrast_of_truth_regions_on_read_back_images(cohort: Path, manifest: dict) -> None:
     head = build_head(spacing_mm=manifest["working_resolution_mm"])
-    from engine.synth.acquisition import AcquisitionGrid, Plane, resample
+    from engine.modelling.synth.acquisition import AcquisitionGrid, Plane, resample
 
     for visit in manifest["patients"][0]["visits"][:2]:
         truth = nib.load(cohort / visit["truth"]["labels"])
@@ -262,7 +262,7 @@ def test_refuses_non_empty_output(cohort: Path) -> None:
 
 
 def test_upload_sends_studies_in_visit_order(cohort: Path, manifest: dict) -> None:
-    from engine.synth.cohort import upload_in_visit_order
+    from engine.modelling.synth.cohort import upload_in_visit_order
 
     sent: list[Path] = []
     count = upload_in_visit_order(cohort / "cohort.json", sent.append)
@@ -275,7 +275,7 @@ def test_contact_sheet_png(cohort: Path, manifest: dict, artifacts_dir: Path) ->
     """Mid-tumour slices of each sequence per visit, for a person to look at."""
     from PIL import Image
 
-    from engine.synth.preview import write_contact_sheet
+    from engine.modelling.synth.preview import write_contact_sheet
 
     out = write_contact_sheet(cohort, "GW-SYN-0001", artifacts_dir / "synth_test_cohort.png",
                               pixel_mm=2.0)
@@ -304,10 +304,10 @@ def test_itk_reads_the_same_geometry(cohort: Path, manifest: dict) -> None:
 
 def test_ideal_segmenter_on_the_generator_grid_is_the_truth(manifest: dict) -> None:
     """On the generator's own grid (no pose, slices as thin as its voxels) the ideal segmenter of
-    engine.synth.ceiling sees every membership exactly and reproduces the labels."""
-    from engine.synth.acquisition import AcquisitionGrid, Plane
-    from engine.synth.ceiling import observable_labels
-    from engine.synth.tumour import render
+    engine.modelling.synth.ceiling sees every membership exactly and reproduces the labels."""
+    from engine.modelling.synth.acquisition import AcquisitionGrid, Plane
+    from engine.modelling.synth.ceiling import observable_labels
+    from engine.modelling.synth.tumour import render
 
     patient = manifest["patients"][0]
     head = build_head(spacing_mm=manifest["working_resolution_mm"])
@@ -324,8 +324,8 @@ def test_ideal_segmenter_on_the_generator_grid_is_the_truth(manifest: dict) -> N
 def test_ceiling_of_each_study_matches_its_truth_but_for_partial_volume(cohort: Path, manifest: dict) -> None:
     """The ceiling on the T1c grid: the same study (dates checked), high Dice for large regions,
     and thicker slices can only lose thin structures (never a perfect match at 5 mm here)."""
-    from engine.segmentation.metrics import region_dice
-    from engine.synth.ceiling import cohort_ceiling_labels, t1c_slice_thickness_mm
+    from engine.modelling.evaluation.metrics import region_dice
+    from engine.modelling.synth.ceiling import cohort_ceiling_labels, t1c_slice_thickness_mm
 
     patient = manifest["patients"][0]
     for index, visit in enumerate(patient["visits"]):

@@ -17,7 +17,7 @@ from engine.ingest import ingest_study
 from engine.settings import Settings
 from engine.store import open_store
 from engine.stream import run_cycle
-from engine.synth import generate_cohort
+from engine.modelling.synth import generate_cohort
 from flows.prefect_env import configure_prefect
 from tests.integration.conftest import make_settings
 

@@ -11,8 +11,8 @@ import pytest
 from engine.archive.orthanc import OrthancArchive
 from engine.settings import Settings
 from engine.store import open_store
-from engine.synth import generate_cohort
-from engine.synth.cohort import upload_in_visit_order
+from engine.modelling.synth import generate_cohort
+from engine.modelling.synth.cohort import upload_in_visit_order
 from flows.prefect_env import configure_prefect
 from tests.integration.test_stream import wait_stable
 

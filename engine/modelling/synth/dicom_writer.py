@@ -16,8 +16,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from engine.synth.acquisition import AcquisitionGrid
-from engine.synth.protocols import SeriesProtocol, Vendor
+from engine.modelling.synth.acquisition import AcquisitionGrid
+from engine.modelling.synth.protocols import SeriesProtocol, Vendor
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: signal units: white matter on T1 (0.85) is stored around 1000.

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.synth.anatomy import HeadModel, Tissue
-from engine.synth.tumour import TumourMaps
+from engine.modelling.synth.anatomy import HeadModel, Tissue
+from engine.modelling.synth.tumour import TumourMaps
 from engine.types import Label, Sequence
 
 #: mean signal per (sequence, tissue); tuple order T1, T1c, T2, FLAIR.

@@ -3,7 +3,7 @@
 Each case goes through exactly what the pipeline runs on a study: ``Segmenter.segment`` on the
 case's volumes (the model's own preprocessing, sequence alignment, inference, decision rule and
 sanity checks), labels on the T1c's grid. The reference is brought onto that grid (nearest
-neighbour in world space when it is on another one) and scored (:mod:`engine.evaluation.scoring`).
+neighbour in world space when it is on another one) and scored (:mod:`engine.modelling.evaluation.scoring`).
 
 Report folder::
 
@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from engine.errors import GlioWatchError
-from engine.evaluation.agreement import volume_agreement
-from engine.evaluation.dataset import EvaluationCase, EvaluationInputError, reference_labels
-from engine.evaluation.scoring import REGIONS, RegionScore, score_labels
+from engine.modelling.evaluation.agreement import volume_agreement
+from engine.modelling.evaluation.dataset import EvaluationCase, EvaluationInputError, reference_labels
+from engine.modelling.evaluation.scoring import REGIONS, RegionScore, score_labels
 from engine.segmentation.result import Segmenter
 from engine.types import Label, Sequence, Volume
 
@@ -101,7 +101,7 @@ def evaluate_case(
 ) -> CaseOutcome:
     """Segment, score and draw one case; a failure becomes an ``error`` outcome with the reason."""
     from engine.dicom.nifti import read_nifti, write_nifti
-    from engine.evaluation.figures import contact_sheet
+    from engine.modelling.evaluation.figures import contact_sheet
 
     outcome = CaseOutcome(case=case.name, status="error",
                           sequences=",".join(str(s) for s in case.sequences))
@@ -187,7 +187,7 @@ def summarise(outcomes: list[CaseOutcome], *, dataset: str) -> dict[str, Any]:
         "cavity_check": {"limit_ml": CAVITY_LIMIT_ML, "cases_with_reference_without_cavity": sum(
             1 for o in scored if o.reference_ml.get("RC", 0.0) == 0.0), "cases_over_limit": invented},
         "seconds_per_case": _stats([o.seconds for o in ran]),
-        "definitions": "scoring: engine/evaluation/scoring.py (panoptica with brats-evaluation's glioma config; "
+        "definitions": "scoring: engine/modelling/evaluation/scoring.py (panoptica with brats-evaluation's glioma config; "
                        "lesion-wise = sum of matched Dice / (TP + FN + FP)); RC statistics only over references "
                        "that can label a cavity (BraTS 2024 convention)",
     }
@@ -201,7 +201,7 @@ def evaluate_dataset(
     ``summary.png`` under ``out_dir``."""
     import pandas as pd
 
-    from engine.evaluation.figures import summary_figure
+    from engine.modelling.evaluation.figures import summary_figure
 
     for sub in ("labels", "sheets"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)

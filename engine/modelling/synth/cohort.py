@@ -21,13 +21,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.synth.anatomy import HeadModel, build_head
-from engine.synth.contrast import render_normal
-from engine.synth.pose import random_pose
-from engine.synth.protocols import RESOLUTIONS, VENDORS, CohortSize, Vendor
-from engine.synth.scenarios import PatientPlan, Scenario, plan_patient
-from engine.synth.study import StudyContext, write_study
-from engine.synth.tumour import TumourField, TumourGeometry, build_field, sample_geometry
+from engine.modelling.synth.anatomy import HeadModel, build_head
+from engine.modelling.synth.contrast import render_normal
+from engine.modelling.synth.pose import random_pose
+from engine.modelling.synth.protocols import RESOLUTIONS, VENDORS, CohortSize, Vendor
+from engine.modelling.synth.scenarios import PatientPlan, Scenario, plan_patient
+from engine.modelling.synth.study import StudyContext, write_study
+from engine.modelling.synth.tumour import TumourField, TumourGeometry, build_field, sample_geometry
 from engine.types import STUDY_SEQUENCES
 
 GENERATOR = "gliowatch-synth"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from engine.synth.anatomy import HeadModel, Tissue
+from engine.modelling.synth.anatomy import HeadModel, Tissue
 from engine.types import Label
 
 _EDGE_MM = 0.6  # width of the soft boundary (partial volume) of the tumour regions

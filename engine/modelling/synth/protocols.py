@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from engine.synth.acquisition import Plane
+from engine.modelling.synth.acquisition import Plane
 from engine.types import Sequence
 
 

@@ -15,7 +15,7 @@ every case is pushed far beyond what the synthetic generator's defaults produce:
 
 Normalisation after the intensity changes is the inference one: a z-score with the statistics of
 the *whole head*, not of the patch. The case's head voxels on a coarse lattice
-(:func:`engine.segmentation.dataset.head_sample`) go through the same per-voxel intensity
+(:func:`engine.modelling.dataset.head_sample`) go through the same per-voxel intensity
 changes as the patch (scaling, gamma, histogram shift and noise, applied to both at once so the
 mapping is the same), and their mean and standard deviation normalise the patch. A tumour-centred
 64^3 patch has other statistics than the head (at 1 mm it is mostly tumour and oedema), and
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.segmentation.dataset import soft_fractions
+from engine.modelling.dataset import soft_fractions
 from engine.segmentation.preprocess import normalise_channels
 
 if TYPE_CHECKING:
@@ -272,8 +272,8 @@ def augment_case(
     """(normalised image (C, *patch) float32, soft targets (K, *patch) float32) for one sample.
 
     ``labels`` (hard) only steer the tumour-centred patch choice; the targets are ``soft``
-    (cached uint8 or float fractions, see :func:`engine.segmentation.dataset.soft_fractions`).
-    ``head_voxels`` ((C, N), :func:`engine.segmentation.dataset.head_sample` of the whole case)
+    (cached uint8 or float fractions, see :func:`engine.modelling.dataset.soft_fractions`).
+    ``head_voxels`` ((C, N), :func:`engine.modelling.dataset.head_sample` of the whole case)
     give the normalisation statistics, as the whole head does at inference; without them the
     patch's own head voxels do (what 0.2.0 and the 1 mm candidate were trained with).
     """

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from engine.synth.tumour import TumourState
+from engine.modelling.synth.tumour import TumourState
 
 
 class Scenario(StrEnum):

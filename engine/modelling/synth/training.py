@@ -8,7 +8,7 @@ Two samplers:
   with some probability, a thick-slice degradation along a random axis. Labels stay on the
   fine grid (a perfect segmenter would recover them).
 * ``sample_acquired_case(seed)`` goes one step further, through the same acquisition as the
-  cohort's DICOM series (:func:`engine.synth.study.acquire`): a random head pose, and per
+  cohort's DICOM series (:func:`engine.modelling.synth.study.acquire`): a random head pose, and per
   sequence its own scanner grid (2D slices of random thickness and gap in a random plane, or
   an isotropic 3D block), sampled with the slice profile as partial volume, bias field and
   Rician noise, each wider than the cohort's defaults. The result is a set of series on their
@@ -23,13 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from engine.synth.acquisition import Plane, add_rician_noise, bias_field, plan_grid
-from engine.synth.anatomy import build_head
-from engine.synth.contrast import render_sequence
-from engine.synth.pose import random_pose
-from engine.synth.scenarios import Scenario, plan_patient
-from engine.synth.study import acquire
-from engine.synth.tumour import build_field, render, sample_geometry
+from engine.modelling.synth.acquisition import Plane, add_rician_noise, bias_field, plan_grid
+from engine.modelling.synth.anatomy import build_head
+from engine.modelling.synth.contrast import render_sequence
+from engine.modelling.synth.pose import random_pose
+from engine.modelling.synth.scenarios import Scenario, plan_patient
+from engine.modelling.synth.study import acquire
+from engine.modelling.synth.tumour import build_field, render, sample_geometry
 from engine.types import STUDY_SEQUENCES, Sequence, Volume
 
 

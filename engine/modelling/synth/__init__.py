@@ -6,8 +6,8 @@ Public API:
 - :func:`cohort_visits` — the studies of a written cohort (DICOM files, truth) for evaluation.
 """
 
-from engine.synth.cohort import CohortVisit, cohort_visits, generate_cohort
-from engine.synth.scenarios import Phase, Scenario
-from engine.synth.training import AcquiredCase, TrainingCase, sample_acquired_case, sample_training_case
+from engine.modelling.synth.cohort import CohortVisit, cohort_visits, generate_cohort
+from engine.modelling.synth.scenarios import Phase, Scenario
+from engine.modelling.synth.training import AcquiredCase, TrainingCase, sample_acquired_case, sample_training_case
 
 __all__ = ["AcquiredCase", "CohortVisit", "Phase", "Scenario", "TrainingCase", "cohort_visits", "generate_cohort", "sample_acquired_case", "sample_training_case"]

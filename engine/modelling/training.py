@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.segmentation.augment import AugmentationSettings, augment_case
-from engine.segmentation.dataset import has_label, load_case
+from engine.modelling.augment import AugmentationSettings, augment_case
+from engine.modelling.dataset import has_label, load_case
 from engine.segmentation.model_config import ModelConfig
 from engine.segmentation.network import build_network, save_weights_fp16
 from engine.types import Label

@@ -18,14 +18,14 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from engine.synth.acquisition import AcquisitionGrid, Plane, add_rician_noise, bias_field, \
+from engine.modelling.synth.acquisition import AcquisitionGrid, Plane, add_rician_noise, bias_field, \
     plan_grid, resample
-from engine.synth.anatomy import HeadModel
-from engine.synth.contrast import add_tumour
-from engine.synth.dicom_writer import SeriesHeader, deterministic_uid, write_series
-from engine.synth.protocols import Resolution, SeriesProtocol, Vendor, choose_protocols
-from engine.synth.scenarios import PatientPlan, VisitPlan
-from engine.synth.tumour import TumourField, render
+from engine.modelling.synth.anatomy import HeadModel
+from engine.modelling.synth.contrast import add_tumour
+from engine.modelling.synth.dicom_writer import SeriesHeader, deterministic_uid, write_series
+from engine.modelling.synth.protocols import Resolution, SeriesProtocol, Vendor, choose_protocols
+from engine.modelling.synth.scenarios import PatientPlan, VisitPlan
+from engine.modelling.synth.tumour import TumourField, render
 from engine.types import Sequence
 
 

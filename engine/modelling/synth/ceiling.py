@@ -3,7 +3,7 @@
 The cohort's truth labels (``truth/labels.nii.gz``) are the generator's 1 mm labels sampled at the
 *centre* of each T1c voxel (nearest neighbour). The images do not show that: each voxel's signal
 is the mean over its slice thickness and pixel (the acquisition's partial volume, see
-:func:`engine.synth.acquisition.resample`). A thin enhancing crescent beside a resection cavity,
+:func:`engine.modelling.synth.acquisition.resample`). A thin enhancing crescent beside a resection cavity,
 seen through 5 mm slices, is a few percent of every voxel it touches, and which voxel centres
 it happens to cross is not in the image.
 
@@ -14,7 +14,7 @@ ceiling a model can be measured against; a target above that ceiling cannot be m
 segmenter on that study. It is an estimate of the ceiling, not a bound proven for every decision
 rule.
 
-The patient is rebuilt from the cohort's seed (:func:`engine.synth.cohort.patient_model`); the
+The patient is rebuilt from the cohort's seed (:func:`engine.modelling.synth.cohort.patient_model`); the
 cohort's own files give each study's head pose, T1c grid and slice thickness.
 """
 
@@ -28,11 +28,11 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from engine.synth.acquisition import AcquisitionGrid, Plane, resample
-from engine.synth.anatomy import HeadModel, build_head
-from engine.synth.cohort import PatientModel, patient_model
-from engine.synth.scenarios import Scenario
-from engine.synth.tumour import TumourMaps, render
+from engine.modelling.synth.acquisition import AcquisitionGrid, Plane, resample
+from engine.modelling.synth.anatomy import HeadModel, build_head
+from engine.modelling.synth.cohort import PatientModel, patient_model
+from engine.modelling.synth.scenarios import Scenario
+from engine.modelling.synth.tumour import TumourMaps, render
 from engine.types import Label
 
 #: label channels of :func:`membership_stack` after background (BraTS 2024 numbering).
