@@ -7,6 +7,7 @@ UIDs), so a crash before the commit leaves files that the retry simply overwrite
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -18,6 +19,12 @@ import numpy as np
 from engine.archive import Archive, SeriesInfo, StudyInfo
 from engine.dicom.nifti import write_nifti
 from engine.dicom.reader import datasets_from_bytes
+from engine.dicom.sop_classes import (
+    NON_IMAGE_MODALITIES,
+    SeriesObjects,
+    describe_ignored,
+    split_series_objects,
+)
 from engine.dicom.volume import assemble_volume
 from engine.errors import GlioWatchError
 from engine.pseudonym import patient_key as make_patient_key
@@ -25,6 +32,7 @@ from engine.series_rules import SeriesRules, classify_series, series_header
 from engine.types import STUDY_SEQUENCES, Sequence
 
 DOWNLOAD_THREADS = 4
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +146,9 @@ def _ingest_series(
         n_instances=len(meta.instance_ids),
     )
     label = f"series '{meta.description}' ({meta.series_uid})"
-    if meta.modality and meta.modality != "MR":
+    # a series whose archive Modality is SEG, SR, PR ... is fetched: the archive may have taken
+    # it from a non-image object stored in an MR series, and split_series_objects decides.
+    if meta.modality and meta.modality != "MR" and meta.modality not in NON_IMAGE_MODALITIES:
         return IngestedSeries(**base, sequence=Sequence.OTHER, rule="modality",
                               explanation=f"Modality {meta.modality} is not MR", status="UNUSED")
     if len(meta.instance_ids) > max_instances:
@@ -146,14 +156,18 @@ def _ingest_series(
                               status="REFUSED",
                               reason=f"{label} has {len(meta.instance_ids)} instances (limit {max_instances})")
     try:
-        with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
-            blobs = list(pool.map(archive.fetch_instance, meta.instance_ids))
-        datasets = datasets_from_bytes(blobs)
-        cls = classify_series(series_header(datasets[0]), rules)
+        objects = _fetch_series_objects(archive, meta)
+        left_out = describe_ignored(objects.ignored)
+        if not objects.images:
+            return IngestedSeries(**base, sequence=Sequence.OTHER, rule="non-image",
+                                  explanation=f"no image: {left_out} left out", status="UNUSED")
+        cls = classify_series(series_header(objects.images[0]), rules)
+        if left_out:
+            cls = replace(cls, explanation=f"{cls.explanation}; {left_out} left out (not images)")
         if cls.sequence == Sequence.OTHER:
             return IngestedSeries(**base, sequence=cls.sequence, rule=cls.rule,
                                   explanation=cls.explanation, status="UNUSED")
-        volume = assemble_volume(datasets, exam=exam)
+        volume = assemble_volume(objects.images, exam=exam)
         rel = Path(patient_key) / info.study_uid / f"{cls.sequence.value}_{meta.series_uid}.nii.gz"
         target = volumes_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -184,6 +198,17 @@ def _ingest_series(
         affine_ras=tuple(tuple(float(x) for x in row) for row in np.asarray(volume.affine)),
         voxel_mm3=float(np.prod(spacing)),
     )
+
+
+def _fetch_series_objects(archive: Archive, meta: SeriesInfo) -> SeriesObjects:
+    """Download every instance of a series and set its non-image objects apart (logged)."""
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
+        blobs = list(pool.map(archive.fetch_instance, meta.instance_ids))
+    objects = split_series_objects(datasets_from_bytes(blobs))
+    if objects.ignored:
+        log.info("series %s: left out %s (not images)", meta.series_uid,
+                 describe_ignored(objects.ignored))
+    return objects
 
 
 def _pick_one_per_sequence(series: list[IngestedSeries]) -> list[IngestedSeries]:

@@ -2,6 +2,7 @@
 
 Refuses (exit 1, with the reason) gantry tilt, missing slices, inconsistent spacing, mixed
 orientations and anything that is not one regular volume; never overwrites without ``--force``.
+Non-image objects in the folder (raw data, presentation states, SR, ...) are left out and named.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.dicom.nifti import write_nifti
+    from engine.dicom.sop_classes import describe_ignored
     from engine.dicom.volume import DEFAULT_MIN_SLICES, read_series_dir
     from engine.series_rules import classify_series, load_series_rules
 
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"wrote {output}: {shape} voxels of {spacing} mm, {meta['acquisition_plane']}, "
         f"{meta['instance_count']} images ({meta['transfer_syntax']})"
     )
+    if meta["ignored_objects"]:
+        print(f"left out: {describe_ignored(meta['ignored_objects'])} (not images)")
     try:  # the conversion stands even when the rules file is broken
         series_class = classify_series(meta["header"], load_series_rules(settings.series_rules))
     except ConfigError as exc:

@@ -110,3 +110,90 @@ def write_study(
 
 def read_back(path: Path) -> pydicom.Dataset:
     return pydicom.dcmread(path)
+
+
+def write_non_image_objects(folder: Path, images: list[Path]) -> dict[str, Path]:
+    """A SEG, an SR and a grayscale presentation state (highdicom) that reference ``images``.
+
+    The SEG and the SR get series of their own under ``folder``; the presentation state goes
+    into the image series itself (as some archives file it), in a file named to sort first.
+    Returns the path of each object keyed by ``SEG``, ``SR`` and ``PR``.
+    """
+    sources = _highdicom_sources(images)
+    targets = {"SEG": folder / "SEG" / "seg.dcm", "SR": folder / "SR" / "sr.dcm",
+               "PR": images[0].parent / "0000_pr.dcm"}
+    for kind, build in (("SEG", _segmentation), ("SR", _report), ("PR", _presentation_state)):
+        targets[kind].parent.mkdir(parents=True, exist_ok=True)
+        build(sources).save_as(targets[kind], enforce_file_format=True)
+    return targets
+
+
+_EQUIPMENT = dict(manufacturer="GlioWatch", manufacturer_model_name="tests", software_versions="0",
+                  device_serial_number="1")
+
+
+def _highdicom_sources(images: list[Path]) -> list[pydicom.Dataset]:
+    """The images sorted along z, with the type-2 attributes highdicom copies and write_series
+    leaves out (in memory only)."""
+    sources = sorted((pydicom.dcmread(p) for p in images), key=lambda ds: float(ds.ImagePositionPatient[2]))
+    frame_of_reference_uid = generate_uid()
+    for ds in sources:
+        for keyword in ("PatientBirthDate", "PatientSex", "StudyTime", "StudyID", "AccessionNumber",
+                        "ReferringPhysicianName"):
+            setattr(ds, keyword, ds.get(keyword, ""))
+        ds.FrameOfReferenceUID = ds.get("FrameOfReferenceUID", frame_of_reference_uid)
+    return sources
+
+
+def _segmentation(sources: list[pydicom.Dataset]) -> pydicom.Dataset:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    mask = np.zeros((len(sources), int(sources[0].Rows), int(sources[0].Columns)), dtype=bool)
+    mask[1:3, 2:6, 2:6] = True
+    segment = hd.seg.SegmentDescription(
+        segment_number=1, segment_label="tumour",
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Neoplasm,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+    )
+    return hd.seg.Segmentation(
+        source_images=sources, pixel_array=mask, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[segment], series_instance_uid=generate_uid(), series_number=90,
+        sop_instance_uid=generate_uid(), instance_number=1, **_EQUIPMENT,
+    )
+
+
+def _report(sources: list[pydicom.Dataset]) -> pydicom.Dataset:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    device = hd.sr.DeviceObserverIdentifyingAttributes(uid=generate_uid())
+    observer = hd.sr.ObserverContext(observer_type=codes.DCM.Device, observer_identifying_attributes=device)
+    lesion = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="lesion 1"),
+        referenced_region=hd.sr.ImageRegion3D(
+            graphic_type=hd.sr.GraphicTypeValues3D.POINT,
+            graphic_data=np.array([[float(v) for v in sources[0].ImagePositionPatient]]),
+            frame_of_reference_uid=sources[0].FrameOfReferenceUID,
+        ),
+    )
+    content = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.LN.BrainMRI, imaging_measurements=[lesion],
+    )
+    return hd.sr.Comprehensive3DSR(
+        evidence=sources, content=content, series_instance_uid=generate_uid(), series_number=91,
+        sop_instance_uid=generate_uid(), instance_number=1, manufacturer="GlioWatch",
+    )
+
+
+def _presentation_state(sources: list[pydicom.Dataset]) -> pydicom.Dataset:
+    import highdicom as hd
+
+    window = hd.pr.SoftcopyVOILUTTransformation(window_center=500.0, window_width=800.0)
+    return hd.pr.GrayscaleSoftcopyPresentationState(
+        referenced_images=sources, series_instance_uid=sources[0].SeriesInstanceUID, series_number=92,
+        sop_instance_uid=generate_uid(), instance_number=1, content_label="WINDOW",
+        voi_lut_transformations=[window], **_EQUIPMENT,
+    )

@@ -2,11 +2,13 @@
 
 Modules: ``reader`` (files/bytes -> datasets, grouped by series), ``geometry`` (slice sorting,
 stack validation, the RAS+ affine and its convention), ``pixels`` (decoding through pydicom and
-the pylibjpeg plugins), ``volume`` (one series -> one volume; study folders), ``nifti``.
+the pylibjpeg plugins), ``sop_classes`` (images apart from non-image objects), ``volume`` (one
+series -> one volume; study folders), ``nifti``.
 """
 
 from engine.dicom.nifti import read_nifti, write_nifti
 from engine.dicom.reader import datasets_from_bytes, group_by_series, load_dataset_files
+from engine.dicom.sop_classes import IgnoredObjects, split_series_objects
 from engine.dicom.volume import (
     RefusedSeries,
     StudyRead,
@@ -17,6 +19,7 @@ from engine.dicom.volume import (
 )
 
 __all__ = [
+    "IgnoredObjects",
     "RefusedSeries",
     "StudyRead",
     "assemble_volume",
@@ -27,5 +30,6 @@ __all__ = [
     "read_series_dir",
     "read_study_dir",
     "read_study_files",
+    "split_series_objects",
     "write_nifti",
 ]

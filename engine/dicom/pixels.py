@@ -4,6 +4,19 @@ pydicom only decodes when the pixels are touched, and raises many exception type
 for short data, RuntimeError / NotImplementedError for a missing or failing plugin,
 AttributeError when there is no pixel element, ...). Each becomes a refusal that names the
 instance and keeps pydicom's text as the detail.
+
+Which value a voxel holds: the *rescaled* value ``stored * RescaleSlope + RescaleIntercept``
+(DICOM's modality LUT, per slice or per frame), for every vendor. For Philips that is the
+"displayed value"; Philips also writes a private scale slope (2005,100E) from which dcm2niix
+computes the "floating-point value" ``displayed / (RescaleSlope * scale slope)``. GlioWatch keeps
+the displayed value because (1) it is what the standard defines and what every viewer, PACS and
+dicom2nifti show, so one rule holds for all vendors; (2) the floating-point value depends on a
+private tag whose meaning changed between Philips software versions and which anonymisers and
+PACS routes may drop; (3) MR intensities have no unit: the segmentation normalises each channel
+of each scan (z-scores), so a factor constant over a series changes no label. Within a series
+whose slices share one RescaleSlope and one scale slope (the usual case), GlioWatch's volume is
+dcm2niix's times the constant ``RescaleSlope * scale slope``; tests/engine/test_conformance.py
+checks this on the shared Philips cases.
 """
 
 from __future__ import annotations

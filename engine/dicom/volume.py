@@ -4,11 +4,14 @@ The geometry convention (array ``[column, row, slice]``, RAS+ affine) is documen
 :mod:`engine.dicom.geometry`. Every refusal is an :class:`InvalidSeriesError` (a
 :class:`DicomError`) whose message names the series (SeriesDescription + SeriesInstanceUID) and
 gives the reason in plain words; :func:`read_study_dir` collects refusals instead of raising, so
-one bad series never stops a study (nor the watcher).
+one bad series never stops a study (nor the watcher). Non-image objects in a series (raw data,
+presentation states, SR, SEG, ...) are left out of the volume and reported, never refused: see
+:mod:`engine.dicom.sop_classes`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +41,17 @@ from engine.dicom.reader import (
     load_dataset_files,
     text_value,
 )
+from engine.dicom.sop_classes import (
+    IgnoredObjects,
+    describe_ignored,
+    sop_class_name,
+    split_series_objects,
+)
 from engine.errors import DicomError, InvalidSeriesError
 from engine.series_rules import series_header
 from engine.types import Volume
+
+log = logging.getLogger(__name__)
 
 #: a series with fewer slices is refused by default: it is a localizer or an incomplete
 #: transfer, not a 3D volume (dicom2nifti draws the same line). Pass ``min_slices=1`` to accept
@@ -66,10 +77,12 @@ class RefusedSeries:
 
 @dataclass(frozen=True, slots=True)
 class StudyRead:
-    """The series of one study folder: ``(series_header, volume)`` pairs and the refusals."""
+    """The series of one study folder: ``(series_header, volume)`` pairs, the refusals, and the
+    non-image objects left out (of image series, or whole series of them, e.g. a SEG)."""
 
     volumes: tuple[tuple[dict[str, Any], Volume], ...]
     refused: tuple[RefusedSeries, ...]
+    ignored: tuple[IgnoredObjects, ...] = ()
 
 
 def series_label(ds: Any) -> str:
@@ -87,17 +100,40 @@ def assemble_volume(
 ) -> Volume:
     """Sort, validate and stack the images of one series into a RAS+ volume.
 
-    ``datasets`` are the single-frame images of a series, or its one multi-frame (enhanced)
-    instance. ``min_slices`` is the fewest slices accepted as a volume.
+    ``datasets`` are the instances of one series: single-frame images, or one multi-frame
+    (enhanced) instance, plus any non-image objects (left out, logged and listed in
+    ``metadata["ignored_objects"]``). ``min_slices`` is the fewest slices accepted as a volume.
     """
     if not datasets:
         msg = "No DICOM instances were given: an empty series is not a volume"
         raise InvalidSeriesError(msg, exam=exam)
-    first = datasets[0]
-    label = series_label(first)
+    objects = split_series_objects(datasets)
+    label = series_label(objects.images[0] if objects.images else datasets[0])
     uids = {text_value(ds, "SeriesInstanceUID") for ds in datasets}
     if len(uids) > 1:
         raise series_refusal(label, f"the images belong to {len(uids)} different series", exam=exam)
+    if not objects.images:
+        reason = (
+            f"it holds no image, only non-image objects ({describe_ignored(objects.ignored)})"
+        )
+        raise series_refusal(label, reason, exam=exam)
+    if objects.ignored:
+        log.info("%s: left out %s (not images)", label, describe_ignored(objects.ignored))
+    return _assemble_images(
+        objects.images, ignored=objects.ignored, label=label, exam=exam, min_slices=min_slices
+    )
+
+
+def _assemble_images(
+    datasets: Sequence[Any],
+    *,
+    ignored: tuple[IgnoredObjects, ...],
+    label: str,
+    exam: str | None,
+    min_slices: int,
+) -> Volume:
+    """:func:`assemble_volume` once the non-image objects are out."""
+    first = datasets[0]
     try:
         for index, ds in enumerate(datasets):
             _check_instance(ds, index, label, exam, alone=len(datasets) == 1)
@@ -140,15 +176,15 @@ def assemble_volume(
         slopes, intercepts = rescale_values(ordered, label, exam)
     array = rescaled(raw, slopes=slopes, intercepts=intercepts, label=label, exam=exam)
     metadata = _metadata(first, len(datasets), array, geometry, thickness)
+    metadata["ignored_objects"] = ignored
     return Volume(array=array, affine=geometry.affine, metadata=metadata)
 
 
 def _check_instance(ds: Any, index: int, label: str, exam: str | None, *, alone: bool) -> None:
     name = f"#{ds.get('InstanceNumber')}" if ds.get("InstanceNumber") else f"{index + 1}"
-    if not has_pixel_data(ds):
-        sop_class = ds.get("SOPClassUID")
-        kind = getattr(sop_class, "name", None) or str(sop_class or "unknown SOP class")
-        reason = f"instance {name} is not an image ({kind} with no pixel data)"
+    if not has_pixel_data(ds):  # an image class without pixels: broken, not left out
+        kind = sop_class_name(text_value(ds, "SOPClassUID"))
+        reason = f"instance {name} has no pixel data although it is an image ({kind})"
         raise series_refusal(label, reason, exam=exam)
     frames = number_of_frames(ds)
     if frames > 1 and not alone:
@@ -293,7 +329,14 @@ def read_study_files(
     datasets = load_dataset_files(paths)
     volumes: list[tuple[dict[str, Any], Volume]] = []
     refused: list[RefusedSeries] = []
+    ignored: list[IgnoredObjects] = []
     for uid, series in group_by_series(datasets).items():
+        objects = split_series_objects(series)
+        ignored.extend(objects.ignored)
+        if not objects.images:  # a SEG, SR, presentation state ... series: noted, not refused
+            log.info("%s: no image, left out %s", series_label(series[0]),
+                     describe_ignored(objects.ignored))
+            continue
         try:
             volume = assemble_volume(series, exam=exam, min_slices=min_slices)
         except DicomError as exc:
@@ -308,4 +351,4 @@ def read_study_files(
             )
             continue
         volumes.append((volume.metadata["header"], volume))
-    return StudyRead(volumes=tuple(volumes), refused=tuple(refused))
+    return StudyRead(volumes=tuple(volumes), refused=tuple(refused), ignored=tuple(ignored))

@@ -250,11 +250,12 @@ def test_zero_length_pixel_data_is_refused() -> None:
     refused(series, r"instance #4 has empty \(zero-length\) pixel data")
 
 
-def test_non_image_instance_is_refused() -> None:
+def test_image_without_pixel_data_is_refused_not_left_out() -> None:
+    """An MR image that lost its pixels is broken; only non-image objects are left out
+    (tests/engine/test_non_image_objects.py)."""
     series = make_series()
     del series[1].PixelData
-    series[1].SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR
-    refused(series, r"instance #2 is not an image \(Basic Text SR Storage with no pixel data\)")
+    refused(series, r"instance #2 has no pixel data although it is an image \(MR Image Storage\)")
 
 
 def make_enhanced(series: Sequence[FileDataset], *, frame_order: Sequence[int]) -> FileDataset:

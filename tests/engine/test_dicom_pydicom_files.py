@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom.data
 import pytest
+from pydicom.uid import MRImageStorage
 
 from engine.dicom import assemble_volume, load_dataset_files
 from engine.errors import InvalidSeriesError
@@ -25,13 +26,16 @@ MR_SMALL_VARIANTS = [
 ]
 
 
-def _read(name: str):  # noqa: ANN202 - a Volume
+def _read(name: str, *, sop_class_uid: str | None = None):  # noqa: ANN202 - a Volume
     path = TEST_FILES / name
     if not path.exists():
         pytest.skip(f"{name} is not bundled with this pydicom version")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # some of these files are deliberately odd
-        return assemble_volume(load_dataset_files([path]), min_slices=1)
+        datasets = load_dataset_files([path])
+        if sop_class_uid is not None:
+            datasets[0].SOPClassUID = sop_class_uid
+        return assemble_volume(datasets, min_slices=1)
 
 
 @pytest.mark.parametrize("name", MR_SMALL_VARIANTS)
@@ -47,14 +51,30 @@ def test_every_encoding_of_one_slice_gives_the_same_volume(name: str) -> None:
     ("name", "reason"),
     [
         ("MR_truncated.dcm", r"cannot be decoded .*less than expected"),
-        ("reportsi.dcm", r"is not an image \(Basic Text SR Storage with no pixel data\)"),
-        ("rtplan.dcm", r"is not an image \(RT Plan Storage with no pixel data\)"),
+        ("reportsi.dcm", r"holds no image, only non-image objects \(1 Basic Text SR Storage "),
+        ("rtplan.dcm", r"holds no image, only non-image objects \(1 RT Plan Storage instance\)"),
         ("rtdose.dcm", r"15 frames but 0 per-frame functional group items"),
-        ("SC_rgb_rle.dcm", r"3 samples per pixel \(colour\)"),
-        ("JPEG2000.dcm", r"lacks ImagePositionPatient"),
+        ("SC_rgb_rle.dcm", r"only non-image objects \(1 Secondary Capture Image Storage instance\)"),
+        ("JPEG2000.dcm", r"only non-image objects \(1 Secondary Capture Image Storage instance\)"),
         ("badVR.dcm", r"unreadable image header"),
     ],
 )
 def test_odd_files_are_refused_with_a_clear_reason(name: str, reason: str) -> None:
     with pytest.raises(InvalidSeriesError, match=reason):
         _read(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("SC_rgb_rle.dcm", r"3 samples per pixel \(colour\)"),
+        ("JPEG2000.dcm", r"lacks ImagePositionPatient"),
+    ],
+)
+def test_the_same_screenshots_sent_as_mr_images_are_refused_for_their_fault(
+    name: str, reason: str
+) -> None:
+    """A secondary capture with no place in space is left out (above); an MR image with the
+    same faults is an image, so it is refused with the fault named."""
+    with pytest.raises(InvalidSeriesError, match=reason):
+        _read(name, sop_class_uid=MRImageStorage)
