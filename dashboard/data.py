@@ -203,7 +203,10 @@ def query_nadir(store: Store, patient_key: str) -> dict[str, Any] | None:
 
 
 def query_image_sources(store: Store, patient_key: str) -> pd.DataFrame:
-    """Per study: date, native volume paths {sequence: path}, registered paths when present."""
+    """Per study: date, ``native`` {sequence: stored path (StoredFile.VOLUME)}, ``registered``
+    {sequence | 'labels': stored path (StoredFile.REGISTERED)} when the study was resampled into
+    its baseline's space, and ``is_reference`` when the study is that baseline itself (its native
+    files are the baseline space; the pipeline writes no resampled copy of them)."""
     studies = _df(store, """SELECT s.study_uid, s.study_date, s.status,
                                list(v.sequence ORDER BY v.sequence) AS sequences,
                                list(v.path ORDER BY v.sequence) AS paths
@@ -214,6 +217,7 @@ def query_image_sources(store: Store, patient_key: str) -> pd.DataFrame:
         for seqs, paths in zip(studies["sequences"], studies["paths"], strict=True)]
     studies["registered"] = [{} for _ in range(len(studies))]
     studies["reference_study_uid"] = None
+    studies["is_reference"] = False
     paths_column = _registration_paths_column(store)
     if paths_column is not None:
         current = ("AND NOT r.superseded" if "superseded" in query_columns(store, "registrations") else "")
@@ -227,9 +231,7 @@ def query_image_sources(store: Store, patient_key: str) -> pd.DataFrame:
                 studies.at[i, "registered"] = dict(json.loads(by_study[uid].resampled))
                 studies.at[i, "reference_study_uid"] = by_study[uid].reference_study_uid
         references = {row.reference_study_uid for row in by_study.values()}
-        for i, uid in enumerate(studies["study_uid"]):
-            if uid in references and not studies.at[i, "registered"]:
-                studies.at[i, "registered"] = dict(studies.at[i, "native"])  # the baseline space itself
+        studies["is_reference"] = [uid in references for uid in studies["study_uid"]]
     return studies.drop(columns=["sequences", "paths"])
 
 

@@ -1,19 +1,19 @@
 """Image review: two timepoints side by side from the stored volumes (never the live archive).
 
-Registered volumes (baseline space, from the ``registrations`` table) are used when both
-timepoints have them; otherwise the native volumes are shown, slices matched by scanner
-position, and the page says so (no difference view then: the grids differ).
+Registered volumes (baseline space: a follow-up's files resampled by the pipeline, the baseline's
+own files) are used when both timepoints have them; otherwise the native volumes are shown, slices
+matched by scanner position, and the page says so (no difference view then: the grids differ).
+Files are found and put on one grid by :mod:`dashboard.image_volumes`.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from dashboard.image_volumes import ImageSource, load_on_grid, load_volume, study_sources
 from dashboard.slices import (
     Plane,
     apply_window,
@@ -26,42 +26,28 @@ from dashboard.slices import (
     pixel_mm,
     slice_count,
     to_physical_aspect,
-    to_ras,
 )
-from engine.dicom.nifti import read_nifti
 from engine.errors import GlioWatchError
 from engine.settings import Settings
 from engine.types import Label, Volume
 
 
-@st.cache_resource(show_spinner=False, max_entries=24)
-def _load(path: str, mtime_ns: int) -> Volume:  # mtime_ns: a rewritten file is read again
-    return to_ras(read_nifti(path))
+def _in_baseline_space(row: pd.Series) -> bool:
+    return bool(row["registered"]) or bool(row["is_reference"])
 
 
-def resolve_path(settings: Settings, stored_path: str) -> Path:
-    """A stored path: absolute, or relative to the state dir (labels, resampled volumes) or to the
-    volumes dir (ingested volumes), whichever exists."""
-    path = Path(stored_path)
-    if path.is_absolute():
-        return path
-    for base in (settings.state_dir, settings.volumes_dir):
-        if (base / path).exists():
-            return base / path
-    msg = f"Stored volume {stored_path} is neither under {settings.state_dir} nor {settings.volumes_dir}"
-    raise FileNotFoundError(msg)
-
-
-def load_volume(settings: Settings, stored_path: str) -> Volume:
-    path = resolve_path(settings, stored_path)
-    return _load(str(path), path.stat().st_mtime_ns)
-
-
-def _sources(row: pd.Series, registered: bool, native_labels: dict[str, str]) -> dict[str, str]:
-    paths = dict(row["registered"] if registered else row["native"])
-    if "labels" not in paths and row["study_uid"] in native_labels:
-        paths["labels"] = native_labels[row["study_uid"]]
-    return paths
+def _pair(settings: Settings, src_a: dict[str, ImageSource], src_b: dict[str, ImageSource], sequence: str,
+          baseline_space: bool) -> tuple[Volume, Volume, Volume | None, Volume | None]:
+    """Both images and their labels. In baseline space every file is put on the later image's
+    grid (one world); in native space each study's labels on its own image's grid."""
+    vol_b = load_volume(settings, src_b[sequence])
+    grid_a = src_b[sequence] if baseline_space else src_a[sequence]
+    vol_a = load_on_grid(settings, src_a[sequence], grid_a, interpolation="linear")
+    lab_a = (load_on_grid(settings, src_a["labels"], grid_a, interpolation="nearest")
+             if "labels" in src_a else None)
+    lab_b = (load_on_grid(settings, src_b["labels"], src_b[sequence], interpolation="nearest")
+             if "labels" in src_b else None)
+    return vol_a, vol_b, lab_a, lab_b
 
 
 def render(ref: data.SnapshotRef, patient_key: str, settings: Settings) -> None:
@@ -78,24 +64,22 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings) -> None:
     second = c2.selectbox("Later timepoint", names, index=len(names) - 1, key="img_b")
     plane = Plane(c3.radio("Plane", [p.value for p in Plane], horizontal=True, key="img_plane"))
     row_a, row_b = studies.iloc[labels_of[first]], studies.iloc[labels_of[second]]
-    registered = bool(row_a["registered"]) and bool(row_b["registered"])
+    registered = _in_baseline_space(row_a) and _in_baseline_space(row_b)
     if registered:
         st.success("Registered volumes (baseline space).")
     else:
         st.warning("Native volumes, not registered: slices are matched by scanner position, and the "
                    "difference view needs registered volumes.")
     native_labels = data.labels_paths(ref, patient_key)
-    src_a, src_b = _sources(row_a, registered, native_labels), _sources(row_b, registered, native_labels)
+    src_a, src_b = (study_sources(row, baseline_space=registered, labels_path=native_labels.get(row["study_uid"]))
+                    for row in (row_a, row_b))
     sequences = [s for s in ("T1c", "FLAIR", "T2", "T1") if s in src_a and s in src_b]
     if not sequences:
         st.warning("The two timepoints share no sequence.")
         return
     sequence = st.radio("Sequence", sequences, horizontal=True, key="img_seq")
     try:
-        vol_a = load_volume(settings, src_a[sequence])
-        vol_b = load_volume(settings, src_b[sequence])
-        lab_a = load_volume(settings, src_a["labels"]) if "labels" in src_a else None
-        lab_b = load_volume(settings, src_b["labels"]) if "labels" in src_b else None
+        vol_a, vol_b, lab_a, lab_b = _pair(settings, src_a, src_b, sequence, registered)
     except (GlioWatchError, FileNotFoundError) as exc:
         st.error(f"A stored volume cannot be read: {exc}")
         return

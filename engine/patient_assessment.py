@@ -24,7 +24,8 @@ from engine.alerts.adapter import alert_inputs
 from engine.criteria import Criteria, Mode
 from engine.dicom.nifti import read_nifti
 from engine.measurement import StudyMeasurement, followup_findings, label_volumes, measure_study
-from engine.pipeline import StatePaths, reference_study
+from engine.pipeline import reference_study
+from engine.state_paths import StatePaths, StoredFile
 from engine.segmentation.sanity import cavity_before_surgery_flag
 from engine.store import Store
 from engine.store import alerts as alerts_sql
@@ -63,7 +64,7 @@ def assess_patient_course(
     base = None
     measured: list[tuple[dict, StudyMeasurement, dict, tuple[int, ...]]] = []
     for r in rows:
-        native = read_nifti(paths.labels_dir / r["labels_path"])
+        native = read_nifti(paths.resolve(StoredFile.LABELS, r["labels_path"]))
         resampled = json.loads(r["resampled"]) if r["resampled"] else {}
         tracked = (r is not baseline and base is not None and "labels" in resampled
                    and r["reference_study_uid"] == baseline_uid)
@@ -74,7 +75,7 @@ def assess_patient_course(
                 base = m
                 tracks = {lesion.lesion_index: lesion.lesion_index for lesion in m.lesions}
         else:
-            labels = read_nifti(paths.registered_dir / resampled["labels"])
+            labels = read_nifti(paths.resolve(StoredFile.REGISTERED, resampled["labels"]))
             m = measure_study(labels, criteria=criteria.measurability, target_indices=())
             found = followup_findings(baseline=base, current=m, criteria=criteria.measurability,
                                       spacing_mm=min(labels.spacing_mm))

@@ -28,17 +28,11 @@ from engine.errors import RegistrationError, SegmentationError
 from engine.ingest import exam_label
 from engine.registration import Registrar, RegistrationResult, resample_to
 from engine.segmentation import SegmentationResult, Segmenter
+from engine.state_paths import StatePaths, StoredFile
 from engine.store import Store
 from engine.store import ingest as ingest_sql
 from engine.store import pipeline as sql
 from engine.types import Sequence, StudyStatus, Volume
-
-
-@dataclass(frozen=True, slots=True)
-class StatePaths:
-    volumes_dir: Path
-    labels_dir: Path
-    registered_dir: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +51,8 @@ class StudyFiles:
     study_uid: str
     patient_key: str
     exam: str
-    volumes: dict[str, str]  # sequence -> path under volumes_dir
-    labels: str | None = None  # current segmentation, path under labels_dir
+    volumes: dict[str, str]  # sequence -> stored path (StoredFile.VOLUME)
+    labels: str | None = None  # current segmentation, stored path (StoredFile.LABELS)
 
 
 def study_files(store: Store, study_uid: str) -> StudyFiles:
@@ -74,7 +68,11 @@ def study_files(store: Store, study_uid: str) -> StudyFiles:
 
 
 def _load_volumes(files: StudyFiles, paths: StatePaths) -> dict[Sequence, Volume]:
-    return {Sequence(seq): read_nifti(paths.volumes_dir / rel) for seq, rel in files.volumes.items()}
+    return {Sequence(seq): read_nifti(paths.resolve(StoredFile.VOLUME, rel)) for seq, rel in files.volumes.items()}
+
+
+def _read_labels(files: StudyFiles, paths: StatePaths) -> Volume | None:
+    return read_nifti(paths.resolve(StoredFile.LABELS, files.labels)) if files.labels else None
 
 
 def _quarantine(con, row: dict, *, stage: str, reason: str, detail: str | None = None) -> None:  # noqa: ANN001
@@ -162,12 +160,13 @@ def compute_segmentation(files: StudyFiles, *, segmenter: Segmenter, paths: Stat
     except SegmentationError as exc:
         return SegmentationOutput(files.study_uid, error=exc.reason, error_detail=exc.detail)
     rel = Path(files.patient_key) / files.study_uid / labels_file_name(result)
-    target = paths.labels_dir / rel
+    target = paths.resolve(StoredFile.LABELS, rel)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_nifti(result.labels, target, force=True)
     _write_json_atomic(segmentation_sidecar(result, files), sidecar_path(target))
     return SegmentationOutput(
-        study_uid=files.study_uid, labels_path=str(rel), volumes_ml=dict(result.volumes_ml),
+        study_uid=files.study_uid, labels_path=paths.stored(StoredFile.LABELS, target),
+        volumes_ml=dict(result.volumes_ml),
         flags=tuple(result.flags), model_name=result.model_name, model_version=result.model_version,
         weights_sha256=result.weights_sha256, config_sha256=result.config_sha256, device=result.device,
         elapsed_s=result.elapsed_s,
@@ -254,15 +253,15 @@ def compute_registration(job: RegistrationJob, *, registrar: Registrar, paths: S
         moving_vols = _load_volumes(moving_files, paths)
         fixed = _reference_image(_load_volumes(job.fixed, paths), job.reference_sequence)
         moving = _reference_image(moving_vols, job.reference_sequence)
-        fixed_labels = read_nifti(paths.labels_dir / job.fixed.labels) if job.fixed.labels else None
-        moving_labels = read_nifti(paths.labels_dir / moving_files.labels) if moving_files.labels else None
+        fixed_labels = _read_labels(job.fixed, paths)
+        moving_labels = _read_labels(moving_files, paths)
         result = registrar.register(fixed=fixed, moving=moving, fixed_mask=fixed_labels, moving_mask=moving_labels)
     except RegistrationError as exc:
         return RegistrationOutput(moving_files.study_uid, job.kind, job.fixed.study_uid, error=exc.reason,
                                   error_detail=exc.detail)
     if job.kind != "baseline" or not result.passed:
         return RegistrationOutput(moving_files.study_uid, job.kind, job.fixed.study_uid, result=result)
-    out_dir = paths.registered_dir / moving_files.patient_key / moving_files.study_uid
+    out_dir = paths.resolve(StoredFile.REGISTERED, Path(moving_files.patient_key) / moving_files.study_uid)
     out_dir.mkdir(parents=True, exist_ok=True)
     items: list[tuple[str, Volume, str]] = [(s.value, v, "linear") for s, v in moving_vols.items()]
     if moving_labels is not None:
@@ -272,7 +271,7 @@ def compute_registration(job: RegistrationJob, *, registrar: Registrar, paths: S
         out = resample_to(reference=fixed, moving=vol, matrix=result.matrix, interpolation=interp)  # type: ignore[arg-type]
         target = out_dir / f"{name}.nii.gz"
         write_nifti(out, target, force=True)
-        resampled[name] = str(target.relative_to(paths.registered_dir))
+        resampled[name] = paths.stored(StoredFile.REGISTERED, target)
     return RegistrationOutput(moving_files.study_uid, job.kind, job.fixed.study_uid, result=result,
                               resampled=resampled)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from engine.errors import ConfigError
+from engine.state_paths import StatePaths
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -144,8 +145,13 @@ class Settings:
         return self.state_dir / "gliowatch.snapshot.duckdb"
 
     @property
+    def state_paths(self) -> StatePaths:
+        """The folders of the files the store points at (volumes, labels, registered)."""
+        return StatePaths.under(self.state_dir)
+
+    @property
     def volumes_dir(self) -> Path:
-        return self.state_dir / "volumes"
+        return self.state_paths.volumes_dir
 
     @property
     def orthanc_dir(self) -> Path:

@@ -10,7 +10,7 @@ from engine.archive import Archive
 from engine.alerts.sinks import build_sinks
 from engine.archive.orthanc import OrthancArchive
 from engine.orthanc_server import resolve_password
-from engine.pipeline import StatePaths
+from engine.state_paths import StatePaths
 from engine.pseudonym import resolve_salt
 from engine.series_rules import SeriesRules, load_series_rules
 from engine.settings import Settings
@@ -32,9 +32,7 @@ class Runtime:
 
     @property
     def paths(self) -> StatePaths:
-        root = self.settings.state_dir
-        return StatePaths(volumes_dir=self.settings.volumes_dir, labels_dir=root / "labels",
-                          registered_dir=root / "registered")
+        return self.settings.state_paths
 
     def close(self) -> None:
         _ACTIVE.pop(f"rt-{id(self)}", None)

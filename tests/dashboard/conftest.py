@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.settings import Settings
+from tests.dashboard.pipeline_state import PipelineState, build_pipeline_state
 from tests.dashboard.store_factory import Built, build_state
 
 APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -28,3 +29,20 @@ def built_state(_template_state: tuple[Path, int], tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("GLIOWATCH_STATE_DIR", str(target))
     monkeypatch.delenv("GLIOWATCH_CONFIG", raising=False)
     return Built(settings=Settings(state_dir=target), alert_id=alert_id)
+
+
+@pytest.fixture(scope="session")
+def _pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> PipelineState:
+    return build_pipeline_state(tmp_path_factory.mktemp("pipeline"))
+
+
+@pytest.fixture
+def pipeline_state(_pipeline_template: PipelineState, tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> PipelineState:
+    """A private copy of a state folder the real pipeline produced; the app's settings point at it."""
+    target = tmp_path / "state"
+    shutil.copytree(_pipeline_template.settings.state_dir, target)
+    monkeypatch.setenv("GLIOWATCH_STATE_DIR", str(target))
+    monkeypatch.delenv("GLIOWATCH_CONFIG", raising=False)
+    return PipelineState(settings=Settings(state_dir=target), patient_key=_pipeline_template.patient_key,
+                         study_uids=_pipeline_template.study_uids)

@@ -3,12 +3,14 @@
 Four patients whose worklist order is known by construction:
 P-ALERT (an unacknowledged alert, preliminary PD), P-PPD (preliminary PD awaiting confirmation,
 no alert), P-QUAR (a quarantined study), P-CALM (stable disease). P-ALERT has two studies with
-registered T1c + label volumes; P-PPD has native volumes only (no registration rows).
+registered T1c + label volumes; P-PPD has native volumes only (no registration rows). Files lie
+where the pipeline writes them (``engine.state_paths``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -18,6 +20,7 @@ import numpy as np
 from engine.auth import add_user
 from engine.dicom.nifti import write_nifti
 from engine.settings import Settings
+from engine.state_paths import StatePaths, StoredFile
 from engine.store import open_store, publish_snapshot
 from engine.store import board
 from engine.types import Label, Volume
@@ -42,9 +45,9 @@ def _ball(radius_vox: float, centre: tuple[float, float, float]) -> np.ndarray:
     return ((i - centre[0]) ** 2 + (j - centre[1]) ** 2 + ((k - centre[2]) * 2) ** 2) <= radius_vox**2
 
 
-def _volumes(state_dir: Path, patient: str, study_uid: str, radius_vox: float) -> tuple[str, str]:
-    """T1c (bright enhancing ball on a grey head) relative to the volumes dir, as ingestion stores
-    it, and labels (ET ball around a NETC core) relative to the state dir, as segmentation does."""
+def _volumes(paths: StatePaths, patient: str, study_uid: str, radius_vox: float) -> tuple[str, str]:
+    """T1c (bright enhancing ball on a grey head) and labels (ET ball around a NETC core), written
+    where ingestion and segmentation write them; returns their stored paths."""
     head = _ball(9, (12, 10, 5))
     et = _ball(radius_vox, (12, 10, 5))
     core = _ball(max(radius_vox - 1.5, 0), (12, 10, 5))
@@ -52,13 +55,27 @@ def _volumes(state_dir: Path, patient: str, study_uid: str, radius_vox: float) -
     labels = np.zeros(SHAPE, dtype=np.uint8)
     labels[et] = int(Label.ET)
     labels[core] = int(Label.NETC)
-    t1c_rel = Path(patient) / study_uid / f"T1c_{study_uid}.1.nii.gz"
-    labels_rel = Path("segmentations") / patient / study_uid / "labels.nii.gz"
-    for target in (state_dir / "volumes" / t1c_rel, state_dir / labels_rel):
+    t1c_rel = f"{patient}/{study_uid}/T1c_{study_uid}.1.nii.gz"
+    labels_rel = f"{patient}/{study_uid}/labels.nii.gz"
+    _write(Volume(t1c.astype(np.float32), AFFINE), paths.resolve(StoredFile.VOLUME, t1c_rel))
+    _write(Volume(labels, AFFINE), paths.resolve(StoredFile.LABELS, labels_rel))
+    return t1c_rel, labels_rel
+
+
+def _write(volume: Volume, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_nifti(volume, target)
+
+
+def _registered_copies(paths: StatePaths, patient: str, study_uid: str, t1c: str, labels: str) -> dict[str, str]:
+    """The registration's resampled files (same grid already: copies of the native ones)."""
+    copies = {}
+    for name, kind, rel in (("T1c", StoredFile.VOLUME, t1c), ("labels", StoredFile.LABELS, labels)):
+        target = paths.resolve(StoredFile.REGISTERED, f"{patient}/{study_uid}/{name}.nii.gz")
         target.parent.mkdir(parents=True, exist_ok=True)
-    write_nifti(Volume(t1c.astype(np.float32), AFFINE), state_dir / "volumes" / t1c_rel)
-    write_nifti(Volume(labels, AFFINE), state_dir / labels_rel)
-    return str(t1c_rel), str(labels_rel)
+        shutil.copyfile(paths.resolve(kind, rel), target)
+        copies[name] = paths.stored(StoredFile.REGISTERED, target)
+    return copies
 
 
 def build_state(state_dir: Path) -> Built:
@@ -89,7 +106,7 @@ def build_state(state_dir: Path) -> Built:
                            VALUES (?, ?, 'ingest', 'No post-contrast T1 series was found', ?)""",
                         [uid, patient, NOW])
             continue
-        t1c, labels = _volumes(state_dir, patient, uid, radius)
+        t1c, labels = _volumes(settings.state_paths, patient, uid, radius)
         con.execute("INSERT INTO volumes VALUES (?, ?, 'T1c', ?, ?, '[1,1,2]', ?)",
                     [f"{uid}.1", uid, t1c, json.dumps(SHAPE), json.dumps(AFFINE.tolist())])
         et_ml = float(_ball(radius, (12, 10, 5)).sum()) * 2 / 1000
@@ -111,7 +128,8 @@ def build_state(state_dir: Path) -> Built:
             con.execute("""INSERT INTO registrations (study_uid, reference_study_uid, kind, matrix, method,
                                passed, qc_reason, resampled, created_at)
                            VALUES (?, '1.1', 'baseline', '[]', 'identity', true, 'passed', ?, ?)""",
-                        [uid, json.dumps({} if uid == "1.1" else {"T1c": f"volumes/{t1c}", "labels": labels}),
+                        [uid, json.dumps({} if uid == "1.1" else
+                                         _registered_copies(settings.state_paths, patient, uid, t1c, labels)),
                          NOW])
     con.execute("""INSERT INTO psp_risk VALUES ('1.2', 'P-ALERT', DATE '2025-03-20', 'rano2', '2d', 0.43,
                        0.28, 0.58, 0.43, 1.0, '{"mgmt": "unknown", "weeks_since_rt": 6.0}',

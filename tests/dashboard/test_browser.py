@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium against `streamlit run` on a loopback port.
 
 Logs in, opens a patient from the worklist, moves the slice slider on the image review page,
-acknowledges an alert; screenshots go to test-artifacts/dashboard-*.png.
+acknowledges an alert; then the image review of a store the real pipeline produced
+(``pipeline_state``). Screenshots go to test-artifacts/dashboard-*.png.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from engine.settings import Settings
 from engine.store import open_store
 from flows.cmd_dashboard import start_dashboard
+from tests.dashboard.pipeline_state import PipelineState
 from tests.dashboard.store_factory import RADIOLOGIST, Built
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,11 +55,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, *, deadline_s: fl
     pytest.fail(f"streamlit not healthy after {deadline_s} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def server(built_state: Built, tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def _serve(settings: Settings, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     log = tmp_path / "streamlit.log"
-    proc = start_dashboard(built_state.settings, port=port, log_path=log)
+    proc = start_dashboard(settings, port=port, log_path=log)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, log)
@@ -64,55 +69,116 @@ def server(built_state: Built, tmp_path: Path) -> Iterator[str]:
         proc.wait(timeout=15)
 
 
-def test_login_open_patient_slide_and_acknowledge(
-    server: str, built_state: Built, tmp_path: Path, artifacts_dir: Path
-) -> None:
+@pytest.fixture
+def server(built_state: Built, tmp_path: Path) -> Iterator[str]:
+    with _serve(built_state.settings, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def pipeline_server(pipeline_state: PipelineState, tmp_path: Path) -> Iterator[str]:
+    with _serve(pipeline_state.settings, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def _browser_page(tmp_path: Path, *, height_px: int = 1000) -> Iterator[Any]:
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": height_px})
         try:
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
-            page.goto(server)
-            page.get_by_label("User name").fill(RADIOLOGIST[0])
-            page.get_by_label("Password", exact=True).fill(RADIOLOGIST[1])
-            page.screenshot(path=artifacts_dir / "dashboard-1-login.png")
-            page.get_by_role("button", name="Log in").click()
-
-            page.get_by_role("heading", name="Worklist").wait_for()
-            page.get_by_text("trained on synthetic data only").wait_for()
-            page.get_by_role("button", name="Open timeline").wait_for()  # the last element drawn
-            page.locator('[data-testid="stDataFrame"]').first.wait_for()
-            page.get_by_text("MGMT", exact=True).wait_for()
-            page.screenshot(path=artifacts_dir / "dashboard-2-worklist.png", full_page=True)
-
-            page.get_by_role("button", name="Open timeline").click()  # first row: P-ALERT
-            page.get_by_role("heading", name="Patient P-ALERT").wait_for()
-            page.locator(".js-plotly-plot").first.wait_for()
-            page.get_by_text("P(PsP) = 43%").first.wait_for()
-            page.screenshot(path=artifacts_dir / "dashboard-3-timeline.png", full_page=True)
-
-            page.get_by_text("Image review", exact=True).click()
-            page.get_by_text("T1c · axial slice 5").first.wait_for()
-            slider = page.get_by_role("slider", name="Slice")
-            assert slider.input_value() == "5"
-            slider.focus()
-            slider.press("ArrowLeft")
-            slider.press("ArrowLeft")
-            page.get_by_text("T1c · axial slice 3").first.wait_for()
-            page.screenshot(path=artifacts_dir / "dashboard-4-images.png", full_page=True)
-
-            page.get_by_text("Actions", exact=True).click()
-            page.get_by_label("Note (optional)").fill("seen at tumour board")
-            page.get_by_role("button", name="Acknowledge").click()
-            page.get_by_text("Saved.").wait_for()
-            page.get_by_text("No unacknowledged alerts for this patient.").wait_for()
-            page.screenshot(path=artifacts_dir / "dashboard-5-acknowledged.png", full_page=True)
+            yield page
         finally:
             context.close()
+
+
+def _log_in(page: Any) -> None:
+    page.get_by_label("User name").fill(RADIOLOGIST[0])
+    page.get_by_label("Password", exact=True).fill(RADIOLOGIST[1])
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_login_open_patient_slide_and_acknowledge(
+    server: str, built_state: Built, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    with _browser_page(tmp_path) as page:
+        page.goto(server)
+        page.get_by_label("User name").wait_for()
+        page.screenshot(path=artifacts_dir / "dashboard-1-login.png")
+        _log_in(page)
+
+        page.get_by_role("heading", name="Worklist").wait_for()
+        page.get_by_text("trained on synthetic data only").wait_for()
+        page.get_by_role("button", name="Open timeline").wait_for()  # the last element drawn
+        page.locator('[data-testid="stDataFrame"]').first.wait_for()
+        page.get_by_text("MGMT", exact=True).wait_for()
+        page.screenshot(path=artifacts_dir / "dashboard-2-worklist.png", full_page=True)
+
+        page.get_by_role("button", name="Open timeline").click()  # first row: P-ALERT
+        page.get_by_role("heading", name="Patient P-ALERT").wait_for()
+        page.locator(".js-plotly-plot").first.wait_for()
+        page.get_by_text("P(PsP) = 43%").first.wait_for()
+        page.screenshot(path=artifacts_dir / "dashboard-3-timeline.png", full_page=True)
+
+        page.get_by_text("Image review", exact=True).click()
+        page.get_by_text("T1c · axial slice 5").first.wait_for()
+        slider = page.get_by_role("slider", name="Slice")
+        assert slider.input_value() == "5"
+        slider.focus()
+        slider.press("ArrowLeft")
+        slider.press("ArrowLeft")
+        page.get_by_text("T1c · axial slice 3").first.wait_for()
+        page.screenshot(path=artifacts_dir / "dashboard-4-images.png", full_page=True)
+
+        page.get_by_text("Actions", exact=True).click()
+        page.get_by_label("Note (optional)").fill("seen at tumour board")
+        page.get_by_role("button", name="Acknowledge").click()
+        page.get_by_text("Saved.").wait_for()
+        page.get_by_text("No unacknowledged alerts for this patient.").wait_for()
+        page.screenshot(path=artifacts_dir / "dashboard-5-acknowledged.png", full_page=True)
     with open_store(built_state.settings.db_path, read_only=True) as store:
         assert store.query("SELECT acknowledged_by, acknowledged_note FROM alerts WHERE alert_id = ?",
                            [built_state.alert_id]) == [("dr.test", "seen at tumour board")]
         assert store.query("""SELECT count(*) FROM audit WHERE action = 'acknowledge_alert'""") == [(1,)]
+
+
+def test_image_review_on_a_store_the_pipeline_produced(
+    pipeline_server: str, pipeline_state: PipelineState, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """Both timepoints drawn in baseline space with their labels, no error box, the difference
+    view: the last two scans (the page's default pair) on T1c, then the baseline against the last
+    scan on FLAIR (the baseline's own FLAIR put on the baseline grid)."""
+    with _browser_page(tmp_path, height_px=2000) as page:
+        page.goto(f"{pipeline_server}/?patient={pipeline_state.patient_key}")
+        _log_in(page)
+        page.get_by_role("heading", name=f"Patient {pipeline_state.patient_key}").wait_for()
+        page.get_by_text("Image review", exact=True).click()
+        page.get_by_text("Registered volumes (baseline space).").wait_for()
+        page.get_by_text("(2) · T1c · axial slice").first.wait_for()
+        _assert_images_drawn(page, 2)
+        page.get_by_text("Difference view", exact=True).click()
+        page.get_by_text("Difference (later − earlier)").wait_for()
+        _assert_images_drawn(page, 3)
+        page.screenshot(path=artifacts_dir / "dashboard-6-pipeline-difference.png")
+
+        page.get_by_text("FLAIR", exact=True).click()
+        page.get_by_text("(2) · FLAIR · axial slice").first.wait_for()
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Earlier timepoint").click()
+        page.get_by_role("option").first.click()  # the baseline
+        page.get_by_text("(1) · FLAIR · axial slice").first.wait_for()
+        _assert_images_drawn(page, 3)
+        page.screenshot(path=artifacts_dir / "dashboard-7-pipeline-baseline-flair.png")
+
+
+def _assert_images_drawn(page: Any, n_images: int) -> None:
+    """``n_images`` images loaded with pixels (not broken links), no error box, no exception."""
+    page.wait_for_function(  # polls until every image has loaded, or fails after TIMEOUT_MS
+        """n => { const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
+                  return imgs.length === n && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+        arg=n_images)
+    errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')
+    assert errors.count() == 0, errors.all_inner_texts()

@@ -30,7 +30,8 @@ def test_worklist_and_patient_reads(built_state: Built) -> None:
         assert data.query_nadir(store, "P-ALERT")["nadir_burden"] == 28.3
         images = data.query_image_sources(store, "P-ALERT")
         assert set(images.loc[1, "registered"]) == {"T1c", "labels"}
-        assert images.loc[0, "registered"] == images.loc[0, "native"], "the reference is the baseline space"
+        assert images.loc[0, "registered"] == {} and images.loc[0, "is_reference"], "the baseline space itself"
+        assert not images.loc[1, "is_reference"]
         assert data.query_labels_paths(store, "P-PPD").keys() == {"2.1", "2.2"}
         assert data.query_builtin_model_used(store)
         assert data.query_models_used(store) and all(not n.startswith("bundle:") for n, _ in data.query_models_used(store))
