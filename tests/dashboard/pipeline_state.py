@@ -24,7 +24,7 @@ from engine.segmentation import load_segmenter
 from engine.settings import Settings
 from engine.store import publish_snapshot
 from engine.stream import run_cycle
-from engine.synth import generate_cohort
+from engine.modelling.synth import generate_cohort
 from flows.runtime import Runtime, build_runtime
 from tests.dashboard.store_factory import RADIOLOGIST
 
