@@ -111,7 +111,7 @@ def build_store(folder: Path, n_patients: int) -> tuple[Path, float]:
         columns = ", ".join(frame.columns)
         store.con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM frame")
         store.con.unregister("frame")
-    snapshot = publish_snapshot(store, folder / "gliowatch.snapshot.duckdb")
+    snapshot = publish_snapshot(store, folder / "gliowatch.snapshot.duckdb").path
     store.close()
     return snapshot, time.perf_counter() - t0
 

@@ -35,7 +35,8 @@ def ingest_study_task(rt: Any, archive_study_id: str) -> IngestedStudy:
 
 @flow(name="gliowatch-watch-cycle", log_prints=False, validate_parameters=False)
 def watch_cycle(rt: Any, reconcile: bool = False) -> CycleReport:
-    """Drain the archive's change feed once, ingest each stable study, publish the snapshot."""
+    """Drain the archive's change feed once, ingest each stable study, publish the snapshot if the
+    store changed."""
     from flows.process import process_pending, run_processing
 
     ingested: list[str] = []
@@ -63,9 +64,10 @@ def watch_cycle(rt: Any, reconcile: bool = False) -> CycleReport:
     run_processing(rt, ingested)
     apply_board_actions(rt)
     deliver_alerts(rt)
-    with rt.store.transaction() as con:
+    with rt.store.transaction(visible=False) as con:  # no reader is shown the cycle line
         sql.log_event(con, "cycle", report.summary())
-    publish_snapshot(rt.store, rt.settings.snapshot_path)
+    publication = publish_snapshot(rt.store, rt.settings.snapshot_path)
+    log.debug("snapshot %s: %s", "published" if publication.published else "kept", publication.reason)
     return report
 
 

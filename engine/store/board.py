@@ -5,7 +5,8 @@ The dashboard never writes the main store. It appends one JSON file per request 
 process calls :func:`apply_board_requests` each cycle: every request runs in its own transaction
 together with its audit row and a ``board_requests`` row keyed by ``request_id``, so a request
 applied once is never applied twice (a crash between the commit and the file's removal only
-leaves a file that the next call discards). The next published snapshot shows the result.
+leaves a file that the next call discards). The next published snapshot shows the result; a
+page view alone does not make the snapshot stale (no page shows it).
 
 Requests: a page view (audit only), acknowledging an alert, recording a decision with a note,
 and correcting a clinical event (e.g. the RT end date; the patient needs re-assessment after it,
@@ -164,8 +165,6 @@ def apply_board_requests(store: Store, requests_dir: Path | str) -> AppliedReque
     if store.read_only:
         msg = "Argument 'store' must be the writer's store, not a read-only snapshot"
         raise ValueError(msg)
-    for statement in DDL:  # idempotent; also listed for Store.migrate via SCHEMA_MODULES
-        store.con.execute(statement)
     applied: list[str] = []
     failed: list[tuple[str, str]] = []
     skipped: list[str] = []
@@ -182,7 +181,8 @@ def apply_board_requests(store: Store, requests_dir: Path | str) -> AppliedReque
             path.unlink(missing_ok=True)
             continue
         try:
-            with store.transaction() as con:
+            # a page view is audit only: no reader is shown it, so it alone does not republish
+            with store.transaction(visible=request.kind != RequestKind.PAGE_VIEW) as con:
                 _apply_one(con, request)
                 _mark(con, request, status="APPLIED", reason=None)
         except (GlioWatchError, ValueError, duckdb.Error) as exc:

@@ -7,16 +7,13 @@ A segmentation row is keyed on the study and the whole model identity: name, ver
 hash and config hash (``config_sha256``, the digest of what in the model's configuration
 determines its outputs), so a config change without a version bump still adds a row and keeps
 the earlier one as superseded. Rows recorded before config digests existed have
-``config_sha256 = ''``: :func:`upgrade` rebuilds a store created with the older key (without the
-column) once, keeping every row.
+``config_sha256 = ''``: :func:`upgrade` (part of migration 1) rebuilds a store created with the
+older key (without the column) once, keeping every row.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from engine.store.db import Store
+import duckdb
 
 #: the ``segmentations`` table; ``{table}`` is its name (another one while it is rebuilt).
 SEGMENTATIONS = """CREATE TABLE IF NOT EXISTS {table} (
@@ -54,13 +51,13 @@ DDL: tuple[str, ...] = (
 )
 
 
-def upgrade(store: Store) -> None:
+def upgrade(con: duckdb.DuckDBPyConnection) -> None:
     """Give a ``segmentations`` table of an older store ``config_sha256`` in its primary key.
 
     DuckDB cannot change a primary key in place, so the table is rebuilt (rows copied, the new
-    column '' for them) in one transaction; a no-op once the column exists.
+    column '' for them) inside the migration's transaction; a no-op once the column exists.
     """
     from engine.store.db import rebuild_table, table_columns
 
-    if "config_sha256" not in table_columns(store.con, "segmentations"):
-        rebuild_table(store, "segmentations", SEGMENTATIONS)
+    if "config_sha256" not in table_columns(con, "segmentations"):
+        rebuild_table(con, "segmentations", SEGMENTATIONS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from benchmarks.bench_dashboard import build_store
 from dashboard import data
-from engine.store import open_store
+from engine.store import open_store, publish_snapshot
 from tests.dashboard.store_factory import EXPECTED_ORDER, Built
 
 
@@ -35,3 +35,16 @@ def test_worklist_and_patient_reads(built_state: Built) -> None:
         assert data.query_labels_paths(store, "P-PPD").keys() == {"2.1", "2.2"}
         assert data.query_builtin_model_used(store)
         assert data.query_models_used(store) and all(not n.startswith("bundle:") for n, _ in data.query_models_used(store))
+
+
+def test_the_cache_key_stays_while_the_store_is_unchanged(built_state: Built) -> None:
+    settings = built_state.settings
+    ref = data.snapshot_ref(settings.snapshot_path)
+    with open_store(settings.db_path) as store:  # the writer's next cycles
+        for _ in range(2):
+            assert not publish_snapshot(store, settings.snapshot_path).published
+        assert data.snapshot_ref(settings.snapshot_path) == ref
+        with store.transaction() as con:
+            con.execute("UPDATE alerts SET acknowledged_by = 'dr.test', acknowledged_at = now()")
+        assert publish_snapshot(store, settings.snapshot_path).published
+    assert data.snapshot_ref(settings.snapshot_path) != ref
