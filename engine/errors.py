@@ -87,3 +87,8 @@ class AlertDeliveryError(GlioWatchError):
     """An alert sink did not accept an alert."""
 
     retryable = True
+
+
+class WriteBackError(GlioWatchError):
+    """A result cannot be written back as a DICOM object (e.g. labels not on the grid of the
+    source series they must reference)."""

@@ -31,12 +31,12 @@ _STORAGE = "1.2.840.10008.5.1.4.1.1."
 IMAGE_SOP_CLASSES = frozenset(
     _STORAGE + suffix for suffix in ("2", "2.1", "2.2", "4", "4.1", "4.3", "4.4")
 )
-#: classes that are never an image to stack (Raw Data, SEG, registrations, RWV mapping,
-#: MR spectroscopy, RT structure set / plan, hanging protocols).
+#: classes that are never an image to stack (Raw Data, SEG and label map SEG, registrations,
+#: RWV mapping, MR spectroscopy, RT structure set / plan, hanging protocols).
 NON_IMAGE_SOP_CLASSES = frozenset(
     {
-        *(_STORAGE + suffix for suffix in ("66", "66.1", "66.3", "66.4", "66.5", "66.6", "67",
-                                           "4.2", "481.3", "481.5", "481.11")),
+        *(_STORAGE + suffix for suffix in ("66", "66.1", "66.3", "66.4", "66.5", "66.6", "66.7",
+                                           "67", "4.2", "481.3", "481.5", "481.11")),
         "1.2.840.10008.5.1.4.38.1",
     }
 )  # fmt: skip
