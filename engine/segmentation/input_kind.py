@@ -9,6 +9,7 @@ by default ``gliowatch-anomaly``), and the result carries the flag ``input:skull
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -77,9 +78,4 @@ class InputRouter:
         if reference is None or not skull_stripped(reference):
             return self.whole_head.segment(volumes, exam=exam)
         result = self.skull_stripped_segmenter.segment(volumes, exam=exam)
-        return SegmentationResult(
-            labels=result.labels, volumes_ml=result.volumes_ml, flags=(FLAG, *result.flags),
-            model_name=result.model_name, model_version=result.model_version,
-            weights_sha256=result.weights_sha256, config_sha256=result.config_sha256,
-            device=result.device, elapsed_s=result.elapsed_s,
-        )
+        return dataclasses.replace(result, flags=(FLAG, *result.flags))
