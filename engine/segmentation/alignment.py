@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.segmentation.preprocess import in_threads
+from engine.segmentation.threads import in_threads
 from engine.types import Sequence, Volume
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,6 @@ Steps (MONAI transforms, torch imported inside the functions):
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.errors import SegmentationError
+from engine.segmentation.threads import in_threads, slabs, workers_for
 from engine.types import Sequence, Volume
 
 if TYPE_CHECKING:
@@ -255,7 +254,7 @@ def head_mask_of(reference: np.ndarray, *, workers: int | None = None) -> np.nda
     """
     from scipy import ndimage
 
-    workers = _workers(workers)
+    workers = workers_for(workers)
     if not np.any(reference > 0):
         return np.zeros(reference.shape, dtype=bool)
     smooth = gaussian_smooth(reference, sigma=1.0, workers=workers)
@@ -280,32 +279,10 @@ def head_mask_of(reference: np.ndarray, *, workers: int | None = None) -> np.nda
     return out
 
 
-def _workers(workers: int | None) -> int:
-    return max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
 
 
-def _slabs(length: int, parts: int) -> list[slice]:
-    """``parts`` (at most ``length``) contiguous slices covering ``range(length)``.
-
-    >>> _slabs(10, 3)
-    [slice(0, 3, None), slice(3, 7, None), slice(7, 10, None)]
-    """
-    edges = np.linspace(0, length, min(parts, max(length, 1)) + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
-def in_threads(function, items: list, workers: int, *, name: str = "") -> list:  # noqa: ANN001
-    """``[function(item) for item in items]`` in up to ``workers`` threads (in order; serial for one).
-
-    >>> in_threads(abs, [-1, 2, -3], 2)
-    [1, 2, 3]
-    """
-    if workers <= 1 or len(items) <= 1:
-        return [function(item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name) as pool:
-        return list(pool.map(function, items))
 
 
 def gaussian_smooth(array: np.ndarray, *, sigma: float, workers: int | None = None) -> np.ndarray:
@@ -316,7 +293,7 @@ def gaussian_smooth(array: np.ndarray, *, sigma: float, workers: int | None = No
     """
     from scipy import ndimage
 
-    workers = _workers(workers)
+    workers = workers_for(workers)
     source = np.array(array, dtype=np.float32)  # a copy, as gaussian_filter's output
     if workers <= 1 or array.ndim != 3:
         return ndimage.gaussian_filter(source, sigma=sigma)
@@ -328,7 +305,7 @@ def gaussian_smooth(array: np.ndarray, *, sigma: float, workers: int | None = No
             index = tuple(part if a == across else slice(None) for a in range(3))
             ndimage.gaussian_filter1d(source[index], sigma, axis=axis, output=target[index])
 
-        in_threads(one, _slabs(source.shape[across], workers), workers)
+        in_threads(one, slabs(source.shape[across], workers), workers)
         source, target = target, source
     return source
 
@@ -353,7 +330,7 @@ def fill_holes(mask: np.ndarray, *, plane_normal: int | None = None, workers: in
         index = tuple(part if a == plane_normal else slice(None) for a in range(3))
         out[index] = _fill_holes(mask[index], plane_normal=plane_normal)
 
-    in_threads(one, _slabs(mask.shape[plane_normal], workers), workers)
+    in_threads(one, slabs(mask.shape[plane_normal], workers), workers)
     return out
 
 
