@@ -10,7 +10,8 @@ drawing time is not included.
 Baseline, same run, same store: the full-table scan — read the whole ``timeline`` view and the
 whole ``clinical_events`` table into pandas, filter the patient in pandas, build the same figure.
 Also reported: the per-patient query through the ``timeline`` view (filter above its window
-functions) vs the pushdown query ``dashboard.data`` uses.
+functions) vs the pushdown query the dashboard's read model
+(``engine.store.read_model.read_timeline``) runs.
 
 Run: ``python -m benchmarks.bench_dashboard [--patients N]``.
 """
@@ -28,10 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dashboard import data
 from dashboard.timeline_figure import build_timeline_figure
 from engine.store import open_store, publish_snapshot
-from engine.store import board
+from engine.store import board, read_model
 
 N_PATIENTS = 10_000
 N_TIMEPOINTS = 10
@@ -118,13 +118,13 @@ def build_store(folder: Path, n_patients: int) -> tuple[Path, float]:
 
 def render_ours(snapshot: Path, patient_key: str) -> int:
     with open_store(snapshot, read_only=True) as store:
-        timeline = data.query_timeline(store, patient_key)
-        events = data.query_events(store, patient_key)
-        data.query_alerts(store, patient_key)
-        data.query_patient_table(store, "psp_risk", patient_key)
-        growth = data.query_patient_table(store, "growth", patient_key)
-        nadir = data.query_nadir(store, patient_key)
-        data.query_image_sources(store, patient_key)
+        timeline = read_model.read_timeline(store, patient_key)
+        events = read_model.read_events(store, patient_key)
+        read_model.read_alerts(store, patient_key)
+        read_model.read_patient_table(store, "psp_risk", patient_key)
+        growth = read_model.read_patient_table(store, "growth", patient_key)
+        nadir = read_model.read_nadir(store, patient_key)
+        read_model.read_image_sources(store, patient_key)
     return len(build_timeline_figure(timeline, events, growth=growth, nadir=nadir).to_json())
 
 
@@ -147,7 +147,7 @@ def query_via_view(snapshot: Path, patient_key: str) -> int:
 
 def query_pushdown(snapshot: Path, patient_key: str) -> int:
     with open_store(snapshot, read_only=True) as store:
-        return len(data.query_timeline(store, patient_key))
+        return len(read_model.read_timeline(store, patient_key))
 
 
 def _timed(fn, snapshot: Path, keys: list[str]) -> list[float]:  # noqa: ANN001

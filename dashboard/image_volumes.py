@@ -1,6 +1,6 @@
 """The stored volumes image review shows: found through the store's path rule, put on one grid.
 
-Which file a study shows comes from the snapshot (``data.query_image_sources``): in baseline
+Which file a study shows comes from the snapshot (``engine.store.read_model.read_image_sources``): in baseline
 space, a follow-up's resampled files (``StoredFile.REGISTERED``) and, for the baseline itself, its
 native volumes (``StoredFile.VOLUME``) and labels (``StoredFile.LABELS``); in native space, every
 study's native volumes and labels. :meth:`engine.state_paths.StatePaths.resolve` turns each into
@@ -40,7 +40,7 @@ class ImageSource:
 
 
 def study_sources(row: pd.Series, *, baseline_space: bool, labels_path: str | None) -> dict[str, ImageSource]:
-    """``{sequence | 'labels': source}`` of one study (a row of ``query_image_sources``)."""
+    """``{sequence | 'labels': source}`` of one study (a row of ``read_image_sources``)."""
     if baseline_space and not row["is_reference"]:
         return {name: ImageSource(StoredFile.REGISTERED, path) for name, path in row["registered"].items()}
     sources = {seq: ImageSource(StoredFile.VOLUME, path) for seq, path in row["native"].items()}

@@ -30,6 +30,7 @@ from engine.segmentation.sanity import cavity_before_surgery_flag
 from engine.store import Store
 from engine.store import alerts as alerts_sql
 from engine.store import assessment as sql
+from engine.store import course
 from engine.store import ingest as ingest_sql
 from engine.types import StudyStatus
 
@@ -42,23 +43,11 @@ class PatientReport:
     lines: tuple[str, ...]
 
 
-def _usable(store: Store, patient_key: str) -> list[dict]:
-    return store.query_dicts(
-        """SELECT s.study_uid, s.study_date, s.status, g.labels_path, g.model_name, g.model_version,
-                  g.weights_sha256, g.config_sha256, g.flags, r.registration_id, r.resampled, r.reference_study_uid
-           FROM studies s
-           JOIN segmentations g ON g.study_uid = s.study_uid AND NOT g.superseded
-           LEFT JOIN registrations r ON r.study_uid = s.study_uid AND r.kind = 'baseline'
-                                     AND NOT r.superseded AND r.passed
-           WHERE s.patient_key = ? AND s.status IN ('SEGMENTED', 'REGISTERED', 'ASSESSED')
-           ORDER BY s.study_date, s.study_uid""", [patient_key])
-
-
 def assess_patient_course(
     store: Store, *, patient_key: str, criteria: Criteria, mode: Mode, paths: StatePaths,
     alert_sinks: tuple[str, ...], base_url: str,
 ) -> PatientReport:
-    rows = _usable(store, patient_key)
+    rows = course.usable_studies(store, patient_key)
     baseline_uid = reference_study(store, patient_key)
     baseline = next((r for r in rows if r["study_uid"] == baseline_uid), None)
     base = None
@@ -101,7 +90,7 @@ def assess_patient_course(
                                    risks=result.risks, qa=qa,
                                    confirm_interval_weeks=round(criteria.timing.confirm_interval_weeks)))
         called = {c.study_uid for c in result.calls}
-        dates = dict(store.query("SELECT study_uid, study_date FROM studies WHERE patient_key = ?", [patient_key]))
+        dates = course.study_dates(store, patient_key)
         inputs += [AlertInput(patient_key=patient_key, study_uid=uid, study_date=dates.get(uid),
                               criteria=criteria.label, qa=events)
                    for uid, events in qa.items() if uid not in called]
@@ -130,20 +119,12 @@ def _with_cavity_flags(qa: dict[str, QaEvents], scans: list[tuple[str, date, flo
 def _qa_events(store: Store, patient_key: str) -> dict[str, QaEvents]:
     """Quarantined studies, failed registrations and segmentation flags of the patient."""
     events: dict[str, QaEvents] = {}
-    for uid, reason in store.query(
-            """SELECT study_uid, string_agg(reason, '; ') FROM quarantine
-               WHERE patient_key = ? AND study_uid IS NOT NULL AND resolved_at IS NULL
-                 AND stage <> 'registration' GROUP BY study_uid""", [patient_key]):
+    for uid, reason in course.open_quarantine_reasons(store, patient_key).items():
         events[uid] = QaEvents(quarantine_reason=reason)
-    for uid, reason in store.query(
-            """SELECT study_uid, string_agg(reason, '; ') FROM quarantine
-               WHERE patient_key = ? AND stage = 'registration' AND resolved_at IS NULL
-               GROUP BY study_uid""", [patient_key]):
+    for uid, reason in course.open_registration_failures(store, patient_key).items():
         events[uid] = dataclasses.replace(events.get(uid, QaEvents()), registration_failure=reason)
-    for uid, flags in store.query(
-            """SELECT g.study_uid, g.flags FROM segmentations g JOIN studies s USING (study_uid)
-               WHERE s.patient_key = ? AND NOT g.superseded AND g.flags <> ''""", [patient_key]):
-        events[uid] = dataclasses.replace(events.get(uid, QaEvents()), segmentation_flags=tuple(flags.split(",")))
+    for uid, flags in course.segmentation_flags(store, patient_key).items():
+        events[uid] = dataclasses.replace(events.get(uid, QaEvents()), segmentation_flags=flags)
     return events
 
 

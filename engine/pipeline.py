@@ -310,8 +310,4 @@ def qc_text(result: RegistrationResult) -> str:
 def stale_registrations(store: Store, patient_key: str) -> list[str]:
     """Studies registered to a reference that is no longer the patient's baseline."""
     ref = reference_study(store, patient_key)
-    rows = store.query(
-        """SELECT r.study_uid FROM registrations r JOIN studies s USING (study_uid)
-           WHERE s.patient_key = ? AND r.kind = 'baseline' AND NOT r.superseded
-             AND r.reference_study_uid <> ? AND s.status <> 'QUARANTINED'""", [patient_key, ref])
-    return [r[0] for r in rows]
+    return sql.registered_to_other_reference(store, patient_key, ref)

@@ -179,7 +179,6 @@ def _needs_ingest(archive: Archive, store: Store, info: StudyInfo) -> bool:
     """New study, or one the archive has grown (more instances) since we recorded it."""
     if sql.known_study(store, info.study_uid) is None:
         return True
-    stored = store.query(
-        "SELECT coalesce(sum(n_instances), 0) FROM series WHERE study_uid = ?", [info.study_uid])[0][0]
+    stored = sql.stored_instance_count(store, info.study_uid)
     archive_instances = sum(len(archive.series(sid).instance_ids) for sid in info.series_ids)
     return archive_instances != int(stored)

@@ -97,14 +97,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stream_until_done(rt, n_studies: int, *, timeout_s: float) -> None:  # noqa: ANN001
+    from engine.store.pipeline import processed_study_count
     from flows.watch import watch_cycle
 
     print("[4/6] watching Orthanc until every study is stable and processed ...", flush=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         watch_cycle(rt, reconcile=True)
-        done = rt.store.query(
-            "SELECT count(*) FROM studies WHERE status IN ('ASSESSED', 'QUARANTINED')")[0][0]
+        done = processed_study_count(rt.store)
         print(f"      {done}/{n_studies} studies processed (assessed or quarantined)", flush=True)
         if done >= n_studies:
             return
@@ -114,21 +114,18 @@ def _stream_until_done(rt, n_studies: int, *, timeout_s: float) -> None:  # noqa
 
 def _print_summary(settings: Settings) -> None:
     from engine.store import open_store
+    from engine.store.assessment import read_evaluable_growth, read_timeline
     from flows.cmd_status import print_summary
 
     print("[5/6] per-patient summary from DuckDB:")
     with open_store(settings.db_path, read_only=True) as store:
         print_summary(store)
         print("\n  responses (timeline view):")
-        for r in store.query_dicts(
-                """SELECT patient_key, scan_date, response, final_response, psp_probability, reason
-                   FROM timeline ORDER BY patient_key, scan_date"""):
+        for r in read_timeline(store.con):
             psp = f" P(PsP) {r['psp_probability']:.2f}" if r["psp_probability"] is not None else ""
             print(f"  {r['patient_key']} {r['scan_date']} {r['response']:<17} final {r['final_response']:<17}{psp}")
             print(f"      {r['reason']}")
-        for r in store.query_dicts(
-                """SELECT patient_key, label, model, vdt_days, crossing_date, reason FROM growth
-                   WHERE evaluable ORDER BY patient_key, label, model"""):
+        for r in read_evaluable_growth(store.con):
             vdt = f"VDT {r['vdt_days']:.0f} d" if r["vdt_days"] is not None else "no growth"
             print(f"  growth {r['patient_key']} {r['label']} {r['model']}: {vdt}, "
                   f"threshold crossing {r['crossing_date'] or '-'}")
@@ -136,16 +133,17 @@ def _print_summary(settings: Settings) -> None:
 
 def _wait_for_alerts(rt, sink, timeout_s: float = 60.0) -> None:  # noqa: ANN001
     """Deliver the outbox until it is empty (the demo's sink is up, so this is quick)."""
+    from engine.store.alerts import count_alerts, count_pending_deliveries
     from flows.watch import deliver_alerts
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         deliver_alerts(rt)
-        pending = rt.store.query("SELECT count(*) FROM alert_outbox WHERE status = 'PENDING'")[0][0]
+        pending = count_pending_deliveries(rt.store)
         if not pending:
             break
         time.sleep(1)
-    total = rt.store.query("SELECT count(*) FROM alerts")[0][0]
+    total = count_alerts(rt.store)
     print(f"      {total} alerts raised; the local webhook sink received {len(sink.received)} "
           f"(duplicates dropped: {sink.duplicates})")
 

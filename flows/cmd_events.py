@@ -52,11 +52,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from flows.prefect_env import configure_prefect
 
             configure_prefect(settings)
+            from engine.store.pipeline import segmented_patients
             from flows.process import reassess_patients
 
-            keys = sorted({r[0] for r in rt.store.query(
-                "SELECT DISTINCT patient_key FROM segmentations JOIN studies USING (study_uid)")})
-            reassess_patients(rt, keys)
+            reassess_patients(rt, segmented_patients(rt.store))
     finally:
         rt.close()
     print(f"imported {n} events for {patients} patients ({len(errors)} rows refused)")

@@ -35,17 +35,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     configure_prefect(settings)
     from engine.store import publish_snapshot
     from engine.store import ingest as ingest_sql
+    from engine.store.pipeline import studies_to_rescore
     from engine.types import StudyStatus
     from flows.process import reassess_patients, run_processing
     from flows.runtime import build_runtime
 
     rt = build_runtime(settings)
     try:
-        where, params = "status <> 'QUARANTINED'", []
-        if args.patient:
-            where, params = where + " AND patient_key = ?", [args.patient]
-        rows = rt.store.query_dicts(f"SELECT study_uid, patient_key FROM studies WHERE {where} "  # noqa: S608
-                                    "ORDER BY study_date", params)
+        rows = studies_to_rescore(rt.store, args.patient or None)
         patients = sorted({r["patient_key"] for r in rows})
         if args.model:
             with rt.store.transaction() as con:

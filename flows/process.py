@@ -143,9 +143,7 @@ def _quarantine_patient(rt: Any, patient_key: str, exc: Exception) -> None:
               else f"Assessment failed unexpectedly ({type(exc).__name__})")
     log.error("assessment of %s failed: %s", patient_key, reason)
     with rt.store.transaction() as con:
-        for (uid,) in con.execute(
-                "SELECT study_uid FROM studies WHERE patient_key = ? AND status IN ('SEGMENTED', 'REGISTERED')",
-                [patient_key]).fetchall():
+        for uid in sql.studies_awaiting_assessment(con, patient_key):
             ingest_sql.add_quarantine(con, stage="assessment", reason=reason, study_uid=uid,
                                       patient_key=patient_key, detail=repr(exc)[:500])
             ingest_sql.set_study_status(con, uid, StudyStatus.QUARANTINED)

@@ -8,6 +8,9 @@ The schema has a version and ordered migrations (``migrations``), applied when t
 the store. Migration 1 is the schema split by area, one module each, every module exposing
 ``DDL: tuple[str, ...]``: ``schema_ingest`` (patients, studies, series, volumes, quarantine,
 cursor, ...), ``schema_assessment`` (measurements, lesions, assessments, risk, timeline view), ...
+
+The statements are named functions per area (``ingest``, ``pipeline``, ``course``, ``assessment``,
+``alerts``, ``board``); ``read_model`` is the dashboard's reads of the snapshot.
 """
 
 from engine.store.db import Store, open_store

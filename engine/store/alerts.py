@@ -188,3 +188,13 @@ def outbox_counts(store: Store) -> dict[tuple[str, str], int]:
     """(sink, status) -> number of outbox rows."""
     rows = store.query("SELECT sink, status, count(*) FROM alert_outbox GROUP BY ALL")
     return {(str(sink), str(status)): int(n) for sink, status, n in rows}
+
+
+def count_alerts(store: Store) -> int:
+    return int(store.query("SELECT count(*) FROM alerts")[0][0])
+
+
+def count_pending_deliveries(store: Store) -> int:
+    """Outbox rows still to deliver (PENDING)."""
+    return int(store.query("SELECT count(*) FROM alert_outbox WHERE status = ?",
+                           [str(DeliveryStatus.PENDING)])[0][0])

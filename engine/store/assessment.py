@@ -175,6 +175,12 @@ def read_growth(con: Con, patient_key: str) -> list[dict]:
     return _dicts(con, "SELECT * FROM growth WHERE patient_key = ? ORDER BY label, model", [patient_key])
 
 
+def read_evaluable_growth(con: Con) -> list[dict]:
+    """Every patient's evaluable growth fits, by patient, label and model."""
+    return _dicts(con, """SELECT patient_key, label, model, vdt_days, crossing_date, reason FROM growth
+                          WHERE evaluable ORDER BY patient_key, label, model""", [])
+
+
 def _dicts(con: Con, sql: str, params: list) -> list[dict]:
     cur = con.execute(sql, params)
     cols = [d[0] for d in cur.description]

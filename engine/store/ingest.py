@@ -45,6 +45,12 @@ def known_archive_study_ids(store: Store) -> set[str]:
     return ids
 
 
+def stored_instance_count(store: Store, study_uid: str) -> int:
+    """Instances recorded over every series of the study (0 when none)."""
+    return int(store.query(
+        "SELECT coalesce(sum(n_instances), 0) FROM series WHERE study_uid = ?", [study_uid])[0][0])
+
+
 def record_study(con: Con, study: IngestedStudy, *, change_seq: int | None, seen_at: datetime) -> int:
     """Insert or revise one study with its series, volumes and quarantine rows. Returns revision."""
     now = now_utc()

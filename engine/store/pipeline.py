@@ -100,3 +100,43 @@ def pending_studies(store: Store, statuses: tuple[str, ...]) -> list[dict[str, A
     return store.query_dicts(
         f"SELECT study_uid, patient_key, status FROM studies WHERE status IN ({marks}) "  # noqa: S608
         "ORDER BY study_date, study_uid", list(statuses))
+
+
+def registered_to_other_reference(store: Store, patient_key: str, reference_study_uid: str) -> list[str]:
+    """The patient's current baseline registrations whose reference is not ``reference_study_uid``
+    (studies not quarantined)."""
+    rows = store.query(
+        """SELECT r.study_uid FROM registrations r JOIN studies s USING (study_uid)
+           WHERE s.patient_key = ? AND r.kind = 'baseline' AND NOT r.superseded
+             AND r.reference_study_uid <> ? AND s.status <> 'QUARANTINED'""",
+        [patient_key, reference_study_uid])
+    return [r[0] for r in rows]
+
+
+def studies_to_rescore(store: Store, patient_key: str | None = None) -> list[dict[str, Any]]:
+    """``study_uid`` and ``patient_key`` of every study not quarantined (of one patient, when
+    given), by date."""
+    return store.query_dicts(
+        """SELECT study_uid, patient_key FROM studies
+           WHERE status <> 'QUARANTINED' AND (?::VARCHAR IS NULL OR patient_key = ?)
+           ORDER BY study_date""",
+        [patient_key, patient_key])
+
+
+def segmented_patients(store: Store) -> list[str]:
+    """Patients with at least one segmentation row, sorted."""
+    return sorted({r[0] for r in store.query(
+        "SELECT DISTINCT patient_key FROM segmentations JOIN studies USING (study_uid)")})
+
+
+def studies_awaiting_assessment(con: Con, patient_key: str) -> list[str]:
+    """The patient's studies segmented or registered but not yet assessed (caller's transaction)."""
+    return [uid for (uid,) in con.execute(
+        "SELECT study_uid FROM studies WHERE patient_key = ? AND status IN ('SEGMENTED', 'REGISTERED')",
+        [patient_key]).fetchall()]
+
+
+def processed_study_count(store: Store) -> int:
+    """Studies through the pipeline: assessed or quarantined."""
+    return int(store.query(
+        "SELECT count(*) FROM studies WHERE status IN ('ASSESSED', 'QUARANTINED')")[0][0])

@@ -11,6 +11,52 @@ the most recent assessment of the study, with the PsP probability where one was 
 Query it directly, e.g. ``SELECT * FROM timeline WHERE patient_key = 'P-0001' ORDER BY scan_date``.
 """
 
+#: the ``timeline`` rows: ``{assessments}``, ``{measurements}`` and ``{psp_risk}`` are the base
+#: relations, the tables themselves for the view, or their rows of one patient for
+#: :func:`timeline_select` with ``patient_param`` (filtered *before* the window functions).
+_TIMELINE = """
+    WITH a AS (
+        SELECT * FROM {assessments}
+        QUALIFY row_number() OVER (PARTITION BY study_uid ORDER BY assessed_at DESC) = 1
+    ), m AS (
+        SELECT * FROM {measurements}
+        QUALIFY row_number() OVER (PARTITION BY study_uid ORDER BY computed_at DESC) = 1
+    )
+    SELECT
+        coalesce(a.patient_key, m.patient_key) AS patient_key,
+        coalesce(a.study_uid, m.study_uid) AS study_uid,
+        coalesce(a.scan_date, m.scan_date) AS scan_date,
+        m.et_ml, m.netc_ml, m.snfh_ml, m.rc_ml, m.tc_ml, m.wt_ml, m.spd_mm2, m.sov_all_ml,
+        a.response, a.final_response, a.pd_date,
+        r.probability AS psp_probability, r.low AS psp_low, r.high AS psp_high,
+        a.reason, a.final_reason, a.profile, a.mode, a.criteria,
+        a.change_vs_baseline, a.change_vs_nadir, a.weeks_post_rt,
+        m.model_name, m.model_version
+    FROM a
+    FULL OUTER JOIN m ON a.study_uid = m.study_uid
+    LEFT JOIN {psp_risk} r
+        ON r.study_uid = a.study_uid AND r.profile = a.profile AND r.mode = a.mode"""
+
+
+def timeline_select(*, patient_param: str | None = None) -> str:
+    """The ``timeline`` view's query: every patient, or with ``patient_param`` (a DuckDB named
+    parameter, e.g. ``"key"`` for ``$key``) one patient's rows, oldest first.
+
+    One text for both, so the view and the dashboard's per-patient read cannot drift apart. The
+    per-patient form filters the base tables before the view's window functions (the view filters
+    after them, so a query on it ranks every row of the store: ~0.3 s at 100,000 timepoints).
+    """
+    if patient_param is None:
+        return _TIMELINE.format(assessments="assessments", measurements="measurements WHERE NOT superseded",
+                                psp_risk="psp_risk")
+    key = f"${patient_param}"
+    return _TIMELINE.format(
+        assessments=f"assessments WHERE patient_key = {key}",
+        measurements=f"measurements WHERE patient_key = {key} AND NOT superseded",
+        psp_risk=f"(SELECT * FROM psp_risk WHERE patient_key = {key})",
+    ) + "\n    ORDER BY scan_date, study_uid"
+
+
 DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS measurements (
         measurement_id VARCHAR PRIMARY KEY,
@@ -119,26 +165,5 @@ DDL: tuple[str, ...] = (
         entered_by VARCHAR NOT NULL,
         entered_at TIMESTAMP NOT NULL
     )""",
-    """CREATE OR REPLACE VIEW timeline AS
-    WITH a AS (
-        SELECT * FROM assessments
-        QUALIFY row_number() OVER (PARTITION BY study_uid ORDER BY assessed_at DESC) = 1
-    ), m AS (
-        SELECT * FROM measurements WHERE NOT superseded
-        QUALIFY row_number() OVER (PARTITION BY study_uid ORDER BY computed_at DESC) = 1
-    )
-    SELECT
-        coalesce(a.patient_key, m.patient_key) AS patient_key,
-        coalesce(a.study_uid, m.study_uid) AS study_uid,
-        coalesce(a.scan_date, m.scan_date) AS scan_date,
-        m.et_ml, m.netc_ml, m.snfh_ml, m.rc_ml, m.tc_ml, m.wt_ml, m.spd_mm2, m.sov_all_ml,
-        a.response, a.final_response, a.pd_date,
-        r.probability AS psp_probability, r.low AS psp_low, r.high AS psp_high,
-        a.reason, a.final_reason, a.profile, a.mode, a.criteria,
-        a.change_vs_baseline, a.change_vs_nadir, a.weeks_post_rt,
-        m.model_name, m.model_version
-    FROM a
-    FULL OUTER JOIN m ON a.study_uid = m.study_uid
-    LEFT JOIN psp_risk r
-        ON r.study_uid = a.study_uid AND r.profile = a.profile AND r.mode = a.mode""",
+    "CREATE OR REPLACE VIEW timeline AS" + timeline_select(),
 )
