@@ -32,7 +32,7 @@ from engine.state_paths import StatePaths, StoredFile
 from engine.store import Store
 from engine.store import ingest as ingest_sql
 from engine.store import pipeline as sql
-from engine.types import Sequence, StudyStatus, Volume
+from engine.types import SegmentationOutput, Sequence, StudyStatus, Volume
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,22 +83,6 @@ def _quarantine(con, row: dict, *, stage: str, reason: str, detail: str | None =
 
 
 # ---------------------------------------------------------------- segmentation
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentationOutput:
-    study_uid: str
-    labels_path: str = ""
-    volumes_ml: dict[str, float] = field(default_factory=dict)
-    flags: tuple[str, ...] = ()
-    model_name: str = ""
-    model_version: str = ""
-    weights_sha256: str = ""
-    config_sha256: str = ""
-    device: str = ""
-    elapsed_s: float = 0.0
-    error: str = ""
-    error_detail: str | None = None
 
 
 def file_name_part(text: str) -> str:

@@ -92,3 +92,22 @@ class Volume:
     def voxel_ml(self) -> float:
         """Volume of one voxel in millilitres."""
         return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentationOutput:
+    """What the segmentation step of one study produced (or why it could not): the stored row's
+    content. Paths are relative to the labels folder (``engine.state_paths``)."""
+
+    study_uid: str
+    labels_path: str = ""
+    volumes_ml: dict[str, float] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    model_name: str = ""
+    model_version: str = ""
+    weights_sha256: str = ""
+    config_sha256: str = ""
+    device: str = ""
+    elapsed_s: float = 0.0
+    error: str = ""
+    error_detail: str | None = None

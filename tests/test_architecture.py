@@ -76,8 +76,11 @@ def _project_imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            # ``from pkg import mod`` depends on pkg.mod; ``from pkg import name`` on pkg itself
+            submodules = {f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}")}
+            names.update(submodules)
+            if len(submodules) < len(node.names):
+                names.add(node.module)
     return {n for n in names if n.split(".")[0] in {"engine", "flows", "dashboard"} and _module_file(n)}
 
 
@@ -181,3 +184,47 @@ def test_every_sql_statement_lives_in_the_store() -> None:
 def test_the_pending_sql_exemptions_are_still_needed() -> None:
     for name in SQL_PENDING:
         assert _sql_literals(ROOT / name), f"{name} holds no SQL any more: remove it from SQL_PENDING"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_cycles() -> None:
+    """No two project modules import each other, directly or through others; every import
+    counts (function-level and ``TYPE_CHECKING`` ones too), so reading goes one way."""
+    graph = {_module_name(p): _project_imports(p) - {_module_name(p)}
+             for top in ("engine", "flows", "dashboard") for p in sorted((ROOT / top).rglob("*.py"))}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    assert not cycles, cycles
+    assert len(graph) > 100

@@ -19,7 +19,7 @@ from engine.errors import StoreError
 from engine.store import revision
 
 if TYPE_CHECKING:
-    from engine.store.snapshot import SeenSnapshot
+    from engine.store.revision import SeenSnapshot
 
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 

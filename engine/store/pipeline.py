@@ -12,7 +12,7 @@ from engine.store.db import Store
 from engine.store.ingest import now_utc
 
 if TYPE_CHECKING:
-    from engine.pipeline import SegmentationOutput
+    from engine.types import SegmentationOutput
     from engine.registration import RegistrationResult
 
 Con = duckdb.DuckDBPyConnection

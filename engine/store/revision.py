@@ -69,3 +69,11 @@ def advance(con: Con) -> None:
 
 def _now_utc() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class SeenSnapshot:
+    """A snapshot file as the writer last saw it: its signature and the revision inside it."""
+
+    signature: tuple[int, int, int]
+    revision: Revision | None

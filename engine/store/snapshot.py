@@ -31,15 +31,7 @@ import duckdb
 from engine.errors import StoreError
 from engine.store import revision
 from engine.store.db import FileSignature, Store, open_store
-from engine.store.revision import Revision
-
-
-@dataclass(frozen=True, slots=True)
-class SeenSnapshot:
-    """A snapshot file as the writer last saw it: its signature and the revision inside it."""
-
-    signature: tuple[int, int, int]
-    revision: Revision | None
+from engine.store.revision import Revision, SeenSnapshot
 
 
 @dataclass(frozen=True, slots=True)
