@@ -81,8 +81,9 @@ def test_round_trip_through_a_duckdb_file(tmp_path) -> None:
 
     reopened = open_store(tmp_path / "gliowatch.duckdb")  # real file, schema re-applied idempotently
     timeline = read_timeline(reopened.con, "P-0001")
-    assert [r["response"] for r in timeline] == ["BASELINE", "PRELIM_PD", "PSEUDOPROGRESSION"]
-    assert [r["final_response"] for r in timeline] == ["BASELINE", "PSEUDOPROGRESSION", "PSEUDOPROGRESSION"]
+    # issue 32: the scan that resolves the preliminary PD is SD; pseudoprogression is the preliminary-PD scan's label
+    assert [r["response"] for r in timeline] == ["BASELINE", "PRELIM_PD", "SD"]
+    assert [r["final_response"] for r in timeline] == ["BASELINE", "PSEUDOPROGRESSION", "SD"]
     assert timeline[0]["spd_mm2"] == pytest.approx(400.0, rel=0.1)  # a 20 mm disc on 5 slices
     assert timeline[0]["model_name"] == "segresnet"  # the superseding measurement
     assert timeline[1]["psp_probability"] == pytest.approx(risks["1.2.3.1"].probability)
