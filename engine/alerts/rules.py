@@ -159,6 +159,12 @@ def _new_lesion(data: AlertInput, t: AlertThresholds) -> tuple[AlertType, Severi
         text = ("New enhancing lesion outside the 80 % isodose of the RT plan: progression even inside "
                 "the 12-week pseudoprogression window.")
         return AlertType.NEW_LESION_OUT_OF_FIELD, Severity.CRITICAL, text
+    weeks = data.weeks_post_rt
+    if weeks is not None and 0 <= weeks < data.psp_window_weeks:  # a preliminary PD to confirm (issue 32)
+        return AlertType.NEW_LESION, Severity.WARNING, (
+            f"New measurable enhancing lesion {weeks:.1f} weeks after RT end, inside the "
+            f"{data.psp_window_weeks:g}-week pseudoprogression window: possible pseudoprogression, to be confirmed "
+            "by the next scan.")
     return AlertType.NEW_LESION, Severity.CRITICAL, "New measurable enhancing lesion."
 
 

@@ -5,7 +5,10 @@ confirmation scan); steroid watch (imaging stable, steroids raised); progressed 
 scans need a new baseline and are NE here). Two views per scan: ``category`` is the call as it
 stood on that date; ``final_category`` is what later scans made of it:
 
-* PRELIM_PD -> PD (``pd_date`` back-dated to the preliminary scan) or PSEUDOPROGRESSION;
+* PRELIM_PD -> PD (``pd_date`` back-dated to the preliminary scan) or PSEUDOPROGRESSION; the scan
+  that refutes it is not labelled PSEUDOPROGRESSION but gets its own category (CR/PR/SD);
+* DISCORDANT (the 2D and volumetric assessments disagree on progression, ``discordance.py``) stays
+  DISCORDANT for a reader; it is not a PD and does not become the nadir;
 * a first CR/PR keeps its label only if a scan >= RESPONSE_CONFIRM_WEEKS later confirms it, else SD
   (with no later scan yet it stays as called: confirmation pending);
 * STEROID_WATCH -> SD (dose back to baseline, or imaging progression later) or PD dated to the

@@ -206,3 +206,14 @@ def test_growth_after_the_window_over_the_recent_interval_is_critical() -> None:
     (rapid,) = (a for a in alerts if a.alert_type is AlertType.RAPID_GROWTH)
     assert rapid.severity is Severity.CRITICAL and "2.2 mL on the previous scan (+2.8 mL)" in rapid.reason
     assert "over 42 days" in rapid.reason
+
+
+def test_a_new_lesion_inside_the_psp_window_is_not_a_critical_alert() -> None:
+    scans = [scan(4, 0.0, et_ml=1.0), scan(8, 0.0, et_ml=4.0, new_measurable_lesion=True, emerging_spd_mm2=400.0)]
+    alerts = evaluate_alerts(alert_inputs(run(scans), scans, patient_key="P-0032")[1], base_url=BASE_URL)
+    (new,) = (a for a in alerts if a.alert_type is AlertType.NEW_LESION)
+    assert new.severity is Severity.WARNING and "possible pseudoprogression" in new.reason
+    later = [scan(4, 0.0, et_ml=1.0), scan(20, 0.0, et_ml=4.0, new_measurable_lesion=True, emerging_spd_mm2=400.0)]
+    alerts = evaluate_alerts(alert_inputs(run(later), later, patient_key="P-0032")[1], base_url=BASE_URL)
+    assert {(a.alert_type, a.severity) for a in alerts} >= {(AlertType.NEW_LESION, Severity.CRITICAL),
+                                                             (AlertType.PD_CONFIRMED, Severity.CRITICAL)}
