@@ -112,6 +112,17 @@ class NonEnhancingCriteria:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscordanceCriteria:
+    """2D and volumetric assessment side by side: when one shows a PD the other does not support,
+    the scan is DISCORDANT (routed to a reader) instead of a PD call [H]."""
+
+    enabled: bool
+    min_volume_change_for_2d_pd: float  # ET volume rise over its nadir a 2D PD needs to be supported
+    min_spd_change_for_3d_pd: float  # SPD rise over its nadir a volumetric PD needs to be supported
+    min_volume_ml: float  # ET volume nadir below which the volumes are too noisy to judge
+
+
+@dataclass(frozen=True, slots=True)
 class SteroidCriteria:
     physiological_mg: float
     exclude_psp_from_nadir: bool
@@ -162,6 +173,7 @@ class Criteria:
     thresholds: Thresholds
     timing: TimingCriteria
     nonenhancing: NonEnhancingCriteria
+    discordance: DiscordanceCriteria
     steroids: SteroidCriteria
     psp_prior: PspPriorCriteria
     growth: GrowthCriteria

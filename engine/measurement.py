@@ -130,6 +130,7 @@ class FollowupFindings:
     matching: Matching
     new_measurable: tuple[int, ...]  # unmatched components that are measurable (current indices)
     became_measurable: tuple[int, ...]  # continuations of non-measurable baseline lesions, now measurable
+    emerging_spd_mm2: float = 0.0  # products of the new and the newly measurable lesions (outside the targets)
 
     @property
     def new_measurable_lesion(self) -> bool:
@@ -156,6 +157,7 @@ def followup_findings(
     return FollowupFindings(
         spd_mm2=followup_spd(baseline_targets=baseline.target_indices, matching=matching, lesions=current.lesions),
         matching=matching,
-        new_measurable=tuple(sorted(set(matching.new) & measurable_now)),
+        new_measurable=(new := tuple(sorted(set(matching.new) & measurable_now))),
         became_measurable=became,
+        emerging_spd_mm2=sum_of_products(current.lesions, tuple(sorted({*new, *became}))),
     )

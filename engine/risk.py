@@ -12,11 +12,12 @@ outcomes (e.g. a synthetic cohort whose truth is known; say so when quoting them
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from engine.criteria import Criteria
-from engine.response.inputs import ClinicalStatus, Mgmt, PatientContext, Timepoint
+from engine.response.inputs import ClinicalStatus, Mgmt, PatientContext, ResponseCall, Timepoint
+from engine.types import Response
 
 MODEL_LABEL = "literature-informed prior (naive Bayes, clinical-spec 8.6), not a trained classifier"
 
@@ -161,3 +162,23 @@ def psp_evidence(
         mrs_tumour=current.mrs_tumour,
         flair_decreased=flair or None,
     )
+
+
+def psp_at_preliminary_pds(
+    calls: Sequence[ResponseCall], timepoints: Sequence[Timepoint], *, context: PatientContext, criteria: Criteria
+) -> dict[str, PspEstimate]:
+    """P(pseudoprogression) at every scan called PRELIM_PD (8.5: "raise ALERT_PPD with P(PsP) from
+    8.6"), whatever later scans made of it, keyed by study UID. ``calls`` and ``timepoints`` are in
+    the same order (as ``assess_patient`` returns them); the previous scan is the one before by date."""
+    if len(calls) != len(timepoints):
+        msg = f"Arguments 'calls' and 'timepoints' must have the same length, got {len(calls)} and {len(timepoints)}"
+        raise ValueError(msg)
+    by_date = sorted(timepoints, key=lambda tp: tp.scan_date)
+    out: dict[str, PspEstimate] = {}
+    for call, tp in zip(calls, timepoints, strict=True):
+        if call.category is not Response.PRELIM_PD:
+            continue
+        k = by_date.index(tp)
+        evidence = psp_evidence(tp, by_date[k - 1] if k else None, context=context)
+        out[call.study_uid] = psp_probability(evidence, criteria=criteria)
+    return out

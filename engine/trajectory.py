@@ -3,18 +3,24 @@
 Per patient and label (ET, SNFH), the volumes from the nadir (the smallest volume; the earliest
 if tied) onwards are fitted on the log scale:
 
-* exponential ``ln V = a + r t``: SGR = r (per day), VDT = ln 2 / r; >= 2 points, an interval
-  needs >= 3;
+* exponential ``ln V = a + r t``: SGR = r (per day), VDT = ln 2 / r; evaluable from 3 points (2
+  points fit exactly, with no interval);
 * Gompertz ``ln V = ln K + b exp(-alpha t)`` (b = ln(V0/K) < 0), K bounded to
-  [max observed, ``gompertz_k_max_ml``]: >= 3 points, an interval needs >= 4. Its SGR is the
-  instantaneous one at the last scan, alpha ln(K / V), and VDT = ln 2 / SGR.
+  [max observed, ``gompertz_k_max_ml``]: evaluable from 4 points (3 fit its 3 parameters exactly,
+  with no interval). Its SGR is the instantaneous one at the last scan, alpha ln(K / V), and
+  VDT = ln 2 / SGR.
+
+A fit is evaluable only with its interval (issue 32).
 
 Forecast: the date the volume would reach the PD threshold, nadir x (1 + ``pd_volume_increase``)
 (+40 % in 3D), with an interval: the central ``interval_level`` of crossing dates over
 ``interval_draws`` parameter draws from a normal with the least-squares covariance (parametric
 Monte Carlo, fixed seed, so results repeat). Draws that never cross leave the upper end open.
-Crossings beyond ``forecast_horizon_days`` after the nadir are reported as not forecast. Not
-enough points, a nadir of 0, or a fit that fails -> not evaluable, with the reason.
+Crossings beyond ``forecast_horizon_days`` after the nadir are reported as not forecast. A crossing
+is never dated in the past: a threshold already reached is reported as "crossed on" the first scan
+at or above it (``crossed_on``, no forecast), a fitted crossing before the last scan that the scans
+do not show is not forecast, and an interval's lower end is clipped at the last scan. Not enough
+points, a nadir of 0, or a fit that fails -> not evaluable, with the reason.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class GrowthFit:
     crossing_high: date | None = None  # None with crossing_low set: not bounded above
     interval_method: str = ""
     already_crossed: bool = False
+    crossed_on: date | None = None  # the first scan at or above the threshold, when already crossed
 
 
 def fit_growth_since_nadir(
@@ -75,7 +82,7 @@ def fit_growth(
     if any(v < 0 for _, v in clean):
         msg = f"Volumes must be >= 0, got {[v for _, v in clean if v < 0]}"
         raise ValueError(msg)
-    needed = 2 if model is GrowthModel.EXPONENTIAL else 3
+    needed = 3 if model is GrowthModel.EXPONENTIAL else 4  # one more point than parameters: an interval
     if not clean:
         return GrowthFit(model=model, label=label, evaluable=False, n_points=0,
                          reason=f"not evaluable: no {label} volumes")
@@ -89,7 +96,8 @@ def fit_growth(
                          f"({nadir_date.isoformat()}), so growth cannot be fitted on a log scale", **base)
     if len(since) < needed:
         return GrowthFit(evaluable=False, reason=f"not evaluable: {len(since)} {label} volume(s) since the nadir "
-                         f"of {nadir_date.isoformat()}; a {model.value} fit needs >= {needed}", **base)
+                         f"of {nadir_date.isoformat()}; a {model.value} fit needs >= {needed} (one more than its "
+                         "parameters, for an interval)", **base)
     t = np.array([(d - nadir_date).days for d, _ in since], dtype=float)
     y = np.log([v for _, v in since])
     threshold = nadir_ml * (1.0 + growth.pd_volume_increase)
@@ -105,27 +113,41 @@ def fit_growth(
     t_cross = crossing(theta, math.log(threshold))
     sgr = rate(theta, t[-1])
     vdt = math.log(2) / sgr if sgr > 0 else None
-    low = high = None
-    method = "none: too few points for a covariance" if cov is None else INTERVAL_METHOD
-    if cov is not None:
-        low, high = _interval(theta, cov, crossing, math.log(threshold), growth, seed)
-    horizon = growth.forecast_horizon_days
+    if cov is None:
+        return GrowthFit(evaluable=False, reason=f"not evaluable: the {model.value} fit of {len(since)} {label} "
+                         "volumes has no covariance, so no interval", sgr_per_day=float(sgr), vdt_days=vdt, **base)
+    low, high = _interval(theta, cov, crossing, math.log(threshold), growth, seed)
+    horizon, last = growth.forecast_horizon_days, float(t[-1])
+    crossed_on = next((d for d, v in since if v >= threshold), None)
 
     def day(x: float | None) -> date | None:
         return nadir_date + timedelta(days=float(x)) if x is not None and math.isfinite(x) and x <= horizon else None
 
-    crossed = since[-1][1] >= threshold
-    reason = (f"{model.value} fit of {len(since)} {label} volumes since the nadir {nadir_ml:.2f} mL "
-              f"({nadir_date.isoformat()}): SGR {sgr * 100:+.2f} %/day, "
-              + (f"VDT {vdt:.0f} days" if vdt else "not growing (no doubling time)")
-              + f"; PD threshold {threshold:.2f} mL "
-              + ("already reached" if crossed else
-                 (f"forecast {day(t_cross).isoformat()}" if day(t_cross) else "not forecast to be reached")))
+    head = (f"{model.value} fit of {len(since)} {label} volumes since the nadir {nadir_ml:.2f} mL "
+            f"({nadir_date.isoformat()}): SGR {sgr * 100:+.2f} %/day, "
+            + (f"VDT {vdt:.0f} days" if vdt else "not growing (no doubling time)")
+            + f"; PD threshold {threshold:.2f} mL ")
+    forecast = low_day = high_day = None
+    if crossed_on is not None:
+        tail = f"crossed on {crossed_on.isoformat()} (first scan at or above it), so nothing to forecast"
+    elif not math.isfinite(t_cross) or day(t_cross) is None:
+        tail = "not forecast to be reached"
+    elif t_cross <= last:
+        tail = (f"not forecast: the fit places the crossing on or before the last scan "
+                f"({since[-1][0].isoformat()}), which is still below it")
+    else:
+        forecast = day(t_cross)
+        clipped = low is not None and low < last
+        low_day = day(max(low, last)) if low is not None else None
+        high_day = day(high) if low is not None else None
+        span = (f"{low_day.isoformat() if low_day else 'open'} to {high_day.isoformat() if high_day else 'open'}"
+                + (", lower end clipped at the last scan" if clipped else ""))
+        tail = f"forecast {forecast.isoformat()} ({growth.interval_level * 100:.0f} % interval {span})"
     return GrowthFit(
-        evaluable=True, reason=reason, sgr_per_day=float(sgr), vdt_days=vdt,
+        evaluable=True, reason=head + tail, sgr_per_day=float(sgr), vdt_days=vdt,
         params=tuple(zip(names, (float(v) for v in theta), strict=True)), threshold_ml=threshold,
-        crossing_date=day(t_cross), crossing_low=day(low), crossing_high=day(high) if low is not None else None,
-        interval_method=method, already_crossed=crossed, **base,
+        crossing_date=forecast, crossing_low=low_day, crossing_high=high_day,
+        interval_method=INTERVAL_METHOD, already_crossed=crossed_on is not None, crossed_on=crossed_on, **base,
     )
 
 

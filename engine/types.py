@@ -47,7 +47,8 @@ class Response(StrEnum):
     STEROID_WATCH = "STEROID_WATCH"
     PRELIM_PD = "PRELIM_PD"
     PD = "PD"
-    PSEUDOPROGRESSION = "PSEUDOPROGRESSION"
+    PSEUDOPROGRESSION = "PSEUDOPROGRESSION"  # final label of a preliminary-PD scan that was not confirmed
+    DISCORDANT = "DISCORDANT"  # 2D and volumetric assessments disagree on progression: a reader decides
     NE = "NE"
 
 

@@ -26,6 +26,8 @@ class AlertType(StrEnum):
     NEW_LESION = "ALERT_NEW_LESION"
     NEW_LESION_OUT_OF_FIELD = "ALERT_NEW_LESION_OUT_OF_FIELD"
     RAPID_GROWTH = "ALERT_RAPID_GROWTH"
+    GROWTH_PSP_WINDOW = "ALERT_GROWTH_PSP_WINDOW"  # growth inside the pseudoprogression window: not critical
+    DISCORDANT = "ALERT_DISCORDANT_2D_3D"  # 2D and volumetric assessments disagree: a reader decides
     NONCE_GROWTH = "ALERT_NONCE_GROWTH"
     STEROID_ONLY = "ALERT_STEROID_ONLY"
     QA_QUARANTINED = "QA_STUDY_QUARANTINED"

@@ -61,8 +61,11 @@ class AlertInput:
     new_lesion_outside_field: bool | None = None
     et_ml: float | None = None
     nadir_et_ml: float | None = None
-    vdt_days: float | None = None  # exponential VDT between the nadir scan and this one
+    previous_et_ml: float | None = None  # ET volume on the patient's previous scan (None: unknown)
+    vdt_days: float | None = None  # exponential VDT over the recent interval (an earlier scan and this one)
     interval_days: int | None = None  # days between the scans the VDT was computed over
+    weeks_post_rt: float | None = None  # None: RT end unknown
+    psp_window_weeks: float = 12.0  # PSP_WINDOW_WEEKS of the profile
     scan_interval_days: int | None = None  # days since the patient's previous scan
     nonce_growth_pct: float | None = None  # SNFH volume change vs its nadir, in %
     profile_uses_nonce: bool = False  # NONCE_FOR_PD for this patient (IDH-mutant / LGG profile)
@@ -91,7 +94,7 @@ def evaluate_alerts(
     criteria = f"{data.criteria}; alerts v{thresholds.version}"
     link = dashboard_link(base_url, data.patient_key)
     raised: list[tuple[AlertType, Severity, str]] = []
-    for rule in (_ppd, _pd_confirmed, _new_lesion, _rapid_growth, _nonce_growth, _steroid_only,
+    for rule in (_ppd, _pd_confirmed, _discordant, _new_lesion, _rapid_growth, _nonce_growth, _steroid_only,
                  _qa_measurement):
         found = rule(data, thresholds)
         if found is not None:
@@ -156,24 +159,53 @@ def _new_lesion(data: AlertInput, t: AlertThresholds) -> tuple[AlertType, Severi
         text = ("New enhancing lesion outside the 80 % isodose of the RT plan: progression even inside "
                 "the 12-week pseudoprogression window.")
         return AlertType.NEW_LESION_OUT_OF_FIELD, Severity.CRITICAL, text
+    weeks = data.weeks_post_rt
+    if weeks is not None and 0 <= weeks < data.psp_window_weeks:  # a preliminary PD to confirm (issue 32)
+        return AlertType.NEW_LESION, Severity.WARNING, (
+            f"New measurable enhancing lesion {weeks:.1f} weeks after RT end, inside the "
+            f"{data.psp_window_weeks:g}-week pseudoprogression window: possible pseudoprogression, to be confirmed "
+            "by the next scan.")
     return AlertType.NEW_LESION, Severity.CRITICAL, "New measurable enhancing lesion."
 
 
 def _rapid_growth(data: AlertInput, t: AlertThresholds) -> tuple[AlertType, Severity, str] | None:
+    """8.7 ALERT_RAPID_GROWTH on the recent interval: +40 % over the nadir, and growing now (over the
+    previous scan, with the VDT and the absolute increase taken over the recent interval), so a lesion
+    shrinking since its previous scan never alerts. Inside the pseudoprogression window the same growth
+    is a WARNING that says possible pseudoprogression, not a CRITICAL rapid growth (issue 32)."""
     et, nadir, vdt, days = data.et_ml, data.nadir_et_ml, data.vdt_days, data.interval_days
     if et is None or nadir is None or vdt is None or days is None:
         return None
-    increase_ml = et - nadir
-    growth_pct = math.inf if nadir <= 0 else 100.0 * increase_ml / nadir
+    previous = data.previous_et_ml
+    if previous is not None and et <= previous:
+        return None  # shrinking or flat since the previous scan: no growth to alert on
+    reference = nadir if previous is None else previous
+    increase_ml = et - reference
+    growth_pct = math.inf if nadir <= 0 else 100.0 * (et - nadir) / nadir
     if not (growth_pct >= t.rapid_growth_pct and increase_ml >= t.rapid_min_increase_ml
-            and days >= t.rapid_min_interval_days and 0 < vdt < t.rapid_vdt_days):
+            and days >= t.rapid_min_interval_days and 0 <= vdt < t.rapid_vdt_days):
         return None
     pct = "from zero" if math.isinf(growth_pct) else _pct(growth_pct)
-    text = (f"Rapid growth: enhancing volume {et:.1f} mL vs nadir {nadir:.1f} mL ({pct}, +{increase_ml:.1f} mL); "
-            f"volume-doubling time {vdt:.0f} days over {days} days "
-            f"(thresholds: >= +{t.rapid_growth_pct:.0f} %, >= {t.rapid_min_increase_ml:g} mL, "
-            f"VDT < {t.rapid_vdt_days:.0f} d over >= {t.rapid_min_interval_days} d).")
-    return AlertType.RAPID_GROWTH, Severity.CRITICAL, text
+    recent = "" if previous is None else f"; {previous:.1f} mL on the previous scan (+{increase_ml:.1f} mL)"
+    numbers = (f"enhancing volume {et:.1f} mL vs nadir {nadir:.1f} mL ({pct}, +{et - nadir:.1f} mL){recent}; "
+               f"volume-doubling time {vdt:.0f} days over {days} days "
+               f"(thresholds: >= +{t.rapid_growth_pct:.0f} %, >= {t.rapid_min_increase_ml:g} mL, "
+               f"VDT < {t.rapid_vdt_days:.0f} d over >= {t.rapid_min_interval_days} d)")
+    weeks = data.weeks_post_rt
+    if weeks is not None and 0 <= weeks < data.psp_window_weeks:
+        text = (f"Growth inside the {data.psp_window_weeks:g}-week pseudoprogression window ({weeks:.1f} weeks after "
+                f"RT end): possible pseudoprogression, to be confirmed or refuted by the next scan, not a rapid-growth "
+                f"alert; {numbers}.")
+        return AlertType.GROWTH_PSP_WINDOW, Severity.WARNING, text
+    return AlertType.RAPID_GROWTH, Severity.CRITICAL, f"Rapid growth: {numbers}."
+
+
+def _discordant(data: AlertInput, t: AlertThresholds) -> tuple[AlertType, Severity, str] | None:
+    if data.response is not Response.DISCORDANT:
+        return None
+    text = ("2D and volumetric assessments disagree on progression: not a PD call; a reader should review the "
+            "measurements on the images.")
+    return AlertType.DISCORDANT, Severity.WARNING, _with_call(text, data)
 
 
 def _nonce_growth(data: AlertInput, t: AlertThresholds) -> tuple[AlertType, Severity, str] | None:

@@ -36,6 +36,9 @@ class Timepoint:
 
     ``spd_mm2`` is the sum of bidimensional products over the target lesions (2D mode);
     ``et_ml`` the enhancing-tumour volume (3D mode). Booleans are judgements made on this scan.
+    ``emerging_spd_mm2`` sums the bidimensional products of the measurable lesions that are not
+    continuations of a baseline target (new lesions, and lesions non-measurable at baseline that
+    ``became_measurable``): the disease the target SPD cannot see (issue 32).
     """
 
     scan_date: date
@@ -45,6 +48,8 @@ class Timepoint:
     netc_ml: float | None = None
     snfh_ml: float | None = None
     new_measurable_lesion: bool | None = None
+    became_measurable: bool | None = None  # a lesion non-measurable at baseline is measurable now
+    emerging_spd_mm2: float | None = None  # products of measurable lesions outside the baseline targets
     new_lesion_outside_field: bool | None = None
     nonmeasurable_progression: bool | None = None
     steroid_dose_mg: float | None = None
@@ -57,7 +62,7 @@ class Timepoint:
     mrs_tumour: bool | None = None
 
     def __post_init__(self) -> None:
-        for name in ("spd_mm2", "et_ml", "netc_ml", "snfh_ml", "steroid_dose_mg"):
+        for name in ("spd_mm2", "emerging_spd_mm2", "et_ml", "netc_ml", "snfh_ml", "steroid_dose_mg"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 msg = f"Argument '{name}' must be >= 0 or None, got {value!r}"

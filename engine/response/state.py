@@ -34,6 +34,7 @@ class Scan:
     timing: str
     weeks: float | None
     in_window: bool
+    discordance: str = ""  # non-empty: 2D and volumetric assessments disagree on progression (why)
 
 
 @dataclass(slots=True)
@@ -45,6 +46,8 @@ class PatientState:
     nadir: float | None = None
     nadir_date: date | None = None
     snfh_nadir: float | None = None
+    alt_nadir: float | None = None  # the other measure's nadir (ET volume in 2D mode, SPD in 3D mode)
+    alt_nadir_date: date | None = None
     previous_steroid: float | None = None
     previous_date: date | None = None
     run: list[int] = field(default_factory=list)  # scans of the open PPD / watch / response run
@@ -52,6 +55,9 @@ class PatientState:
     ppd_burden: float | None = None
     ppd_et_ml: float | None = None
     ppd_by_lesion: bool = False  # the preliminary PD came from a new lesion / non-target disease, not the SPD
+    ppd_emerging: float | None = None  # products outside the baseline targets at the preliminary PD (2D)
+    emerging_nadir: float | None = None  # after such a PD was pseudoprogression: their smallest sum since
+    resolved: str = ""  # set by a scan that refutes a preliminary PD, for its own reason
     pending: Response | None = None  # first CR/PR awaiting confirmation
     confirmed: Response | None = None
     pd_date: date | None = None
@@ -74,6 +80,8 @@ def open_ppd(scan: Scan, st: PatientState) -> None:
     st.phase, st.run, st.run_start, st.ppd_burden = "ppd", [scan.index], scan.tp.scan_date, scan.burden
     st.ppd_by_lesion = scan.target.category is not TargetCategory.PD
     st.ppd_et_ml = scan.tp.et_ml
+    lesions = scan.tp.new_measurable_lesion or scan.tp.became_measurable
+    st.ppd_emerging = scan.tp.emerging_spd_mm2 if lesions and scan.tp.emerging_spd_mm2 else None
     st.confirmed = None
 
 
@@ -82,8 +90,12 @@ def progress(st: PatientState, pd_date: date, reason: str) -> Draft:
     return Draft(Response.PD, reason, pd_date=pd_date)
 
 
-def update_nadir(tp: Timepoint, st: PatientState, burden: float) -> None:
+def update_nadir(tp: Timepoint, st: PatientState, burden: float, alt: float | None) -> None:
     if st.nadir is None or burden < st.nadir:
         st.nadir, st.nadir_date = burden, tp.scan_date
+    if alt is not None and (st.alt_nadir is None or alt < st.alt_nadir):
+        st.alt_nadir, st.alt_nadir_date = alt, tp.scan_date
+    if st.emerging_nadir is not None and tp.emerging_spd_mm2 is not None:
+        st.emerging_nadir = min(st.emerging_nadir, tp.emerging_spd_mm2)
     if tp.snfh_ml is not None and (st.snfh_nadir is None or tp.snfh_ml < st.snfh_nadir):
         st.snfh_nadir = tp.snfh_ml

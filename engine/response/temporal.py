@@ -5,7 +5,10 @@ confirmation scan); steroid watch (imaging stable, steroids raised); progressed 
 scans need a new baseline and are NE here). Two views per scan: ``category`` is the call as it
 stood on that date; ``final_category`` is what later scans made of it:
 
-* PRELIM_PD -> PD (``pd_date`` back-dated to the preliminary scan) or PSEUDOPROGRESSION;
+* PRELIM_PD -> PD (``pd_date`` back-dated to the preliminary scan) or PSEUDOPROGRESSION; the scan
+  that refutes it is not labelled PSEUDOPROGRESSION but gets its own category (CR/PR/SD);
+* DISCORDANT (the 2D and volumetric assessments disagree on progression, ``discordance.py``) stays
+  DISCORDANT for a reader; it is not a PD and does not become the nadir;
 * a first CR/PR keeps its label only if a scan >= RESPONSE_CONFIRM_WEEKS later confirms it, else SD
   (with no later scan yet it stays as called: confirmation pending);
 * STEROID_WATCH -> SD (dose back to baseline, or imaging progression later) or PD dated to the
@@ -25,6 +28,8 @@ from datetime import timedelta
 from engine.criteria import BaselineRule, Criteria, InWindowRule, Mode, NonCeRule
 from engine.errors import AssessmentError
 from engine.response.confirmation import ppd_step, response_step
+from engine.response.discordance import discordance_text
+from engine.response.emerging import emerging_lesions
 from engine.response.inputs import Idh, PatientContext, ResponseCall, Timepoint
 from engine.response.state import (
     Draft,
@@ -82,6 +87,40 @@ def _step(
     if burden is None:
         return Draft(Response.NE, f"{name} was not recorded for this scan, so it cannot be assessed")
     st_baseline, st_baseline_date = st.baseline, st.baseline_date
+    scan = _scan(i, tp, st, ctx, criteria, mode, weeks, burden)
+    if st.phase == "ppd":
+        draft = ppd_step(scan, st, drafts, criteria, mode)
+        if draft is None:  # refuted: pseudoprogression on the preliminary-PD scans, a response category here
+            resolved, st.resolved = st.resolved, ""
+            scan = _scan(i, tp, st, ctx, criteria, mode, weeks, burden)  # the refuted lesions now under watch
+            draft = _tracking_step(scan, st, drafts, criteria, mode, ctx)
+            draft.reason = f"{draft.reason}; {resolved}"
+    elif st.phase == "watch":
+        draft = _watch_step(scan, st, drafts, criteria, mode, ctx)
+    else:
+        draft = _tracking_step(scan, st, drafts, criteria, mode, ctx)
+    if (st.emerging_nadir is not None and tp.emerging_spd_mm2 and draft.category is not Response.PD
+            and "outside the baseline targets" not in draft.reason):
+        draft.reason += (f"; the lesions outside the baseline targets measure "
+                         f"{format_burden(tp.emerging_spd_mm2, Mode.TWO_D)}, not progressing over their smallest "
+                         f"sum {format_burden(st.emerging_nadir, Mode.TWO_D)}")
+    target = scan.target
+    draft.extra.update(burden=burden, baseline=st_baseline, baseline_date=st_baseline_date,
+                       nadir=target.nadir, nadir_date=target.nadir_date,
+                       change_vs_baseline=target.change_vs_baseline, change_vs_nadir=target.change_vs_nadir)
+    if draft.category not in {Response.PRELIM_PD, Response.PD, Response.NE, Response.DISCORDANT}:
+        update_nadir(tp, st, burden, _other_measure(tp, mode))
+    return draft
+
+
+def _other_measure(tp: Timepoint, mode: Mode) -> float | None:
+    """The measure assessed side by side with the primary one: ET volume in 2D mode, SPD in 3D mode."""
+    return tp.et_ml if mode is Mode.TWO_D else tp.spd_mm2
+
+
+def _scan(i: int, tp: Timepoint, st: PatientState, ctx: PatientContext, criteria: Criteria, mode: Mode,
+          weeks: float | None, burden: float) -> Scan:
+    """What the rules read off one scan: target response, steroids, lesions, the 8.4 finding, discordance."""
     target = target_response(burden=burden, baseline=st.baseline, nadir=st.nadir,  # type: ignore[arg-type]
                              nadir_date=st.nadir_date, mode=mode, criteria=criteria)
     window = criteria.timing.psp_window_weeks
@@ -90,25 +129,19 @@ def _step(
         weeks is None or in_window)
     steroids = SteroidStatus(dose_mg=tp.steroid_dose_mg, baseline_mg=st.baseline_steroid,
                              previous_mg=st.previous_steroid, physiological_mg=criteria.steroids.physiological_mg)
+    new, non_measurable, emerging_text = emerging_lesions(tp, st, criteria)
     finding = classify_timepoint(TimepointEvidence(
-        target=target, steroids=steroids, new_measurable_lesion=tp.new_measurable_lesion,
-        nonmeasurable_progression=tp.nonmeasurable_progression, clinical_status=tp.clinical_status,
-        histology_recurrent=tp.histology_recurrent, nonce_increase_text=_nonce_text(tp, st, ctx, criteria),
-        decline_counts=not rano2010_window), criteria=criteria)
-    scan = Scan(index=i, tp=tp, burden=burden, target=target, finding=finding, steroids=steroids,
-                 timing=_timing_text(tp, st, criteria, finding), weeks=weeks, in_window=in_window)
-    if st.phase == "ppd":
-        draft = ppd_step(scan, st, drafts, criteria, mode)
-    elif st.phase == "watch":
-        draft = _watch_step(scan, st, drafts, criteria, mode, ctx)
-    else:
-        draft = _tracking_step(scan, st, drafts, criteria, mode, ctx)
-    draft.extra.update(burden=burden, baseline=st_baseline, baseline_date=st_baseline_date,
-                       nadir=target.nadir, nadir_date=target.nadir_date,
-                       change_vs_baseline=target.change_vs_baseline, change_vs_nadir=target.change_vs_nadir)
-    if draft.category not in {Response.PRELIM_PD, Response.PD, Response.NE}:
-        update_nadir(tp, st, burden)
-    return draft
+        target=target, steroids=steroids, new_measurable_lesion=new,
+        nonmeasurable_progression=non_measurable, clinical_status=tp.clinical_status,
+        histology_recurrent=tp.histology_recurrent, emerging_text=emerging_text,
+        nonce_increase_text=_nonce_text(tp, st, ctx, criteria), decline_counts=not rano2010_window),
+        criteria=criteria)
+    discordance = ""
+    if finding.row in {2, 6, 7, 8, 9} and not (new or non_measurable or finding.with_decline):
+        discordance = discordance_text(target, _other_measure(tp, mode), st, criteria, mode)
+    return Scan(index=i, tp=tp, burden=burden, target=target, finding=finding, steroids=steroids,
+                timing=_timing_text(tp, st, criteria, finding), weeks=weeks, in_window=in_window,
+                discordance=discordance)
 
 
 def _baseline_step(tp: Timepoint, st: PatientState, ctx: PatientContext, criteria: Criteria, mode: Mode,
@@ -129,6 +162,7 @@ def _baseline_step(tp: Timepoint, st: PatientState, ctx: PatientContext, criteri
                       "the next scan with measurements will be")
     st.phase, st.baseline, st.baseline_date = "tracking", burden, tp.scan_date
     st.nadir, st.nadir_date, st.snfh_nadir = burden, tp.scan_date, tp.snfh_ml
+    st.alt_nadir, st.alt_nadir_date = _other_measure(tp, mode), tp.scan_date
     st.baseline_steroid = tp.steroid_dose_mg
     when = (f"the first scan after the end of radiotherapy ({format_weeks(weeks)} after it)"
             if criteria.baseline.rule is BaselineRule.FIRST_POST_RT else "the first post-operative scan")
@@ -144,6 +178,10 @@ def _tracking_step(scan: Scan, st: PatientState, drafts: dict[int, Draft], crite
     if kind in {FindingKind.PD_HISTOLOGY, FindingKind.CLINICAL_PD}:
         close_pending(st, drafts, "progression followed before the response was confirmed", criteria.label)
         return progress(st, tp.scan_date, f"{finding.text}: PD{timing}")
+    if scan.discordance and kind in {FindingKind.CANDIDATE_PD, FindingKind.CR, FindingKind.PR, FindingKind.SD}:
+        close_pending(st, drafts, f"the scan of {tp.scan_date.isoformat()} was discordant", criteria.label)
+        return Draft(Response.DISCORDANT, f"{scan.discordance}: the 2D and volumetric assessments disagree on "
+                      f"progression, so no PD is called; discordant, for a reader to decide{timing}")
     if kind is FindingKind.CANDIDATE_PD:
         close_pending(st, drafts, "progression followed before the response was confirmed", criteria.label)
         return _candidate_pd(scan, st, criteria, ctx)

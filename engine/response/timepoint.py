@@ -67,6 +67,7 @@ class TimepointEvidence:
     nonmeasurable_progression: bool | None = None
     clinical_status: ClinicalStatus | None = None
     histology_recurrent: bool = False
+    emerging_text: str = ""  # non-empty: names the new / newly measurable lesions (replaces the generic words)
     nonce_increase_text: str = ""  # non-empty: a significant T2/FLAIR increase that counts for PD
     decline_counts: bool = True  # False inside the PsP window under RANO 2010
 
@@ -87,9 +88,11 @@ def classify_timepoint(evidence: TimepointEvidence, *, criteria: Criteria) -> Fi
     if evidence.histology_recurrent:
         return Finding(kind=FindingKind.PD_HISTOLOGY, row=1, text="histology shows recurrent tumour")
     reasons = []
-    if evidence.new_measurable_lesion:
+    if evidence.emerging_text:
+        reasons.append(evidence.emerging_text)
+    elif evidence.new_measurable_lesion:
         reasons.append("a new measurable enhancing lesion")
-    if evidence.nonmeasurable_progression:
+    if evidence.nonmeasurable_progression and not evidence.emerging_text:
         reasons.append("clear progression of non-measurable disease")
     if target.category is TargetCategory.PD:
         reasons.append(target.text)

@@ -203,17 +203,27 @@ def reassess_patient(con: Con, *, patient_key: str, criteria: Criteria, mode: Mo
     events = load_clinical_events(con, patient_key)
     context = patient_context(events, patient_key)
     rows = read_current_measurements(con, patient_key)
-    new_measurable = {
-        r[0]: bool(r[1]) for r in con.execute(
-            """SELECT m.study_uid, bool_or(l.is_new AND l.measurable) FROM measurements m
-               JOIN lesions l USING (measurement_id)
+    # per study: a new measurable lesion; a lesion non-measurable at baseline (its track in the registration's
+    # reference study) measurable now; the products of both (they enter the assessment, issue 32)
+    lesion_findings = {
+        r[0]: (bool(r[1]), bool(r[2]), float(r[3] or 0.0)) for r in con.execute(
+            """SELECT m.study_uid, bool_or(l.is_new AND l.measurable),
+                      bool_or(l.measurable AND NOT coalesce(b.measurable, true)),
+                      sum(CASE WHEN l.measurable AND (l.is_new OR NOT coalesce(b.measurable, true))
+                               THEN l.product_mm2 ELSE 0 END)
+               FROM measurements m JOIN lesions l USING (measurement_id)
+               LEFT JOIN registrations r ON CAST(r.registration_id AS VARCHAR) = m.registration_id
+               LEFT JOIN measurements mb ON mb.study_uid = r.reference_study_uid AND NOT mb.superseded
+                                        AND mb.study_uid <> m.study_uid
+               LEFT JOIN lesions b ON b.measurement_id = mb.measurement_id AND b.lesion_index = l.track_id
                WHERE m.patient_key = ? AND NOT m.superseded GROUP BY m.study_uid""", [patient_key]).fetchall()}
     timepoints: list[Timepoint] = []
     previous_date = None
     for r in rows:
+        new, became, emerging = lesion_findings.get(r["study_uid"], (False, False, 0.0))
         base = Timepoint(scan_date=r["scan_date"], study_uid=r["study_uid"], spd_mm2=r["spd_mm2"],
                          et_ml=r["et_ml"], netc_ml=r["netc_ml"], snfh_ml=r["snfh_ml"],
-                         new_measurable_lesion=new_measurable.get(r["study_uid"], False))
+                         new_measurable_lesion=new, became_measurable=became, emerging_spd_mm2=emerging)
         timepoints.append(with_clinical_values(base, events, patient_key, previous_scan_date=previous_date))
         previous_date = r["scan_date"]
     calls = assess_patient(timepoints, context, criteria=criteria, mode=mode)

@@ -13,7 +13,9 @@ from flows.cli import main
 HEADER = ("patient_id,scan_date,rt_end_date,et_ml,netc_ml,snfh_ml,spd_mm2,new_measurable_lesion,"
           "nonmeasurable_progression,steroid_dose_mg,clinical_status,mgmt")
 # Two patients, mixed and unsorted. P-A: pseudoprogression. P-B: PD confirmed after a preliminary PD.
-ROWS = """P-B,2025-03-10,2025-01-06,9.0,1.0,20.0,1050,0,0,2,stable,unmethylated
+# (issue 32: P-B's ET volume at 2025-03-10 is 10.0 mL, +25 %, so that the volumes support its SPD +31 %; with
+# 9.0 mL, +12 %, the 2D and volumetric assessments disagree and the scan is DISCORDANT, not a preliminary PD)
+ROWS = """P-B,2025-03-10,2025-01-06,10.0,1.0,20.0,1050,0,0,2,stable,unmethylated
 P-A,2025-02-03,2025-01-06,10.0,2.0,30.0,1000,0,0,2,stable,methylated
 P-A,2024-12-01,2025-01-06,25.0,4.0,50.0,2500,,,,,
 P-B,2025-02-03,2025-01-06,8.0,1.0,20.0,800,0,0,2,stable,
@@ -50,7 +52,7 @@ def test_csv_output_one_row_per_input_row_in_input_order(table, capsys) -> None:
         ("P-B", "2025-02-03", "BASELINE", "BASELINE", ""),
         ("P-A", "2025-03-17", "PRELIM_PD", "PSEUDOPROGRESSION", ""),
         ("P-B", "2025-04-14", "PD", "PD", "2025-03-10"),
-        ("P-A", "2025-04-28", "PSEUDOPROGRESSION", "PSEUDOPROGRESSION", ""),
+        ("P-A", "2025-04-28", "SD", "SD", ""),  # issue 32: the resolving scan is SD, not PSEUDOPROGRESSION
         ("P-A", "2025-05-30", "NE", "NE", ""),
     ]
     assert float(rows[4]["psp_probability"]) == pytest.approx(0.86, abs=0.01)  # methylated, FLAIR fell
@@ -68,7 +70,7 @@ def test_json_output_and_volumetric_mode(table, tmp_path, capsys) -> None:
     records = json.loads(out_path.read_text(encoding="utf-8"))
     assert len(records) == 8
     p_b = [r for r in records if r["patient_id"] == "P-B"]
-    # 3D: 8.0 -> 9.0 mL is +12 % (SD), 14.0 mL is +75 % over the nadir -> PD after the 12-week window
+    # 3D: 8.0 -> 10.0 mL is +25 % (SD), 14.0 mL is +75 % over the nadir -> PD after the 12-week window
     assert [(r["scan_date"], r["response"]) for r in p_b] == [
         ("2025-03-10", "SD"), ("2025-02-03", "BASELINE"), ("2025-04-14", "PD")]
     assert records[0]["psp_probability"] is None and records[0]["pd_date"] is None

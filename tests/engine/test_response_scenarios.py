@@ -34,7 +34,7 @@ def calls(result: list[ResponseCall]) -> list[tuple[str, str]]:
 def test_pseudoprogression_in_the_12_week_window() -> None:
     result = run([scan(-2, 2000), scan(4, 1000), scan(10, 1400), scan(16, 1050), scan(24, 1000)])
     assert calls(result) == [("PRE_BASELINE", "PRE_BASELINE"), ("BASELINE", "BASELINE"),
-                             ("PRELIM_PD", "PSEUDOPROGRESSION"), ("PSEUDOPROGRESSION", "PSEUDOPROGRESSION"),
+                             ("PRELIM_PD", "PSEUDOPROGRESSION"), ("SD", "SD"),  # issue 32: the resolving scan is SD
                              ("SD", "SD")]
     assert "+40 % over the nadir 1,000 mm²" in result[2].reason
     assert "RANO 2.0, criteria v1" in result[2].reason
@@ -167,7 +167,7 @@ def test_rano2010_takes_the_first_post_operative_scan_as_baseline() -> None:
 def test_rano2010_in_window_growth_is_indeterminate_without_out_of_field_enhancement() -> None:
     rano2010 = load_criteria("rano2010")
     result = run([scan(-8, 1000), scan(8, 1400), scan(14, 1000)], criteria=rano2010)
-    assert calls(result)[1:] == [("PRELIM_PD", "PSEUDOPROGRESSION"), ("PSEUDOPROGRESSION", "PSEUDOPROGRESSION")]
+    assert calls(result)[1:] == [("PRELIM_PD", "PSEUDOPROGRESSION"), ("SD", "SD")]  # issue 32: resolving scan SD
     assert "outside the RT field" in result[1].reason
 
 
@@ -208,7 +208,7 @@ def test_two_scans_on_one_date_are_refused() -> None:
 def test_new_lesion_in_the_window_that_fades_is_pseudoprogression() -> None:
     # gross total resection: no measurable disease at baseline; a new enhancing lesion at 8 weeks fades
     result = run([scan(4, 0), scan(8, 0, new_measurable_lesion=True), scan(14, 0, new_measurable_lesion=False)])
-    assert calls(result)[1:] == [("PRELIM_PD", "PSEUDOPROGRESSION"), ("PSEUDOPROGRESSION", "PSEUDOPROGRESSION")]
+    assert calls(result)[1:] == [("PRELIM_PD", "PSEUDOPROGRESSION"), ("SD", "SD")]  # issue 32: resolving scan SD
 
 
 def test_new_lesion_that_persists_and_grows_confirms_pd() -> None:
@@ -257,15 +257,16 @@ def test_generator_scenarios_are_recovered_from_ground_truth_labels() -> None:
         for visit in plan.visits:
             m = measure_study(Volume(render(model.field, visit.state).labels, affine), criteria=RANO2.measurability,
                               target_indices=None if baseline is None else ())
-            spd, new, non_measurable = m.spd_mm2, False, False
+            spd, new, non_measurable, emerging = m.spd_mm2, False, False, None
             if baseline is not None:
                 found = followup_findings(baseline=baseline, current=m, criteria=RANO2.measurability, spacing_mm=2.0)
                 spd, new, non_measurable = found.spd_mm2, found.new_measurable_lesion, found.nonmeasurable_progression
+                emerging = found.emerging_spd_mm2  # issue 32: lesions outside the targets enter the assessment
             elif visit.study_date > plan.rt_end_date:
                 baseline = m
             tp = Timepoint(scan_date=visit.study_date, study_uid=str(visit.visit_index), spd_mm2=spd,
                            et_ml=m.volumes.et_ml, snfh_ml=m.volumes.snfh_ml, new_measurable_lesion=new,
-                           nonmeasurable_progression=non_measurable)
+                           became_measurable=non_measurable, emerging_spd_mm2=emerging)
             timepoints.append(with_clinical_values(tp, events, plan.patient_id, previous_scan_date=previous))
             previous = visit.study_date
         result = assess_patient(timepoints, patient_context(events, plan.patient_id), criteria=RANO2,

@@ -81,8 +81,9 @@ def test_round_trip_through_a_duckdb_file(tmp_path) -> None:
 
     reopened = open_store(tmp_path / "gliowatch.duckdb")  # real file, schema re-applied idempotently
     timeline = read_timeline(reopened.con, "P-0001")
-    assert [r["response"] for r in timeline] == ["BASELINE", "PRELIM_PD", "PSEUDOPROGRESSION"]
-    assert [r["final_response"] for r in timeline] == ["BASELINE", "PSEUDOPROGRESSION", "PSEUDOPROGRESSION"]
+    # issue 32: the scan that resolves the preliminary PD is SD; pseudoprogression is the preliminary-PD scan's label
+    assert [r["response"] for r in timeline] == ["BASELINE", "PRELIM_PD", "SD"]
+    assert [r["final_response"] for r in timeline] == ["BASELINE", "PSEUDOPROGRESSION", "SD"]
     assert timeline[0]["spd_mm2"] == pytest.approx(400.0, rel=0.1)  # a 20 mm disc on 5 slices
     assert timeline[0]["model_name"] == "segresnet"  # the superseding measurement
     assert timeline[1]["psp_probability"] == pytest.approx(risks["1.2.3.1"].probability)
@@ -181,3 +182,42 @@ def test_a_closed_store_lets_go_of_its_connection_and_says_it_is_closed(tmp_path
     store.close()  # closing twice is harmless
     with open_store(tmp_path / "s.duckdb", read_only=True) as reopened:  # the file is intact
         assert reopened.query("SELECT 1") == [(1,)]
+
+
+def test_a_lesion_non_measurable_at_baseline_that_becomes_measurable_is_assessed_from_the_store(tmp_path) -> None:
+    """Issue 32 through the store: the follow-up's lesion is tracked (registration into the baseline, track id)
+    to a baseline lesion that was not measurable, so it enters the assessment: preliminary PD at 9 weeks with a
+    PsP probability, then it shrinks -> pseudoprogression on that scan, the resolving scan SD."""
+    import dataclasses
+    from datetime import datetime
+
+    store = open_store(tmp_path / "e.duckdb")
+    events, _ = parse_clinical_events(EVENTS)
+    rt_end = date(2025, 1, 6)
+    model = ModelInfo(name="ground_truth", version="synth-1")
+    with store.transaction() as con:
+        import_clinical_events(con, events, source="clinical_events.csv", entered_by="test")
+        base = measure_study(_labels(4), criteria=RANO2.measurability)  # an 8 mm disc: non-measurable
+        assert base.lesions and not base.lesions[0].measurable and base.spd_mm2 == 0.0
+        write_measurement(con, study_uid="S1", patient_key="P-0001", scan_date=rt_end + timedelta(weeks=4),
+                          measurement=base, model=model, criteria_label=RANO2.label,
+                          track_ids={lesion.lesion_index: lesion.lesion_index for lesion in base.lesions})
+        for uid, weeks, radius in (("S2", 9, 14), ("S3", 14, 4)):
+            (registration_id,) = con.execute(
+                """INSERT INTO registrations (study_uid, reference_study_uid, kind, matrix, method, passed, qc_reason,
+                       created_at) VALUES (?, 'S1', 'baseline', '[]', 'identity', true, '', ?)
+                   RETURNING registration_id""", [uid, datetime(2025, 5, 1)]).fetchone()
+            m = measure_study(_labels(radius), criteria=RANO2.measurability, target_indices=())
+            m = dataclasses.replace(m, spd_mm2=0.0)  # no baseline target to continue
+            write_measurement(con, study_uid=uid, patient_key="P-0001", scan_date=rt_end + timedelta(weeks=weeks),
+                              measurement=m, model=model, criteria_label=RANO2.label,
+                              registration_id=str(registration_id),
+                              track_ids={m.lesions[0].lesion_index: base.lesions[0].lesion_index})
+        result = reassess_patient(con, patient_key="P-0001", criteria=RANO2, mode=Mode.TWO_D)
+    timeline = read_timeline(store.con, "P-0001")
+    assert [(r["response"], r["final_response"]) for r in timeline] == [
+        ("BASELINE", "BASELINE"), ("PRELIM_PD", "PSEUDOPROGRESSION"), ("SD", "SD")]
+    assert "non-measurable at baseline is now measurable" in timeline[1]["reason"]
+    assert result.timepoints[1].became_measurable and result.timepoints[1].emerging_spd_mm2 > 100.0
+    assert timeline[1]["psp_probability"] == pytest.approx(result.risks["S2"].probability)
+    store.close()
