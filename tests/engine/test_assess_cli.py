@@ -58,7 +58,7 @@ def test_csv_output_one_row_per_input_row_in_input_order(table, capsys) -> None:
     assert float(rows[4]["psp_probability"]) == pytest.approx(0.86, abs=0.01)  # methylated, FLAIR fell
     assert float(rows[0]["psp_probability"]) == pytest.approx(0.31, abs=0.01)  # unmethylated
     assert rows[1]["psp_probability"] == ""
-    assert "+40 % over the nadir 1,000 mm²" in rows[4]["reason"] and "criteria v1" in rows[4]["reason"]
+    assert "+40 % over the nadir 1,000 mm²" in rows[4]["reason"] and "criteria v2" in rows[4]["reason"]
     assert "row 8 (line 9), column 'spd_mm2'" in err
     assert rc == 1
 
@@ -81,7 +81,7 @@ def test_good_table_exits_zero_and_profile_is_quoted(tmp_path, capsys) -> None:
     path.write_text(HEADER + "\n" + "\n".join(ROWS.splitlines()[:7]) + "\n", encoding="utf-8")
     rc, out, err = _assess([path, "--profile", "mrano"], capsys)
     assert rc == 0 and err == ""
-    assert "[mRANO, criteria v1]" in out
+    assert "[mRANO, criteria v2]" in out
 
 
 def test_conflicting_rt_end_dates_are_reported_not_guessed(tmp_path, capsys) -> None:

@@ -37,7 +37,7 @@ def test_pseudoprogression_in_the_12_week_window() -> None:
                              ("PRELIM_PD", "PSEUDOPROGRESSION"), ("SD", "SD"),  # issue 32: the resolving scan is SD
                              ("SD", "SD")]
     assert "+40 % over the nadir 1,000 mm²" in result[2].reason
-    assert "RANO 2.0, criteria v1" in result[2].reason
+    assert "RANO 2.0, criteria v2" in result[2].reason
     assert result[2].pd_date is None
 
 
