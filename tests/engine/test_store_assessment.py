@@ -87,7 +87,7 @@ def test_round_trip_through_a_duckdb_file(tmp_path) -> None:
     assert timeline[0]["spd_mm2"] == pytest.approx(400.0, rel=0.1)  # a 20 mm disc on 5 slices
     assert timeline[0]["model_name"] == "segresnet"  # the superseding measurement
     assert timeline[1]["psp_probability"] == pytest.approx(risks["1.2.3.1"].probability)
-    assert "RANO 2.0, criteria v1" in timeline[1]["reason"]
+    assert "RANO 2.0, criteria v2" in timeline[1]["reason"]
     assert timeline[0]["scan_date"] == scans[0][1]
     assert len(reopened.query("SELECT * FROM measurements WHERE study_uid = '1.2.3.0'")) == 2
     lesions = read_lesions(reopened.con, ids["1.2.3.1"])
