@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 RESPONSE_COLOURS: dict[str, str] = {
     "PRE_BASELINE": "#d9d9d9", "BASELINE": "#9ecae1", "CR": "#31a354", "PR": "#a1d99b",
     "MR": "#c7e9c0", "SD": "#bdbdbd", "STEROID_WATCH": "#fdd0a2", "PRELIM_PD": "#fd8d3c",
-    "PD": "#de2d26", "PSEUDOPROGRESSION": "#9e9ac8", "NE": "#ffffff",
+    "PD": "#de2d26", "PSEUDOPROGRESSION": "#9e9ac8", "DISCORDANT": "#fee08b", "NE": "#ffffff",
 }
 RT_COLOUR, PSP_WINDOW_COLOUR, FORECAST_COLOUR = "#6baed6", "#bcbddc", "#fc9272"
 PSP_WINDOW_DAYS = 84  # 12 weeks after the end of radiotherapy

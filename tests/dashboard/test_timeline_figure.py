@@ -79,3 +79,10 @@ def test_worklist_filters() -> None:
     assert keys(filter_worklist(WORKLIST, model_version="0.2.0")) == ["P-C"]
     assert keys(filter_worklist(WORKLIST, search=" p-b ")) == ["P-B"]
     assert keys(filter_worklist(WORKLIST)) == ["P-A", "P-B", "P-C"]
+
+
+def test_every_stored_response_category_has_its_own_band_colour() -> None:
+    from engine.types import Response
+
+    assert set(RESPONSE_COLOURS) == {r.value for r in Response}
+    assert len(set(RESPONSE_COLOURS.values())) == len(RESPONSE_COLOURS)
