@@ -1,5 +1,7 @@
 """Tumour-board actions: acknowledge an alert, record a decision and a note, correct the RT end
-date. Each becomes a request for the one writer (:mod:`dashboard.board_queue`), audited there."""
+date. Each becomes a request for the one writer (:mod:`dashboard.board_queue`), audited there;
+the page lists this patient's requests that are still waiting, says whether a pipeline is running
+to apply them, and shows the reason when the writer refused one sent from this session."""
 
 from __future__ import annotations
 
@@ -10,16 +12,22 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.auth import SessionUser
-from dashboard.board_queue import queued_count, submit
+from dashboard.board_queue import refused, submit, waiting_actions, writer_status
 from engine.settings import Settings
-from engine.store.board import BoardRequest, Decision, RequestKind
+from engine.store.board_requests import BoardRequest, Decision, RequestKind
+from engine.store.writer_presence import WriterState
+
+#: how often a page with waiting requests looks for a newly published snapshot (seconds).
+REFRESH_S = 2.0
+_SENT = "_board_requests_sent"  # request ids sent from this session, until the writer refuses one
+_LABELS = {RequestKind.ACKNOWLEDGE_ALERT: "acknowledge an alert", RequestKind.RECORD_DECISION: "record a decision",
+           RequestKind.CORRECT_EVENT: "correct a clinical event"}
 
 
 def _send(settings: Settings, request: BoardRequest) -> None:
     result = submit(settings, request)
     st.session_state["_last_action"] = result.message
-    if result.applied_now:
-        st.cache_data.clear()  # the snapshot was republished; read it again
+    st.session_state.setdefault(_SENT, set()).add(result.request_id)
 
 
 def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: SessionUser) -> None:
@@ -28,15 +36,40 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
         st.info(f"Your role ({user.role.value}) may read but not act. Ask an admin for the "
                 "radiologist role.")
         return
-    if message := st.session_state.pop("_last_action", None):
-        (st.success if message == "Saved." else st.info)(message)
-    waiting = queued_count(settings)
-    if waiting:
-        st.caption(f"{waiting} request(s) waiting for the pipeline to apply them.")
+    message = st.session_state.pop("_last_action", None)
+    if message:
+        st.info(message)
+    _show_queue(ref, settings, patient_key, say_writer=not message)
     bundle = data.patient_bundle(ref, patient_key)
     _acknowledge(settings, user, patient_key, bundle["alerts"])
     _decision(settings, user, patient_key, bundle["images"])
     _rt_end(settings, user, patient_key, bundle["events"])
+
+
+def _show_queue(ref: data.SnapshotRef, settings: Settings, patient_key: str, *, say_writer: bool) -> None:
+    """Requests still waiting for the writer, and the ones it refused (from this session)."""
+    sent: set[str] = st.session_state.get(_SENT, set())
+    for failure in refused(settings, sent):
+        st.error(f"Not applied: {failure.reason}")
+        sent.discard(failure.request.request_id)
+    waiting = waiting_actions(settings, patient_key)
+    if not waiting:
+        return
+    status = writer_status(settings)
+    lines = [f"- {_LABELS.get(r.kind, r.kind.value)} by {r.user}, sent {r.requested_at:%Y-%m-%d %H:%M:%S} UTC"
+             for r in waiting]
+    text = f"{len(waiting)} request(s) waiting for the pipeline to apply them:\n" + "\n".join(lines)
+    if say_writer:  # else the message of the action just sent said it
+        text += f"\n\n{status.message}"
+    (st.info if status.state == WriterState.RUNNING else st.warning)(text)
+    _rerun_when_published(ref, settings)
+
+
+@st.fragment(run_every=REFRESH_S)
+def _rerun_when_published(ref: data.SnapshotRef, settings: Settings) -> None:
+    """While requests wait, the page shows the writer's result as soon as it publishes it."""
+    if data.snapshot_ref(settings.snapshot_path) != ref:
+        st.rerun(scope="app")
 
 
 def _acknowledge(settings: Settings, user: SessionUser, patient_key: str, alerts: pd.DataFrame) -> None:

@@ -13,7 +13,7 @@ from dashboard import actions, auth, data, images, navigation, stream, timeline,
 from dashboard.banner import model_banner
 from dashboard.board_queue import submit
 from engine.settings import load_settings
-from engine.store.board import BoardRequest, RequestKind
+from engine.store.board_requests import BoardRequest, RequestKind
 
 
 def _record_view(settings, user: auth.SessionUser, page: str, patient_key: str) -> None:  # noqa: ANN001
@@ -24,7 +24,7 @@ def _record_view(settings, user: auth.SessionUser, page: str, patient_key: str) 
     st.session_state["_last_view"] = seen
     request = BoardRequest(kind=RequestKind.PAGE_VIEW, user=user.name, patient_key=seen[1] or None,
                            payload={"page": page})
-    submit(settings, request, apply_when_idle=False)
+    submit(settings, request)
 
 
 def main() -> None:

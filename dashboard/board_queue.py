@@ -1,12 +1,12 @@
-"""How the dashboard hands writes to the one writer.
+"""How the dashboard hands writes to the one writer, without ever opening the main store.
 
-Every action and page view becomes a :class:`~engine.store.board.BoardRequest` file in
-``state_dir/requests/``. The writer (the watch flow) applies the queue each cycle and publishes a
-new snapshot. Choice documented in docs: when no writer holds the main store (DuckDB's lock is
-free, e.g. the pipeline is not running), an *action* (not a page view) applies the queue at once
-itself — open the main store, apply, publish the snapshot, close — so the tumour board sees its
-acknowledgement without waiting for a writer that may not come. The attempt fails fast when the
-writer holds the lock, and the request simply waits in the queue.
+Every action and page view becomes a :class:`~engine.store.board_requests.BoardRequest` file in
+``state_dir/requests/`` (written atomically). The writer (``gliowatch serve`` / ``watch``) applies
+the queue each cycle, exactly once per request id, and publishes a new snapshot when something
+changed; the page shows the result on its next run. Until then the Actions page lists the
+request as waiting. Whether a writer will come is read from the file the writer's loop keeps up
+to date (:mod:`engine.store.writer_presence`), so the page says "applied within one cycle" or
+"waits until the pipeline starts" — it never opens, waits for or locks the main store.
 """
 
 from __future__ import annotations
@@ -14,51 +14,64 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import StoreError
 from engine.settings import Settings
-from engine.store import open_store, publish_snapshot
-from engine.store.board import BoardRequest, apply_board_requests, pending_requests, write_request
+from engine.store import board_requests as queue
+from engine.store.board_requests import BoardRequest, FailedRequest, RequestKind
+from engine.store.writer_presence import WriterState, read_presence, writer_state
+
+START_HINT = "`gliowatch serve` (or `gliowatch watch`)"
 
 
 def requests_dir(settings: Settings) -> Path:
-    return settings.state_dir / "requests"
+    return queue.requests_dir(settings.state_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatus:
+    state: WriterState
+    message: str  # one sentence for the page
 
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
     path: Path
-    applied_now: bool
+    request_id: str
+    writer: WriterState
     message: str
 
 
-def submit(settings: Settings, request: BoardRequest, *, apply_when_idle: bool = True) -> Submitted:
-    """Queue ``request``; for actions, apply the queue at once when no writer holds the store."""
-    path = write_request(requests_dir(settings), request)
-    if not apply_when_idle:
-        return Submitted(path, False, "Queued; the pipeline applies it within one cycle.")
-    applied, message = apply_if_idle(settings)
-    if applied and request.request_id in applied:
-        return Submitted(path, True, "Saved.")
-    return Submitted(path, False, message)
+def writer_status(settings: Settings) -> WriterStatus:
+    """Whether a pipeline is running to apply queued requests, in words for the page."""
+    presence = read_presence(settings.state_dir)
+    if presence is None:
+        return WriterStatus(WriterState.NEVER, "No pipeline has run on this state folder yet: requests wait "
+                                               f"in the queue, nothing is lost, until {START_HINT} starts.")
+    last = presence.last_cycle_at or presence.started_at
+    if writer_state(presence, now=queue.now_utc()) == WriterState.RUNNING:
+        return WriterStatus(WriterState.RUNNING, "The running pipeline applies queued requests within one "
+                                                 f"cycle (last cycle {last:%Y-%m-%d %H:%M:%S} UTC).")
+    return WriterStatus(WriterState.STOPPED, f"No pipeline is running (the last one was seen {last:%Y-%m-%d %H:%M} "
+                                             f"UTC): requests wait in the queue, nothing is lost, until {START_HINT} "
+                                             "starts.")
 
 
-def apply_if_idle(settings: Settings) -> tuple[tuple[str, ...], str]:
-    """Apply the queue when the main store is free; returns (applied request ids, message)."""
-    if not settings.db_path.exists():
-        return (), "Queued; no store exists yet, the pipeline applies it when it runs."
-    try:
-        store = open_store(settings.db_path)
-    except StoreError:
-        return (), "Queued; the running pipeline applies it within one cycle."
-    try:
-        result = apply_board_requests(store, requests_dir(settings))
-        publish_snapshot(store, settings.snapshot_path)
-    finally:
-        store.close()
-    if result.failed:
-        return result.applied, "Not applied: " + "; ".join(reason for _, reason in result.failed)
-    return result.applied, "Saved."
+def submit(settings: Settings, request: BoardRequest) -> Submitted:
+    """Queue ``request`` for the writer; says when it will be applied."""
+    path = queue.write_request(requests_dir(settings), request)
+    status = writer_status(settings)
+    return Submitted(path, request.request_id, status.state, f"Queued. {status.message}")
 
 
 def queued_count(settings: Settings) -> int:
-    return len(pending_requests(requests_dir(settings)))
+    return len(queue.pending_requests(requests_dir(settings)))
+
+
+def waiting_actions(settings: Settings, patient_key: str) -> list[BoardRequest]:
+    """This patient's actions (not page views) still waiting for the writer, oldest first."""
+    return [r for r in queue.queued_requests(requests_dir(settings))
+            if r.patient_key == patient_key and r.kind != RequestKind.PAGE_VIEW]
+
+
+def refused(settings: Settings, request_ids: set[str]) -> list[FailedRequest]:
+    """Which of ``request_ids`` the writer refused, with its reason."""
+    return [f for f in queue.failed_requests(requests_dir(settings)) if f.request.request_id in request_ids]

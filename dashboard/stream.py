@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data
-from dashboard.board_queue import queued_count
+from dashboard.board_queue import queued_count, writer_status
 from engine.settings import Settings
 
 
@@ -20,6 +20,7 @@ def render(ref: data.SnapshotRef, settings: Settings) -> None:
     c5.metric("Board requests queued", queued_count(settings))
     st.caption(f"Cursor updated at {health['cursor_updated_at'] or 'never'} · snapshot file "
                f"{settings.snapshot_path.name}")
+    st.caption(writer_status(settings).message)
     st.subheader("Studies by status")
     st.table({"status": list(health["studies_by_status"]), "studies": list(health["studies_by_status"].values())})
     error = health["last_error"]

@@ -162,9 +162,12 @@ def _serve_dashboard(settings: Settings, args: argparse.Namespace, sink) -> int:
         proc.terminate()
         sink.stop()
         return 0
-    print("      Ctrl-C stops the dashboard and the sink.", flush=True)
-    try:
-        proc.wait()
+    print("      the service keeps running, so actions in the dashboard are applied; "
+          "Ctrl-C stops the service, the dashboard and the sink.", flush=True)
+    from flows.service import LoopOptions, run_loop
+
+    try:  # the demo's writer: board requests, alert delivery and new studies, until the dashboard exits
+        run_loop(settings, LoopOptions(stop_when=lambda: proc.poll() is not None))
     except KeyboardInterrupt:
         proc.terminate()
     finally:

@@ -1,14 +1,18 @@
 """The long-running loop shared by `gliowatch watch` and `gliowatch serve`.
 
 Each cycle: queued backfill requests, then one Prefect watch cycle (pending steps, change feed,
-per-study processing, board actions, alert delivery, reconciliation every N cycles, snapshot). Retryable failures (archive down)
-are logged and retried next cycle; anything else stops the loop with its message.
+per-study processing, board requests queued by the dashboard, alert delivery, reconciliation every
+N cycles, snapshot). While it runs, ``state_dir/writer.json`` says so (rewritten after each cycle,
+removed on exit), so the dashboard can tell its users whether a queued request will be applied.
+Retryable failures (archive down) are logged and retried next cycle; anything else stops the loop
+with its message.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -22,6 +26,8 @@ log = logging.getLogger("gliowatch.service")
 class LoopOptions:
     once: bool = False
     max_cycles: int = 0
+    #: checked after each cycle: the loop ends when it returns True (the demo: its dashboard exited)
+    stop_when: Callable[[], bool] | None = None
 
 
 def run_one_cycle(rt, *, reconcile: bool):  # noqa: ANN001, ANN201 - Runtime -> CycleReport
@@ -40,7 +46,12 @@ def run_loop(settings: Settings, options: LoopOptions) -> int:
     """Run cycles until stopped (or once)."""
     from flows.runtime import build_runtime
 
-    rt = build_runtime(settings)
+    from engine.store.board_requests import now_utc
+    from engine.store.writer_presence import announce_writer, record_cycle, withdraw_writer
+
+    rt = build_runtime(settings)  # holds the store for writing from here on
+    presence = announce_writer(settings.state_dir, poll_interval_s=settings.watcher.poll_interval_s,
+                               now=now_utc())
     cycles = 0
     try:
         while True:
@@ -54,8 +65,12 @@ def run_loop(settings: Settings, options: LoopOptions) -> int:
                 log.warning("cycle failed, retrying in %.0f s: %s", settings.watcher.poll_interval_s,
                             exc.reason)
             cycles += 1
+            presence = record_cycle(settings.state_dir, presence, now=now_utc())
             if options.once or (options.max_cycles and cycles >= options.max_cycles):
+                return 0
+            if options.stop_when is not None and options.stop_when():
                 return 0
             time.sleep(settings.watcher.poll_interval_s)
     finally:
+        withdraw_writer(settings.state_dir, presence)
         rt.close()

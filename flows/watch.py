@@ -72,10 +72,13 @@ def watch_cycle(rt: Any, reconcile: bool = False) -> CycleReport:
 
 
 def apply_board_actions(rt: Any) -> None:
-    """Tumour-board actions queued by the dashboard, applied by the one writer with audit rows."""
+    """Tumour-board requests queued by the dashboard (which never opens the store), applied by the
+    one writer, oldest first, exactly once per request id, with audit rows; the snapshot published
+    at the end of the cycle shows them."""
     from engine.store.board import apply_board_requests
+    from engine.store.board_requests import requests_dir
 
-    applied = apply_board_requests(rt.store, rt.settings.state_dir / "requests")
+    applied = apply_board_requests(rt.store, requests_dir(rt.settings.state_dir))
     for name, reason in applied.failed:
         log.warning("board request %s failed: %s", name, reason)
     if applied.patients_to_reassess:

@@ -1,12 +1,14 @@
-"""Tumour-board actions: a small write queue from the dashboard to the one writer.
+"""Tumour-board actions applied by the one writer: schema, apply with audit, exactly once.
 
-The dashboard never writes the main store. It appends one JSON file per request to
-``state_dir/requests/`` (written under a temporary name, then ``os.replace``), and the writer
-process calls :func:`apply_board_requests` each cycle: every request runs in its own transaction
+The dashboard never opens the main store. It queues :class:`BoardRequest` files in
+``state_dir/requests/`` (:mod:`engine.store.board_requests`), and the writer process calls
+:func:`apply_board_requests` each cycle: oldest first, every request runs in its own transaction
 together with its audit row and a ``board_requests`` row keyed by ``request_id``, so a request
 applied once is never applied twice (a crash between the commit and the file's removal only
-leaves a file that the next call discards). The next published snapshot shows the result; a
-page view alone does not make the snapshot stale (no page shows it).
+leaves a file that the next call discards, and so does a copy of the file). A refused request
+is recorded as FAILED and its file parked in ``requests/failed/`` with the reason. The next
+published snapshot shows the result; a page view alone does not make the snapshot stale (no page
+shows it).
 
 Requests: a page view (audit only), acknowledging an alert, recording a decision with a note,
 and correcting a clinical event (e.g. the RT end date; the patient needs re-assessment after it,
@@ -15,13 +17,8 @@ which :class:`AppliedRequests` reports).
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from enum import StrEnum
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,20 @@ import duckdb
 
 from engine.errors import GlioWatchError, StoreError
 from engine.store.alerts import acknowledge, record_audit
+from engine.store.board_requests import (
+    BoardRequest,
+    Decision,
+    RequestKind,
+    discard_stale_temporaries,
+    park_failed,
+    pending_requests,
+    write_request,
+)
+from engine.store.board_requests import now_utc as _now_utc
 from engine.store.db import Store
+
+__all__ = ["DDL", "SINGLE_EVENTS", "AppliedRequests", "BoardRequest", "Decision", "RequestKind",
+           "apply_board_requests", "correct_event", "pending_requests", "write_request"]
 
 Con = duckdb.DuckDBPyConnection
 
@@ -62,102 +72,12 @@ SINGLE_EVENTS: frozenset[str] = frozenset({"RT_START", "RT_END", "CHEMO_START", 
                                            "ANTIANGIOGENIC_START"})
 
 
-class RequestKind(StrEnum):
-    PAGE_VIEW = "PAGE_VIEW"
-    ACKNOWLEDGE_ALERT = "ACKNOWLEDGE_ALERT"
-    RECORD_DECISION = "RECORD_DECISION"
-    CORRECT_EVENT = "CORRECT_EVENT"
-
-
-class Decision(StrEnum):
-    """What a tumour board decided for a patient (stored as the value)."""
-
-    CONTINUE_SURVEILLANCE = "CONTINUE_SURVEILLANCE"
-    SHORT_INTERVAL_SCAN = "SHORT_INTERVAL_SCAN"
-    ADVANCED_IMAGING = "ADVANCED_IMAGING"
-    CHANGE_THERAPY = "CHANGE_THERAPY"
-    SURGERY_OR_BIOPSY = "SURGERY_OR_BIOPSY"
-    OTHER = "OTHER"
-
-
-_REQUIRED: dict[RequestKind, tuple[str, ...]] = {
-    RequestKind.PAGE_VIEW: ("page",),
-    RequestKind.ACKNOWLEDGE_ALERT: ("alert_id", "note"),
-    RequestKind.RECORD_DECISION: ("decision", "note"),
-    RequestKind.CORRECT_EVENT: ("event", "event_date", "note"),
-}
-
-
-def _now_utc() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-@dataclass(frozen=True, slots=True)
-class BoardRequest:
-    """One request from the dashboard; valid once constructed."""
-
-    kind: RequestKind
-    user: str
-    patient_key: str | None
-    payload: Mapping[str, str]
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    requested_at: datetime = field(default_factory=_now_utc)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", RequestKind(self.kind))
-        if not self.user:
-            msg = "Argument 'user' must name the logged-in user"
-            raise ValueError(msg)
-        missing = [k for k in _REQUIRED[self.kind] if k not in self.payload]
-        if missing:
-            msg = f"Argument 'payload' of a {self.kind} request must have {', '.join(missing)}"
-            raise ValueError(msg)
-        if self.kind != RequestKind.PAGE_VIEW and not self.patient_key:
-            msg = f"Argument 'patient_key' is required for a {self.kind} request"
-            raise ValueError(msg)
-        if self.kind == RequestKind.RECORD_DECISION:
-            Decision(self.payload["decision"])
-        if self.kind == RequestKind.CORRECT_EVENT:
-            date.fromisoformat(self.payload["event_date"])
-
-    def to_json(self) -> str:
-        return json.dumps({"request_id": self.request_id, "kind": self.kind.value, "user": self.user,
-                           "patient_key": self.patient_key, "payload": dict(self.payload),
-                           "requested_at": self.requested_at.isoformat()}, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> BoardRequest:
-        data = json.loads(text)
-        return cls(kind=RequestKind(data["kind"]), user=str(data["user"]),
-                   patient_key=data.get("patient_key"),
-                   payload={str(k): str(v) for k, v in dict(data["payload"]).items()},
-                   request_id=str(data["request_id"]),
-                   requested_at=datetime.fromisoformat(data["requested_at"]))
-
-
 @dataclass(frozen=True, slots=True)
 class AppliedRequests:
     applied: tuple[str, ...] = ()
     failed: tuple[tuple[str, str], ...] = ()  # (file name, reason)
     skipped: tuple[str, ...] = ()  # already applied earlier (file left behind by a crash)
     patients_to_reassess: tuple[str, ...] = ()
-
-
-def write_request(requests_dir: Path | str, request: BoardRequest) -> Path:
-    """Append one request to the queue atomically; returns its file."""
-    folder = Path(requests_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{request.requested_at:%Y%m%dT%H%M%S%f}-{request.request_id}.json"
-    tmp = folder / f".{name}.tmp"
-    tmp.write_text(request.to_json(), encoding="utf-8")
-    final = folder / name
-    os.replace(tmp, final)
-    return final
-
-
-def pending_requests(requests_dir: Path | str) -> list[Path]:
-    folder = Path(requests_dir)
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
 def apply_board_requests(store: Store, requests_dir: Path | str) -> AppliedRequests:
@@ -169,14 +89,18 @@ def apply_board_requests(store: Store, requests_dir: Path | str) -> AppliedReque
     failed: list[tuple[str, str]] = []
     skipped: list[str] = []
     reassess: set[str] = set()
+    discard_stale_temporaries(requests_dir)
     for path in pending_requests(requests_dir):
         try:
             request = BoardRequest.from_json(path.read_text(encoding="utf-8"))
-        except (ValueError, KeyError, TypeError) as exc:
-            failed.append((path.name, f"unreadable request: {exc}"))
-            _park(path, "failed")
+        except FileNotFoundError:
             continue
-        if store.query("SELECT 1 FROM board_requests WHERE request_id = ?", [request.request_id]):
+        except (ValueError, KeyError, TypeError) as exc:
+            reason = f"unreadable request: {exc}"
+            failed.append((path.name, reason))
+            park_failed(path, reason)
+            continue
+        if is_recorded(store, request.request_id):  # applied (or refused) before: a second copy
             skipped.append(request.request_id)
             path.unlink(missing_ok=True)
             continue
@@ -190,7 +114,7 @@ def apply_board_requests(store: Store, requests_dir: Path | str) -> AppliedReque
             with store.transaction() as con:
                 _mark(con, request, status="FAILED", reason=reason)
             failed.append((path.name, reason))
-            _park(path, "failed")
+            park_failed(path, reason)
             continue
         applied.append(request.request_id)
         if request.kind == RequestKind.CORRECT_EVENT and request.patient_key:
@@ -200,10 +124,9 @@ def apply_board_requests(store: Store, requests_dir: Path | str) -> AppliedReque
                            patients_to_reassess=tuple(sorted(reassess)))
 
 
-def _park(path: Path, sub: str) -> None:
-    target = path.parent / sub
-    target.mkdir(exist_ok=True)
-    os.replace(path, target / path.name)
+def is_recorded(store: Store, request_id: str) -> bool:
+    """Whether the writer has already applied (or refused) the request ``request_id``."""
+    return bool(store.query("SELECT 1 FROM board_requests WHERE request_id = ?", [request_id]))
 
 
 def _mark(con: Con, request: BoardRequest, *, status: str, reason: str | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.store import open_store
+from engine.store import open_store, publish_snapshot
 from engine.store.board import apply_board_requests, pending_requests
 from tests.dashboard.conftest import APP_PATH
 from tests.dashboard.store_factory import EXPECTED_ORDER, RADIOLOGIST, VIEWER, Built
@@ -103,7 +103,13 @@ def test_acknowledge_alert_is_applied_with_audit_row(built_state: Built) -> None
     at.text_input(key="ack_note").input("discussed at board")
     at.button(key="FormSubmitter:ack_form-Acknowledge").click().run()
     assert not at.exception, at.exception
-    assert any(s.value == "Saved." for s in at.success)
+    assert any(i.value.startswith("Queued.") for i in at.info)
+    assert any("1 request(s) waiting for the pipeline" in w.value for w in at.warning), "shown as pending"
+    with open_store(built_state.settings.db_path) as store:  # the writer's next cycle
+        assert not apply_board_requests(store, built_state.settings.state_dir / "requests").failed
+        publish_snapshot(store, built_state.settings.snapshot_path)
+    at.run()
+    assert not any("waiting for the pipeline" in w.value for w in at.warning)
     with open_store(built_state.settings.db_path, read_only=True) as store:
         acked = store.query("SELECT acknowledged_by, acknowledged_note FROM alerts WHERE alert_id = ?",
                             [built_state.alert_id])

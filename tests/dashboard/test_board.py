@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from dashboard.board_queue import apply_if_idle, submit
+from dashboard.board_queue import submit
 from engine.store import open_store
 from engine.store.board import (
     BoardRequest,
@@ -19,6 +19,7 @@ from engine.store.board import (
     pending_requests,
     write_request,
 )
+from engine.store.writer_presence import WriterState
 from tests.dashboard.store_factory import Built
 
 
@@ -112,7 +113,7 @@ def test_a_snapshot_cannot_apply_requests(built_state: Built) -> None:
             apply_board_requests(snapshot, built_state.settings.state_dir / "requests")
 
 
-def test_dashboard_leaves_requests_queued_while_a_writer_holds_the_store(built_state: Built) -> None:
+def test_dashboard_queues_requests_while_a_writer_holds_the_store(built_state: Built) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
          " sys.stdin.read()", str(built_state.settings.db_path)],
@@ -120,10 +121,11 @@ def test_dashboard_leaves_requests_queued_while_a_writer_holds_the_store(built_s
     try:
         assert holder.stdout.readline().strip() == "held"
         submitted = submit(built_state.settings, _ack(built_state.alert_id))
-        assert not submitted.applied_now and "pipeline" in submitted.message
+        assert submitted.writer != WriterState.RUNNING and "pipeline" in submitted.message
         assert len(pending_requests(built_state.settings.state_dir / "requests")) == 1
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
-    applied, message = apply_if_idle(built_state.settings)  # the writer's turn (or an idle store)
-    assert len(applied) == 1 and message == "Saved."
+    with open_store(built_state.settings.db_path) as store:  # the writer's turn
+        result = apply_board_requests(store, built_state.settings.state_dir / "requests")
+    assert len(result.applied) == 1 and not result.failed

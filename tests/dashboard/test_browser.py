@@ -1,8 +1,8 @@
 """The dashboard in a real headless Chromium against `streamlit run` on a loopback port.
 
 Logs in, opens a patient from the worklist, moves the slice slider on the image review page,
-acknowledges an alert; then the image review of a store the real pipeline produced
-(``pipeline_state``). Screenshots go to test-artifacts/dashboard-*.png.
+acknowledges an alert (queued, then shown without a click once the writer applied it); then the
+image review of a store the real pipeline produced (``pipeline_state``). Screenshots go to test-artifacts/dashboard-*.png.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from engine.settings import Settings
-from engine.store import open_store
+from engine.store import open_store, publish_snapshot
+from engine.store.board import apply_board_requests
+from engine.store.board_requests import requests_dir
 from flows.cmd_dashboard import start_dashboard
 from tests.dashboard.pipeline_state import PipelineState
 from tests.dashboard.store_factory import RADIOLOGIST, Built
@@ -137,9 +139,14 @@ def test_login_open_patient_slide_and_acknowledge(
         page.get_by_text("Actions", exact=True).click()
         page.get_by_label("Note (optional)").fill("seen at tumour board")
         page.get_by_role("button", name="Acknowledge").click()
-        page.get_by_text("Saved.").wait_for()
-        page.get_by_text("No unacknowledged alerts for this patient.").wait_for()
-        page.screenshot(path=artifacts_dir / "dashboard-5-acknowledged.png", full_page=True)
+        page.get_by_text("1 request(s) waiting for the pipeline").wait_for()
+        page.get_by_text("acknowledge an alert by dr.test").wait_for()
+        page.screenshot(path=artifacts_dir / "dashboard-5a-queued.png", full_page=True)
+        with open_store(built_state.settings.db_path) as store:  # the writer's next cycle
+            assert not apply_board_requests(store, requests_dir(built_state.settings.state_dir)).failed
+            publish_snapshot(store, built_state.settings.snapshot_path)
+        page.get_by_text("No unacknowledged alerts for this patient.").wait_for()  # no click: it reruns
+        page.screenshot(path=artifacts_dir / "dashboard-5b-acknowledged.png", full_page=True)
     with open_store(built_state.settings.db_path, read_only=True) as store:
         assert store.query("SELECT acknowledged_by, acknowledged_note FROM alerts WHERE alert_id = ?",
                            [built_state.alert_id]) == [("dr.test", "seen at tumour board")]

@@ -1,0 +1,210 @@
+"""Tumour-board requests and their queue: one file per request in ``state_dir/requests/``.
+
+The dashboard never opens the main store, for reading or writing. It writes each request (a page
+view, an acknowledgement, a decision, an event correction) as one JSON file: under a temporary
+name first, flushed to disk, then ``os.replace``-d to its final name, so the queue never holds a
+half-written request. Only the writer process reads the queue with a purpose
+(:func:`engine.store.board.apply_board_requests`): it applies the files in name order (the name
+starts with the UTC time of the request), each in one transaction recorded by ``request_id``,
+then removes the file, or parks it in ``failed/`` with the reason.
+
+Why files rather than a second small database: the two processes share no lock, so neither can
+block or fail the other (a DuckDB file is locked against every other process; SQLite would need
+its own locking across a crash); a crash of the dashboard leaves either a whole request or a
+stray temporary file that nobody reads; a crash of the writer between its commit and the file's
+removal leaves a file whose ``request_id`` is already recorded, so it is discarded, not applied
+again; the queue can be read (``queued_requests``) by the dashboard with no database at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from pathlib import Path
+
+REQUESTS_DIR = "requests"
+FAILED_DIR = "failed"
+#: temporary files older than this were left by a process that died while writing one.
+STALE_TEMP_S = 3600.0
+
+
+class RequestKind(StrEnum):
+    PAGE_VIEW = "PAGE_VIEW"
+    ACKNOWLEDGE_ALERT = "ACKNOWLEDGE_ALERT"
+    RECORD_DECISION = "RECORD_DECISION"
+    CORRECT_EVENT = "CORRECT_EVENT"
+
+
+class Decision(StrEnum):
+    """What a tumour board decided for a patient (stored as the value)."""
+
+    CONTINUE_SURVEILLANCE = "CONTINUE_SURVEILLANCE"
+    SHORT_INTERVAL_SCAN = "SHORT_INTERVAL_SCAN"
+    ADVANCED_IMAGING = "ADVANCED_IMAGING"
+    CHANGE_THERAPY = "CHANGE_THERAPY"
+    SURGERY_OR_BIOPSY = "SURGERY_OR_BIOPSY"
+    OTHER = "OTHER"
+
+
+_REQUIRED: dict[RequestKind, tuple[str, ...]] = {
+    RequestKind.PAGE_VIEW: ("page",),
+    RequestKind.ACKNOWLEDGE_ALERT: ("alert_id", "note"),
+    RequestKind.RECORD_DECISION: ("decision", "note"),
+    RequestKind.CORRECT_EVENT: ("event", "event_date", "note"),
+}
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRequest:
+    """One request from the dashboard; valid once constructed."""
+
+    kind: RequestKind
+    user: str
+    patient_key: str | None
+    payload: Mapping[str, str]
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    requested_at: datetime = field(default_factory=now_utc)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", RequestKind(self.kind))
+        if not self.user:
+            msg = "Argument 'user' must name the logged-in user"
+            raise ValueError(msg)
+        missing = [k for k in _REQUIRED[self.kind] if k not in self.payload]
+        if missing:
+            msg = f"Argument 'payload' of a {self.kind} request must have {', '.join(missing)}"
+            raise ValueError(msg)
+        if self.kind != RequestKind.PAGE_VIEW and not self.patient_key:
+            msg = f"Argument 'patient_key' is required for a {self.kind} request"
+            raise ValueError(msg)
+        if self.kind == RequestKind.RECORD_DECISION:
+            Decision(self.payload["decision"])
+        if self.kind == RequestKind.CORRECT_EVENT:
+            date.fromisoformat(self.payload["event_date"])
+
+    def to_json(self) -> str:
+        return json.dumps(self._fields(), sort_keys=True)
+
+    def _fields(self) -> dict:
+        return {"request_id": self.request_id, "kind": self.kind.value, "user": self.user,
+                "patient_key": self.patient_key, "payload": dict(self.payload),
+                "requested_at": self.requested_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, text: str) -> BoardRequest:
+        data = json.loads(text)
+        return cls(kind=RequestKind(data["kind"]), user=str(data["user"]),
+                   patient_key=data.get("patient_key"),
+                   payload={str(k): str(v) for k, v in dict(data["payload"]).items()},
+                   request_id=str(data["request_id"]),
+                   requested_at=datetime.fromisoformat(data["requested_at"]))
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRequest:
+    request: BoardRequest
+    reason: str
+
+
+def requests_dir(state_dir: Path | str) -> Path:
+    return Path(state_dir) / REQUESTS_DIR
+
+
+def write_request(requests_dir: Path | str, request: BoardRequest) -> Path:
+    """Append one request to the queue atomically and durably; returns its file."""
+    folder = Path(requests_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{request.requested_at:%Y%m%dT%H%M%S%f}-{request.request_id}.json"
+    final = folder / name
+    _write_atomically(final, request.to_json())
+    return final
+
+
+def pending_requests(requests_dir: Path | str) -> list[Path]:
+    """The queued request files, oldest first."""
+    folder = Path(requests_dir)
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def queued_requests(requests_dir: Path | str) -> list[BoardRequest]:
+    """The readable queued requests, oldest first (one the writer just took is simply left out)."""
+    return [r for r in (_read(p) for p in pending_requests(requests_dir)) if r is not None]
+
+
+def failed_requests(requests_dir: Path | str) -> list[FailedRequest]:
+    """Requests the writer refused, with its reason, oldest first."""
+    out = []
+    for path in pending_requests(Path(requests_dir) / FAILED_DIR):
+        try:
+            text = path.read_text(encoding="utf-8")
+            out.append(FailedRequest(BoardRequest.from_json(text), str(json.loads(text).get("failure", ""))))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def park_failed(path: Path, reason: str) -> None:
+    """Move a refused request file to ``failed/``, with the reason written into it."""
+    target = path.parent / FAILED_DIR / path.name
+    target.parent.mkdir(exist_ok=True)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict):
+        _write_atomically(target, json.dumps({**data, "failure": reason}, sort_keys=True))
+        path.unlink(missing_ok=True)
+    else:  # not even JSON: keep the bytes as they came
+        os.replace(path, target)
+
+
+def discard_stale_temporaries(requests_dir: Path | str, *, older_than_s: float = STALE_TEMP_S) -> int:
+    """Remove temporary files a crashed writer of the queue left behind; returns how many."""
+    folder = Path(requests_dir)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _read(path: Path) -> BoardRequest | None:
+    try:
+        return BoardRequest.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_atomically(final: Path, text: str) -> None:
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    try:  # the rename itself survives a power cut once the folder is synced
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
