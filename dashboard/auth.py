@@ -2,15 +2,19 @@
 else the local users file (``state_dir/users.toml``, bcrypt hashes; see :mod:`engine.auth`).
 
 An OIDC user's role comes from the users file when their e-mail is listed there, else viewer.
+A local login survives a page reload through a server-side session (:mod:`dashboard.sessions`);
+OIDC keeps its own cookie.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import streamlit as st
 
+from dashboard import sessions
 from engine.auth import Role, authenticate, load_users
 
 _SESSION_KEY = "gliowatch_user"
@@ -34,14 +38,41 @@ def current_user() -> SessionUser | None:
     return st.session_state.get(_SESSION_KEY)
 
 
-def require_login(users_path: Path) -> SessionUser:
-    """The logged-in user; otherwise draws the login form and stops the script run."""
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def require_login(users_path: Path, sessions_dir: Path | None = None) -> SessionUser:
+    """The logged-in user; otherwise draws the login form and stops the script run.
+
+    ``sessions_dir`` (default: ``sessions/`` beside the users file) keeps local sessions, so a
+    reload resumes the session named by the ``?session=`` token instead of asking again.
+    """
+    sessions_dir = sessions_dir or users_path.parent / "sessions"
     user = current_user()
     if user is not None:
         return user
     if oidc_configured():
         return _oidc(users_path)
-    return _local(users_path)
+    resumed = _resume(users_path, sessions_dir)
+    if resumed is not None:
+        return resumed
+    return _local(users_path, sessions_dir)
+
+
+def _resume(users_path: Path, sessions_dir: Path) -> SessionUser | None:
+    """The user of the live session the URL names; the role is read from the users file now."""
+    token = st.query_params.get(sessions.SESSION_PARAM)
+    if not token:
+        return None
+    name = sessions.resume_session(sessions_dir, token, now=_now())
+    known = load_users(users_path).get(name) if name else None
+    if known is None:
+        del st.query_params[sessions.SESSION_PARAM]
+        return None
+    user = SessionUser(name=known.name, role=known.role, via="local")
+    st.session_state[_SESSION_KEY] = user
+    return user
 
 
 def _oidc(users_path: Path) -> SessionUser:
@@ -56,7 +87,7 @@ def _oidc(users_path: Path) -> SessionUser:
     return user
 
 
-def _local(users_path: Path) -> SessionUser:
+def _local(users_path: Path, sessions_dir: Path) -> SessionUser:
     st.title("GlioWatch — log in")
     users = load_users(users_path)
     if not users:
@@ -74,13 +105,21 @@ def _local(users_path: Path) -> SessionUser:
         else:
             user = SessionUser(name=found.name, role=found.role, via="local")
             st.session_state[_SESSION_KEY] = user
+            st.query_params[sessions.SESSION_PARAM] = sessions.create_session(
+                sessions_dir, user_name=found.name, now=_now())
             st.rerun()
     st.stop()
     raise AssertionError("unreachable")  # pragma: no cover - st.stop() ends the run
 
 
-def logout() -> None:
+def logout(sessions_dir: Path | None = None) -> None:
+    """Widget callback: forget the user, and the URL's local session (``sessions_dir``)."""
     user = current_user()
     st.session_state.pop(_SESSION_KEY, None)
+    token = st.query_params.get(sessions.SESSION_PARAM)
+    if token:
+        if sessions_dir is not None:
+            sessions.end_session(sessions_dir, token)
+        del st.query_params[sessions.SESSION_PARAM]
     if user is not None and user.via == "oidc":
         st.logout()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-PAGES: tuple[str, ...] = ("Worklist", "Patient timeline", "Image review", "Actions", "Stream health")
+PAGES: tuple[str, ...] = ("Worklist", "Alerts", "Patient timeline", "Image review", "Actions", "Stream health")
+#: pages about every patient, not the one chosen in the sidebar.
+COHORT_PAGES: frozenset[str] = frozenset({"Worklist", "Alerts", "Stream health"})
 PAGE_KEY = "page"
 PATIENT_KEY = "patient_key"
 

@@ -8,11 +8,30 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from dashboard.table_format import Column, show_table
 from dashboard.timeline_figure import build_timeline_figure
 
 #: timeline columns shown in the table of calls, when the snapshot has them.
-CALL_COLUMNS: tuple[str, ...] = ("scan_date", "response", "final_response", "pd_date", "spd_mm2",
-                                 "psp_probability", "reason", "criteria")
+CALL_COLUMNS: dict[str, Column] = {
+    "scan_date": Column("Scan date", "date"), "response": Column("Call on the day"),
+    "final_response": Column("Final call"), "pd_date": Column("PD dated from", "date"),
+    "et_ml": Column("ET (mL)", "{:,.1f}"), "spd_mm2": Column("SPD (mm²)", "{:,.0f}"),
+    "psp_probability": Column("P(PsP)", "percent"), "reason": Column("Reason", wide=True),
+    "final_reason": Column("Final reason", wide=True), "criteria": Column("Criteria"),
+}
+GROWTH_COLUMNS: dict[str, Column] = {
+    "label": Column("Region"), "model": Column("Model"), "evaluable": Column("Evaluable", "bool"),
+    "reason": Column("Reason", wide=True), "n_points": Column("Points", "{:.0f}"),
+    "nadir_date": Column("Nadir date", "date"), "nadir_ml": Column("Nadir (mL)", "{:,.1f}"),
+    "sgr_per_day": Column("Growth rate (%/day)", "{:.2%}"), "vdt_days": Column("Doubling time (days)", "{:,.0f}"),
+    "threshold_ml": Column("Threshold (mL)", "{:,.1f}"), "crossing_date": Column("Crossing", "date"),
+    "crossing_low": Column("Crossing, earliest", "date"), "crossing_high": Column("Crossing, latest", "date"),
+    "interval_method": Column("Interval"), "criteria": Column("Criteria"),
+}
+DECISION_COLUMNS: dict[str, Column] = {
+    "decided_at": Column("Decided (UTC)", "datetime"), "decision": Column("Decision"),
+    "note": Column("Note", wide=True), "decided_by": Column("By"),
+}
 
 
 def render(ref: data.SnapshotRef, patient_key: str) -> None:
@@ -29,17 +48,28 @@ def render(ref: data.SnapshotRef, patient_key: str) -> None:
     st.plotly_chart(fig, width="stretch", key="timeline_chart")
     if not timeline.empty:
         st.subheader("Calls and their reasons")
-        shown = [c for c in CALL_COLUMNS if c in timeline.columns]
-        st.dataframe(timeline[shown], hide_index=True, width="stretch")
+        show_table(timeline, CALL_COLUMNS)
     _psp(bundle["psp_risk"])
     _growth(bundle["growth"])
     _decisions(bundle["decisions"])
 
 
+ACKNOWLEDGED_COLUMNS: dict[str, Column] = {
+    "alert_type": Column("Alert"), "severity": Column("Severity"), "study_date": Column("Scan date", "date"),
+    "reason": Column("Reason", wide=True), "acknowledged_at": Column("Acknowledged (UTC)", "datetime"),
+    "acknowledged_by": Column("By"), "acknowledged_note": Column("Why (note)", wide=True),
+}
+
+
 def _alerts(alerts: pd.DataFrame) -> None:
-    open_alerts = alerts[alerts["acknowledged_at"].isna()] if not alerts.empty else alerts
-    for row in open_alerts.itertuples():
+    if alerts.empty:
+        return
+    is_open = alerts["acknowledged_at"].isna()
+    for row in alerts[is_open].itertuples():
         st.error(f"**{row.alert_type}** ({row.severity}, {row.study_date}): {row.reason}")
+    if (~is_open).any():
+        with st.expander(f"Acknowledged alerts ({int((~is_open).sum())})"):
+            show_table(alerts[~is_open], ACKNOWLEDGED_COLUMNS)
 
 
 def _psp(psp: pd.DataFrame) -> None:
@@ -74,13 +104,11 @@ def _growth(growth: pd.DataFrame) -> None:
     if growth.empty:
         st.caption("No growth fit (fewer timepoints since the nadir than a fit needs).")
         return
-    st.dataframe(growth.drop(columns=[c for c in ("patient_key",) if c in growth.columns]),
-                 hide_index=True, width="stretch")
+    show_table(growth, GROWTH_COLUMNS)
 
 
 def _decisions(decisions: pd.DataFrame) -> None:
     if decisions.empty:
         return
     st.subheader("Tumour-board decisions")
-    cols = [c for c in ("decided_at", "decision", "note", "decided_by") if c in decisions.columns]
-    st.dataframe(decisions[cols].sort_values(cols[0], ascending=False), hide_index=True, width="stretch")
+    show_table(decisions.sort_values("decided_at", ascending=False), DECISION_COLUMNS)

@@ -108,8 +108,9 @@ def build_timeline_figure(
         "height": 620, "margin": {"l": 60, "r": 60, "t": 30, "b": 30}, "hovermode": "closest",
         "legend": {"orientation": "h", "y": -0.08}, "shapes": shapes, "annotations": notes,
         "xaxis": {"type": "date", "anchor": "y4"},
-        "yaxis": {"domain": _DOMAINS["y"], "title": {"text": "volume (mL)"}},
-        "yaxis2": {"overlaying": "y", "side": "right", "title": {"text": "SPD (mm²)"}, "showgrid": False},
+        "yaxis": {"domain": _DOMAINS["y"], "title": {"text": "volume (mL)"}, "rangemode": "nonnegative"},
+        "yaxis2": {"overlaying": "y", "side": "right", "title": {"text": "SPD (mm²)"}, "showgrid": False,
+                   "rangemode": "nonnegative"},  # an all-zero SPD course must not draw a negative tick
         "yaxis3": {"domain": _DOMAINS["y3"], "title": {"text": "treatment"}, "type": "category"},
         "yaxis4": {"domain": _DOMAINS["y4"], "title": {"text": "dexa mg/day"}, "rangemode": "tozero"},
     }

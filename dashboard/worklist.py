@@ -1,4 +1,5 @@
-"""Worklist: patients ordered by what needs attention, with filters and search by key."""
+"""Worklist: patients ranked by clinical urgency (:mod:`engine.urgency`), with filters, search by
+key, the latest call, the next action, and rows that open the patient."""
 
 from __future__ import annotations
 
@@ -39,6 +40,35 @@ def filter_worklist(
     return frame[mask]
 
 
+#: the worklist's columns as the page shows them (header, help); the rest stay hidden.
+_SHOWN: dict[str, tuple[str, str]] = {
+    "patient_key": ("Patient", "Pseudonymous key"),
+    "priority": ("Priority", "Confirmed PD, preliminary PD, 2D/3D discordant, flagged scans, new alerts"),
+    "latest_call": ("Latest call", "Response of the latest assessed scan (final once later scans are known)"),
+    "latest_call_date": ("Call date", "Scan date of the latest call"),
+    "next_action": ("Next action", ""),
+    "priority_reason": ("Why", "The facts behind the priority; the full text is listed below the table"),
+    "last_scan_date": ("Last scan", ""),
+    "n_studies": ("Scans", "Studies in the store"),
+    "open_alerts": ("Open alerts", "Unacknowledged alerts (the order does not depend on their number)"),
+    "top_severity": ("Highest open alert", ""),
+    "mgmt": ("MGMT", "MGMT promoter methylation"),
+    "model_version": ("Model version", "Segmentation model version(s) behind the numbers"),
+}
+_MAX_REASONS = 100
+
+
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The shown columns, with dates as text and blanks instead of None (pure)."""
+    shown = frame[list(_SHOWN)].copy()
+    for column in ("latest_call_date", "last_scan_date"):
+        shown[column] = [f"{pd.Timestamp(v):%Y-%m-%d}" if v is not None and not pd.isna(v) else "—"
+                         for v in shown[column]]
+    for column in ("model_version", "mgmt", "top_severity", "latest_call"):
+        shown[column] = shown[column].fillna("").replace("", "—")
+    return shown
+
+
 def render(ref: data.SnapshotRef) -> None:
     st.header("Worklist")
     frame = data.worklist(ref)
@@ -47,7 +77,7 @@ def render(ref: data.SnapshotRef) -> None:
         return
     c1, c2, c3, c4, c5 = st.columns([2, 2, 1, 1, 2])
     statuses = sorted(frame["response"].fillna("not assessed").unique())
-    chosen = c1.multiselect("Status", statuses, key="wl_status")
+    chosen = c1.multiselect("Latest call", statuses, key="wl_status")
     scans = pd.to_datetime(frame["last_scan_date"]).dropna()
     first = scans.min().date() if len(scans) else date.today()
     last = scans.max().date() if len(scans) else date.today()
@@ -59,13 +89,31 @@ def render(ref: data.SnapshotRef) -> None:
     since, until = (span[0], span[1]) if isinstance(span, tuple) and len(span) == 2 else (None, None)
     shown = filter_worklist(frame, statuses=chosen, since=since, until=until, mgmt=mgmt or None,
                             model_version=version or None, search=search)
-    st.caption(f"{len(shown)} of {len(frame)} patients · most urgent first: unacknowledged alerts, "
-               "preliminary PD awaiting confirmation, quarantined studies")
-    st.dataframe(shown.drop(columns=["attention"]), hide_index=True, width="stretch",
-                 column_config={"awaiting_confirmation": st.column_config.CheckboxColumn("PRELIM PD")})
+    st.caption(f"{len(shown)} of {len(frame)} patients · most urgent first: confirmed progression, "
+               "preliminary PD awaiting confirmation, 2D/3D discordant, flagged scans not reviewed, new "
+               "alerts by severity; then the most recent scan. Click a row to open the patient.")
+    keys = shown["patient_key"].tolist()
+    st.dataframe(display_frame(shown), hide_index=True, width="stretch", key="wl_table",
+                 on_select=lambda: _open_selected(keys), selection_mode="single-row",
+                 column_config={c: st.column_config.TextColumn(label, help=text or None,
+                                                               width="large" if c == "priority_reason" else None)
+                                for c, (label, text) in _SHOWN.items()
+                                if c not in ("n_studies", "open_alerts")}
+                 | {"n_studies": st.column_config.NumberColumn("Scans", format="%d"),
+                    "open_alerts": st.column_config.NumberColumn("Open alerts", help=_SHOWN["open_alerts"][1],
+                                                                 format="%d")})
     if shown.empty:
         return
-    keys = shown["patient_key"].head(500).tolist()
+    with st.expander("Why each patient is where it is (full reasons)"):
+        st.markdown("\n".join(f"- **{r.patient_key}** · {r.priority}: {r.priority_reason}. "
+                               f"Next: {r.next_action}." for r in shown.head(_MAX_REASONS).itertuples()))
     c1, c2 = st.columns([3, 1])
-    key = c1.selectbox("Patient", keys, key="wl_open_key")
+    key = c1.selectbox("Patient", keys[:500], key="wl_open_key")
     c2.button("Open timeline", key="wl_open", on_click=open_patient, args=(key, "Patient timeline"))
+
+
+def _open_selected(keys: list[str]) -> None:
+    """Row-selection callback: open the selected patient's timeline."""
+    rows = st.session_state["wl_table"].selection.rows
+    if rows and rows[0] < len(keys):
+        open_patient(keys[rows[0]], "Patient timeline")

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN_IN_ENGINE = {"prefect", "prefect_dask", "streamlit", "flows", "dashboard"}
 #: modules whose numbers a clinician sees: computed by pure functions, no I/O libraries.
-PURE_MODULES = ("measurement", "lesions", "response", "risk", "trajectory")
+PURE_MODULES = ("measurement", "lesions", "response", "risk", "trajectory", "urgency")
 IO_LIBRARIES = {"duckdb", "requests", "httpx", "orthanc_api_client", "pydicom", "socket", "smtplib"}
 
 

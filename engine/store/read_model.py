@@ -33,36 +33,50 @@ def _df(store: Store, sql: str, params: list[Any] | dict[str, Any] | None = None
 
 
 def read_worklist(store: Store) -> pd.DataFrame:
-    """One row per patient: last scan, latest response, open alerts, whether a preliminary PD
-    awaits confirmation, open quarantine, MGMT status, model versions (unordered)."""
+    """One row per patient (unordered): last scan, the latest call and its date, the latest scan
+    called PD since the last baseline, whether a preliminary PD awaits confirmation, open alerts
+    (count and their severities), flagged scans no board decision reviewed (one reason each), open
+    quarantine, MGMT status, model versions. The order is :mod:`engine.urgency`'s to decide."""
     tables = table_names(store)
-    parts = ["SELECT s.patient_key, max(s.study_date) AS last_scan_date, count(*) AS n_studies"
-             " FROM studies s GROUP BY s.patient_key"]
-    sql = f"WITH base AS ({parts[0]})"
+    sql = ("WITH base AS (SELECT s.patient_key, max(s.study_date) AS last_scan_date, count(*) AS n_studies"
+           " FROM studies s GROUP BY s.patient_key)")
     joins, cols = [], []
     if "timeline" in tables:
         sql += """, latest AS (SELECT patient_key,
                      arg_max(coalesce(final_response, response), scan_date) AS response,
                      arg_max(response, scan_date) AS response_then,
-                     arg_max(final_response, scan_date) AS final_then
-                   FROM timeline GROUP BY patient_key)"""
-        joins.append("LEFT JOIN latest USING (patient_key)")
-        cols += ["latest.response",
-                 "(latest.response_then = 'PRELIM_PD' AND coalesce(latest.final_then, 'PRELIM_PD')"
-                 " = 'PRELIM_PD') AS awaiting_confirmation"]
+                     arg_max(final_response, scan_date) AS final_then,
+                     max(scan_date) AS latest_call_date,
+                     max(scan_date) FILTER (WHERE response = 'BASELINE') AS baseline_date
+                   FROM timeline GROUP BY patient_key),
+               pd AS (SELECT t.patient_key, max(t.scan_date) AS pd_scan_date
+                   FROM timeline t JOIN latest l USING (patient_key)
+                   WHERE (t.response = 'PD' OR t.final_response = 'PD')
+                     AND (l.baseline_date IS NULL OR t.scan_date >= l.baseline_date)
+                   GROUP BY t.patient_key)"""
+        joins += ["LEFT JOIN latest USING (patient_key)", "LEFT JOIN pd USING (patient_key)"]
+        cols += ["latest.response", "latest.latest_call_date", "pd.pd_scan_date",
+                 "coalesce(latest.response_then = 'PRELIM_PD' AND coalesce(latest.final_then, 'PRELIM_PD')"
+                 " = 'PRELIM_PD', false) AS awaiting_confirmation"]
     else:
-        cols += ["NULL::VARCHAR AS response", "false AS awaiting_confirmation"]
+        cols += ["NULL::VARCHAR AS response", "NULL::DATE AS latest_call_date", "NULL::DATE AS pd_scan_date",
+                 "false AS awaiting_confirmation"]
     if "alerts" in tables:
-        sql += """, open_alerts AS (SELECT patient_key, count(*) AS open_alerts FROM alerts
-                   WHERE acknowledged_at IS NULL GROUP BY patient_key)"""
+        sql += """, open_alerts AS (SELECT patient_key, count(*) AS open_alerts,
+                     list(severity ORDER BY severity) AS open_alert_severities
+                   FROM alerts WHERE acknowledged_at IS NULL GROUP BY patient_key)"""
         joins.append("LEFT JOIN open_alerts USING (patient_key)")
-        cols.append("coalesce(open_alerts.open_alerts, 0) AS open_alerts")
+        cols += ["coalesce(open_alerts.open_alerts, 0) AS open_alerts",
+                 "coalesce(open_alerts.open_alert_severities, []::VARCHAR[]) AS open_alert_severities"]
     else:
-        cols.append("0 AS open_alerts")
+        cols += ["0 AS open_alerts", "[]::VARCHAR[] AS open_alert_severities"]
     sql += """, q AS (SELECT patient_key, count(*) AS quarantined FROM quarantine
                WHERE resolved_at IS NULL AND patient_key IS NOT NULL GROUP BY patient_key)"""
     joins.append("LEFT JOIN q USING (patient_key)")
     cols.append("coalesce(q.quarantined, 0) AS quarantined")
+    sql += f", fl AS ({_flagged_scans_select(store, tables)})"
+    joins.append("LEFT JOIN fl USING (patient_key)")
+    cols.append("coalesce(fl.unreviewed_flags, []::VARCHAR[]) AS unreviewed_flags")
     if "clinical_events" in tables:
         sql += """, mg AS (SELECT patient_key, arg_max(value, event_date) AS mgmt FROM clinical_events
                    WHERE event = 'MGMT' GROUP BY patient_key)"""
@@ -79,6 +93,40 @@ def read_worklist(store: Store) -> pd.DataFrame:
         cols.append("NULL::VARCHAR AS model_version")
     sql += (f" SELECT base.*, {', '.join(cols)} FROM base {' '.join(joins)}")
     return _df(store, sql)
+
+
+def _flagged_scans_select(store: Store, tables: set[str]) -> str:
+    """patient_key, unreviewed_flags: one "YYYY-MM-DD: reason" per flagged scan (current
+    segmentation flags, failed baseline registration QC, open quarantine) that no board decision
+    names (``board_decisions.study_uid``)."""
+    parts = ["""SELECT study_uid, 'quarantined: ' || reason AS flag FROM quarantine
+                WHERE resolved_at IS NULL AND study_uid IS NOT NULL"""]
+    if "segmentations" in tables:
+        parts.append("""SELECT study_uid, 'segmentation flags: ' || replace(flags, ',', ', ') AS flag
+                        FROM segmentations WHERE NOT superseded AND flags <> ''""")
+    if "registrations" in tables:
+        current = "AND NOT superseded" if "superseded" in column_names(store, "registrations") else ""
+        parts.append(f"""SELECT study_uid, 'registration QC failed: ' || qc_reason AS flag
+                         FROM registrations WHERE kind = 'baseline' AND NOT passed {current}""")
+    reviewed = ("AND s.study_uid NOT IN (SELECT study_uid FROM board_decisions WHERE study_uid IS NOT NULL)"
+                if "board_decisions" in tables else "")
+    return f"""SELECT s.patient_key,
+                   list(strftime(s.study_date, '%Y-%m-%d') || ': ' || f.flag
+                        ORDER BY s.study_date DESC, f.flag) AS unreviewed_flags
+               FROM ({' UNION ALL '.join(parts)}) f JOIN studies s USING (study_uid)
+               WHERE TRUE {reviewed} GROUP BY s.patient_key"""  # noqa: S608
+
+
+def read_alerts_overview(store: Store) -> pd.DataFrame:
+    """Every alert of every patient, open first, then newest: who acknowledged it, when and why."""
+    if "alerts" not in table_names(store):
+        return pd.DataFrame(columns=["alert_id", "patient_key", "study_date", "alert_type", "severity",
+                                     "reason", "created_at", "acknowledged_at", "acknowledged_by",
+                                     "acknowledged_note"])
+    return _df(store, """SELECT alert_id, patient_key, study_date, alert_type, severity, reason, created_at,
+                             acknowledged_at, acknowledged_by, acknowledged_note
+                         FROM alerts
+                         ORDER BY acknowledged_at IS NOT NULL, created_at DESC, alert_id DESC""")
 
 
 def read_timeline(store: Store, patient_key: str) -> pd.DataFrame:
@@ -105,7 +153,8 @@ def read_events(store: Store, patient_key: str) -> pd.DataFrame:
 def read_alerts(store: Store, patient_key: str | None = None, *, only_open: bool = False) -> pd.DataFrame:
     if "alerts" not in table_names(store):
         return pd.DataFrame(columns=["alert_id", "alert_type", "severity", "patient_key", "study_date",
-                                     "reason", "created_at", "acknowledged_at", "acknowledged_by"])
+                                     "reason", "created_at", "acknowledged_at", "acknowledged_by",
+                                     "acknowledged_note"])
     where, params = [], []
     if patient_key is not None:
         where.append("patient_key = ?")
@@ -114,7 +163,7 @@ def read_alerts(store: Store, patient_key: str | None = None, *, only_open: bool
         where.append("acknowledged_at IS NULL")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     return _df(store, f"""SELECT alert_id, alert_type, severity, patient_key, study_date, reason,
-                              created_at, acknowledged_at, acknowledged_by
+                              created_at, acknowledged_at, acknowledged_by, acknowledged_note
                           FROM alerts {clause} ORDER BY created_at DESC""", params)
 
 

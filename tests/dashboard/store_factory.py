@@ -2,7 +2,9 @@
 
 Four patients whose worklist order is known by construction:
 P-ALERT (an unacknowledged alert, preliminary PD), P-PPD (preliminary PD awaiting confirmation,
-no alert), P-QUAR (a quarantined study), P-CALM (stable disease). P-ALERT has two studies with
+no alert), P-QUAR (a quarantined study), P-CALM (stable disease). :func:`add_urgency_patients` adds one
+patient per worklist tier (a confirmed progression whose alerts are acknowledged or about to be,
+a 2D/3D discordance, flagged scans reviewed or not, an INFO alert) for the ranking tests. P-ALERT has two studies with
 registered T1c + label volumes; P-PPD has native volumes only (no registration rows). Files lie
 where the pipeline writes them (``engine.state_paths``).
 """
@@ -155,3 +157,65 @@ def build_state(state_dir: Path) -> Built:
     publish_snapshot(store, settings.snapshot_path)
     store.close()
     return Built(settings=settings, alert_id=int(alert_id))
+
+
+#: the worklist after :func:`add_urgency_patients`, most urgent first (engine.urgency's rule).
+URGENCY_ORDER = ("P-PROG", "P-ALERT", "P-PPD", "P-DISC", "P-FLAG", "P-QUAR", "P-INFO", "P-CALM", "P-REVIEWED")
+#: the confirmed-progression patient's alerts: (alert_type, severity, acknowledged_by, note) at build.
+PROG_ALERTS = (("ALERT_PD_CONFIRMED", "CRITICAL", None, None),
+               ("ALERT_PPD", "WARNING", "dr.earlier", "repeat MRI booked"))
+
+
+def add_urgency_patients(settings: Settings) -> dict[str, int]:
+    """Add one patient per urgency tier to the store and republish; returns {alert_type: alert_id}
+    of P-PROG's alerts. P-PROG: PD confirmed in March, a later NE scan (the engine calls scans after
+    PD "NE"), its CRITICAL alert open, its earlier WARNING acknowledged."""
+    scans = [  # patient, study_uid, date, response, final, segmentation flags
+        ("P-PROG", "5.1", date(2025, 1, 8), "BASELINE", "BASELINE", ""),
+        ("P-PROG", "5.2", date(2025, 2, 15), "PRELIM_PD", "PD", ""),
+        ("P-PROG", "5.3", date(2025, 3, 30), "PD", "PD", ""),
+        ("P-PROG", "5.4", date(2025, 5, 25), "NE", "NE", ""),
+        ("P-DISC", "6.1", date(2025, 1, 12), "BASELINE", "BASELINE", ""),
+        ("P-DISC", "6.2", date(2025, 5, 10), "DISCORDANT", "DISCORDANT", ""),
+        ("P-FLAG", "7.1", date(2025, 1, 15), "BASELINE", "BASELINE", ""),
+        ("P-FLAG", "7.2", date(2025, 5, 15), "SD", "SD", "et_without_enhancement"),
+        ("P-REVIEWED", "8.1", date(2025, 1, 3), "BASELINE", "BASELINE", ""),
+        ("P-REVIEWED", "8.2", date(2025, 5, 1), "SD", "SD", "implausible_jump"),
+        ("P-INFO", "9.1", date(2025, 1, 20), "BASELINE", "BASELINE", ""),
+        ("P-INFO", "9.2", date(2025, 4, 20), "STEROID_WATCH", "STEROID_WATCH", ""),
+    ]
+    ids: dict[str, int] = {}
+    with open_store(settings.db_path) as store:
+        with store.transaction() as con:
+            _add_urgency_rows(con, scans, ids)
+        publish_snapshot(store, settings.snapshot_path)
+    return ids
+
+
+def _add_urgency_rows(con, scans: list[tuple], ids: dict[str, int]) -> None:  # noqa: ANN001
+    for patient, uid, day, response, final, flags in scans:
+        con.execute("INSERT INTO patients VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [patient, NOW, day])
+        con.execute("""INSERT INTO studies (study_uid, archive_study_id, patient_key, study_date, status,
+                           sequences, seen_at, ingested_at) VALUES (?, ?, ?, ?, 'ASSESSED', 'T1c', ?, ?)""",
+                    [uid, f"orthanc-{uid}", patient, day, NOW, NOW])
+        con.execute("""INSERT INTO assessments (study_uid, patient_key, scan_date, profile, mode, criteria,
+                           criteria_version, response, final_response, reason, assessed_at)
+                       VALUES (?, ?, ?, 'rano2', '2d', 'RANO 2.0, criteria v2', 2, ?, ?, ?, ?)""",
+                    [uid, patient, day, response, final, f"{response}: [test reason]", NOW])
+        con.execute("""INSERT INTO segmentations (study_uid, model_name, model_version, weights_sha256,
+                           labels_path, flags, created_at) VALUES (?, 'gliowatch-unet', '0.1.0', 'abc',
+                           ?, ?, ?)""", [uid, f"{patient}/{uid}/labels.nii.gz", flags, NOW])
+    con.execute("""INSERT INTO board_decisions (patient_key, study_uid, decision, note, decided_by,
+                       decided_at, request_id) VALUES ('P-REVIEWED', '8.2', 'CONTINUE_SURVEILLANCE',
+                       'flag seen: segmentation fine', 'dr.test', ?, 'req-reviewed')""", [NOW])
+    alerts = [("P-PROG", "5.3", date(2025, 3, 30), *PROG_ALERTS[0]),
+              ("P-PROG", "5.2", date(2025, 2, 15), *PROG_ALERTS[1]),
+              ("P-INFO", "9.2", date(2025, 4, 20), "ALERT_STEROID_ONLY", "INFO", None, None)]
+    for patient, uid, day, kind, severity, by, note in alerts:
+        ids[kind if patient == "P-PROG" else f"{patient}:{kind}"] = con.execute(
+            """INSERT INTO alerts (idempotency_key, alert_type, severity, patient_key, study_uid,
+                   study_date, reason, link, criteria, created_at, acknowledged_at, acknowledged_by,
+                   acknowledged_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'RANO 2.0, criteria v2', ?, ?, ?, ?)
+               RETURNING alert_id""",
+            [f"{patient}-{kind}", kind, severity, patient, uid, day, f"{kind} on {day} [test reason]",
+             f"/?patient={patient}", NOW, NOW if by else None, by, note]).fetchone()[0]

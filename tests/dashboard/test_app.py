@@ -8,7 +8,8 @@ from streamlit.testing.v1 import AppTest
 from engine.store import open_store, publish_snapshot
 from engine.store.board import apply_board_requests, pending_requests
 from tests.dashboard.conftest import APP_PATH
-from tests.dashboard.store_factory import EXPECTED_ORDER, RADIOLOGIST, VIEWER, Built
+from tests.dashboard.store_factory import (EXPECTED_ORDER, RADIOLOGIST, URGENCY_ORDER, VIEWER, Built,
+                                           add_urgency_patients)
 
 
 def _app() -> AppTest:
@@ -140,7 +141,7 @@ def test_page_views_are_queued_then_audited(built_state: Built) -> None:
     assert views == [("dr.test", None, "page=Worklist"), ("dr.test", "P-CALM", "page=Patient timeline")]
 
 
-@pytest.mark.parametrize("page", ["Stream health", "Patient timeline", "Actions"])
+@pytest.mark.parametrize("page", ["Stream health", "Patient timeline", "Actions", "Alerts"])
 def test_pages_render_without_error(built_state: Built, page: str) -> None:
     at = _goto(_login(_app(), *RADIOLOGIST), page, "P-QUAR")
     assert not at.exception, at.exception
@@ -154,3 +155,68 @@ def test_the_banner_names_each_model_with_what_it_does_on_real_mri() -> None:
     assert "**gliowatch-unet 0.3.2**: trained on synthetic data only; on real MRI" in text
     assert "no measurement on real MRI" in model_banner([("site-model", "1")])
     assert "gliowatch-unet" in model_banner([])  # unknown provenance: the default model's warning
+
+
+# --------------------------------------------------------------------------- urgency and alerts
+
+
+def test_confirmed_progression_tops_the_worklist_even_after_its_alerts_are_acknowledged(
+    built_state: Built,
+) -> None:
+    alert_ids = add_urgency_patients(built_state.settings)
+    at = _login(_app(), *RADIOLOGIST)
+    frame = at.dataframe[0].value
+    assert tuple(frame["patient_key"]) == URGENCY_ORDER
+    prog = frame.set_index("patient_key").loc["P-PROG"]
+    assert prog["priority"] == "Confirmed progression"
+    assert prog["latest_call"] == "PD (2025-03-30); since then NE", "not shown as NE"
+    assert prog["latest_call_date"] == "2025-05-25" and prog["next_action"].startswith("Tumour board")
+    assert not any("None" in str(v) for v in frame.to_numpy().ravel()), "no 'None' cell"
+    assert any("P-FLAG** · Flagged scan, not reviewed: 2025-05-15: segmentation flags: et_without_enhancement"
+               in m.value for m in at.markdown), "full reasons listed"
+
+    at = _goto(at, "Actions", "P-PROG")  # acknowledge its last open alert, the writer applies it
+    at.text_input(key="ack_note").input("board: second-line therapy")
+    at.button(key="FormSubmitter:ack_form-Acknowledge").click().run()
+    with open_store(built_state.settings.db_path) as store:
+        assert not apply_board_requests(store, built_state.settings.state_dir / "requests").failed
+        publish_snapshot(store, built_state.settings.snapshot_path)
+    at.radio(key="page").set_value("Worklist").run()
+    assert not at.exception, at.exception
+    frame = at.dataframe[0].value
+    assert tuple(frame["patient_key"]) == URGENCY_ORDER
+    assert frame.set_index("patient_key").loc["P-PROG", "open_alerts"] == 0
+
+    at.radio(key="page").set_value("Alerts").run()  # acknowledged alerts keep their history
+    assert not at.exception, at.exception
+    assert [h.value for h in at.header] == ["Alerts"]
+    alerts = at.dataframe[0].value
+    prog_alerts = alerts[alerts["patient_key"] == "P-PROG"].set_index("alert")
+    assert prog_alerts.loc["PD confirmed", ["status", "acknowledged_by", "acknowledged_note"]].tolist() == [
+        "Acknowledged", "dr.test", "board: second-line therapy"]
+    assert prog_alerts.loc["Preliminary PD", ["acknowledged_by", "acknowledged_note"]].tolist() == [
+        "dr.earlier", "repeat MRI booked"]
+    with open_store(built_state.settings.snapshot_path, read_only=True) as snapshot:
+        assert snapshot.query("SELECT acknowledged_by FROM alerts WHERE alert_id = ?",
+                              [alert_ids["ALERT_PD_CONFIRMED"]]) == [("dr.test",)]
+
+
+def test_alerts_page_lists_open_and_acknowledged_alerts(built_state: Built) -> None:
+    add_urgency_patients(built_state.settings)
+    at = _login(_app(), *RADIOLOGIST)
+    at.radio(key="page").set_value("Alerts").run()
+    assert not at.exception, at.exception
+    assert any("3 open, 1 acknowledged, across 3 patients" in c.value for c in at.caption)
+    alerts = at.dataframe[0].value
+    assert list(alerts["status"]) == ["Open", "Open", "Open", "Acknowledged"], "open first"
+    opened = alerts[alerts["status"] == "Open"]
+    assert set(opened["patient_key"]) == {"P-ALERT", "P-PROG", "P-INFO"}
+    assert set(opened["acknowledged_by"]) == {"—"} and set(opened["acknowledged_note"]) == {"—"}
+    acked = alerts[alerts["status"] == "Acknowledged"].iloc[0]
+    assert (acked["patient_key"], acked["acknowledged_by"], acked["acknowledged_note"], acked["acknowledged"]) == (
+        "P-PROG", "dr.earlier", "repeat MRI booked", "2025-06-01 12:00")
+    at.radio(key="al_state").set_value("Acknowledged").run()
+    assert list(at.dataframe[0].value["patient_key"]) == ["P-PROG"]
+    at.radio(key="al_state").set_value("Open").run()
+    at.multiselect(key="al_severity").select("CRITICAL").run()
+    assert list(at.dataframe[0].value["alert"]) == ["PD confirmed"]

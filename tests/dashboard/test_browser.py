@@ -189,3 +189,31 @@ def _assert_images_drawn(page: Any, n_images: int) -> None:
         arg=n_images)
     errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')
     assert errors.count() == 0, errors.all_inner_texts()
+
+
+def test_reload_keeps_the_login_and_the_alerts_page_renders(
+    server: str, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """A reload (F5) does not log the reader out; the Alerts page and the worklist draw no error box."""
+    with _browser_page(tmp_path) as page:
+        page.goto(server)
+        _log_in(page)
+        page.get_by_role("heading", name="Worklist").wait_for()
+        page.wait_for_function("() => new URL(location.href).searchParams.has('session')")
+        assert RADIOLOGIST[1] not in page.url
+        page.reload()
+        page.get_by_role("heading", name="Worklist").wait_for()
+        page.get_by_role("button", name="Open timeline").wait_for()
+        assert page.get_by_label("Password", exact=True).count() == 0, "no login form after a reload"
+        page.get_by_text("Alerts", exact=True).click()
+        page.get_by_role("heading", name="Alerts").wait_for()
+        page.locator('[data-testid="stDataFrame"]').first.wait_for()
+        page.screenshot(path=artifacts_dir / "dashboard-8-alerts.png", full_page=True)
+        errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')
+        assert errors.count() == 0, errors.all_inner_texts()
+
+        page.get_by_text("Worklist", exact=True).click()  # a click on a row opens the patient
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        grid.wait_for()
+        grid.click(position={"x": 15, "y": 35 + 17})  # the first row's selection box (P-ALERT)
+        page.get_by_role("heading", name="Patient P-ALERT").wait_for()

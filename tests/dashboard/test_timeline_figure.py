@@ -86,3 +86,12 @@ def test_every_stored_response_category_has_its_own_band_colour() -> None:
 
     assert set(RESPONSE_COLOURS) == {r.value for r in Response}
     assert len(set(RESPONSE_COLOURS.values())) == len(RESPONSE_COLOURS)
+
+
+def test_burden_axes_draw_no_negative_tick() -> None:
+    """A course with SPD 0 everywhere (non-measurable disease) autoranges around zero: the volume
+    and SPD axes are kept non-negative."""
+    flat = TIMELINE.assign(spd_mm2=[0.0, 0.0, 0.0])
+    fig = build_timeline_figure(flat, EVENTS, growth=None, nadir=None)
+    assert fig.layout.yaxis.rangemode == "nonnegative"
+    assert fig.layout.yaxis2.rangemode == "nonnegative"

@@ -48,3 +48,22 @@ def test_patient_reads(built_state: Built) -> None:
         assert read_model.builtin_model_used(store)
         assert read_model.read_models_used(store) and all(
             not n.startswith("bundle:") for n, _ in read_model.read_models_used(store))
+
+
+def test_worklist_facts_for_the_urgency_rule(tmp_path: Path) -> None:
+    """PD since the last baseline (also when later scans are NE), open alerts' severities, and
+    flagged scans that no board decision names."""
+    from tests.dashboard.store_factory import add_urgency_patients
+
+    built = build_state(tmp_path / "state")
+    add_urgency_patients(built.settings)
+    with open_store(built.settings.snapshot_path, read_only=True) as store:
+        rows = read_model.read_worklist(store).set_index("patient_key")
+    assert str(rows.loc["P-PROG", "pd_scan_date"]) == "2025-03-30"
+    assert rows.loc["P-PROG", "response"] == "NE" and rows.loc["P-PROG", "open_alerts"] == 1
+    assert list(rows.loc["P-PROG", "open_alert_severities"]) == ["CRITICAL"]
+    assert list(rows.loc["P-FLAG", "unreviewed_flags"]) == ["2025-05-15: segmentation flags: et_without_enhancement"]
+    assert list(rows.loc["P-REVIEWED", "unreviewed_flags"]) == [], "a board decision about the scan reviewed it"
+    assert list(rows.loc["P-QUAR", "unreviewed_flags"]) == [
+        "2025-05-05: quarantined: No post-contrast T1 series was found"]
+    assert rows["pd_scan_date"].isna().sum() == len(rows) - 1, "only P-PROG progressed"
