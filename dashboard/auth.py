@@ -60,12 +60,24 @@ def require_login(users_path: Path, sessions_dir: Path | None = None) -> Session
     return _local(users_path, sessions_dir)
 
 
+def _client() -> str:
+    """The fingerprint of the browser and address this page is served to (empty parts when the
+    server does not know them, as under AppTest)."""
+    try:
+        address, agent = st.context.ip_address, st.context.headers.get("User-Agent")
+    except (AttributeError, RuntimeError, KeyError):
+        address = agent = None
+    # only real values count (a test harness may hand back placeholders)
+    return sessions.client_fingerprint(address if isinstance(address, str) else None,
+                                       agent if isinstance(agent, str) else None)
+
+
 def _resume(users_path: Path, sessions_dir: Path) -> SessionUser | None:
     """The user of the live session the URL names; the role is read from the users file now."""
     token = st.query_params.get(sessions.SESSION_PARAM)
     if not token:
         return None
-    name = sessions.resume_session(sessions_dir, token, now=_now())
+    name = sessions.resume_session(sessions_dir, token, now=_now(), client=_client())
     known = load_users(users_path).get(name) if name else None
     if known is None:
         del st.query_params[sessions.SESSION_PARAM]
@@ -106,7 +118,7 @@ def _local(users_path: Path, sessions_dir: Path) -> SessionUser:
             user = SessionUser(name=found.name, role=found.role, via="local")
             st.session_state[_SESSION_KEY] = user
             st.query_params[sessions.SESSION_PARAM] = sessions.create_session(
-                sessions_dir, user_name=found.name, now=_now())
+                sessions_dir, user_name=found.name, now=_now(), client=_client())
             st.rerun()
     st.stop()
     raise AssertionError("unreachable")  # pragma: no cover - st.stop() ends the run

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dashboard.sessions import SESSION_PARAM, create_session, end_session, resume_session
+from dashboard.sessions import SESSION_PARAM, client_fingerprint, create_session, end_session, resume_session
 from tests.dashboard.conftest import APP_PATH
 from tests.dashboard.store_factory import RADIOLOGIST, Built
 
@@ -25,6 +25,18 @@ def test_a_session_resumes_until_it_expires_or_ends(tmp_path: Path) -> None:
     token = create_session(folder, user_name="dr.a", now=T0)
     end_session(folder, token)
     assert resume_session(folder, token, now=T0) is None, "logged out"
+
+
+def test_a_session_is_bound_to_the_client_that_logged_in(tmp_path: Path) -> None:
+    """The same URL opened from another machine or browser asks for a login."""
+    folder = tmp_path / "sessions"
+    here = client_fingerprint("10.1.2.3", "Mozilla/5.0 (X11) Firefox/140")
+    token = create_session(folder, user_name="dr.a", now=T0, client=here)
+    assert resume_session(folder, token, now=T0, client=here) == "dr.a"
+    assert resume_session(folder, token, now=T0, client=client_fingerprint("10.9.9.9", "Mozilla/5.0 (X11) Firefox/140")) is None
+    assert resume_session(folder, token, now=T0, client=client_fingerprint("10.1.2.3", "Chrome/150")) is None
+    assert resume_session(folder, token, now=T0) is None, "no client given is another client"
+    assert here not in token and "10.1.2.3" not in (folder / next(folder.iterdir()).name).read_text()
 
 
 def test_the_server_keeps_only_a_hash_and_refuses_forged_tokens(tmp_path: Path) -> None:
