@@ -21,9 +21,8 @@ from engine.criteria import Criteria, Mode
 from engine.events import ClinicalEvent, EventType, patient_context, with_clinical_values
 from engine.measurement import StudyMeasurement
 from engine.response import PatientContext, ResponseCall, Timepoint, assess_patient
-from engine.risk import PspEstimate, psp_evidence, psp_probability
+from engine.risk import PspEstimate, psp_at_preliminary_pds
 from engine.trajectory import GrowthFit, fit_growth_since_nadir
-from engine.types import Response
 
 Con = duckdb.DuckDBPyConnection
 
@@ -227,11 +226,7 @@ def reassess_patient(con: Con, *, patient_key: str, criteria: Criteria, mode: Mo
         timepoints.append(with_clinical_values(base, events, patient_key, previous_scan_date=previous_date))
         previous_date = r["scan_date"]
     calls = assess_patient(timepoints, context, criteria=criteria, mode=mode)
-    risks = {}
-    for k, call in enumerate(calls):
-        if call.category is Response.PRELIM_PD:
-            evidence = psp_evidence(timepoints[k], timepoints[k - 1] if k else None, context=context)
-            risks[call.study_uid] = psp_probability(evidence, criteria=criteria)
+    risks = psp_at_preliminary_pds(calls, timepoints, context=context, criteria=criteria)
     replace_assessment(con, patient_key=patient_key, calls=calls, criteria=criteria, mode=mode, risks=risks,
                        measurement_ids={r["study_uid"]: r["measurement_id"] for r in rows})
     fits = (*fit_growth_since_nadir([(r["scan_date"], r["et_ml"]) for r in rows], label="ET",

@@ -20,7 +20,7 @@ import requests
 from engine.settings import Settings
 from engine.store import open_store
 from tests.dicom_factory import write_study
-from tests.integration.conftest import free_port
+from tests.support import free_port
 from tests.integration.test_reliability_harness import (
     PROJECT_ROOT,
     WatcherProcess,
