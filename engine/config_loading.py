@@ -133,26 +133,18 @@ class _Builder:
             if self.lenient and text in _TRUE | _FALSE:
                 return text in _TRUE
             self.refuse(key, "true or false", value)
-        if hint in (int, float) and isinstance(value, bool):
-            self.refuse(key, "an integer" if hint is int else "a number", value)
-        if hint is int:
-            if isinstance(value, int):
-                return value
+        if hint in (int, float):
+            expected = "an integer" if hint is int else "a number"
+            if isinstance(value, bool):
+                self.refuse(key, expected, value)
+            if isinstance(value, int) or (hint is float and isinstance(value, float)):
+                return hint(value)
             if self.lenient:
                 try:
-                    return int(value)
+                    return hint(value)
                 except (TypeError, ValueError):
                     pass
-            self.refuse(key, "an integer", value)
-        if hint is float:
-            if isinstance(value, int | float):
-                return float(value)
-            if self.lenient:
-                try:
-                    return float(value)
-                except (TypeError, ValueError):
-                    pass
-            self.refuse(key, "a number", value)
+            self.refuse(key, expected, value)
         if hint is Path:
             if not isinstance(value, str | Path):
                 self.refuse(key, "a path", value)
