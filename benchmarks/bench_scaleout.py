@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import orthanc_environ, running_orthanc
 from benchmarks.bench_latency import PASSWORD, SALT
+from benchmarks.harness import orthanc_environ, running_orthanc
 from engine import pipeline
 from engine.settings import load_settings
 from engine.modelling.synth import generate_cohort

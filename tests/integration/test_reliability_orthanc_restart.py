@@ -23,7 +23,6 @@ from engine.archive.orthanc import OrthancArchive
 from engine.settings import Settings
 from engine.store import open_store
 from tests.dicom_factory import write_study
-from tests.support import free_port, make_settings, write_reliability_summary
 from tests.integration.test_reliability_harness import (
     WatcherProcess,
     prefect_home,  # noqa: F401 - fixture
@@ -31,6 +30,7 @@ from tests.integration.test_reliability_harness import (
     watcher_env,
 )
 from tests.integration.test_stream import upload
+from tests.support import free_port, make_settings, write_reliability_summary
 
 pytestmark = pytest.mark.integration
 PER_BATCH = 3

@@ -25,7 +25,6 @@ from engine.store.board_requests import BoardRequest, RequestKind, pending_reque
 from engine.store.writer_presence import WriterState
 from flows.cmd_dashboard import APP_PATH, start_dashboard
 from tests.dicom_factory import write_study
-from tests.support import free_port, wait_until_healthy
 from tests.integration.test_reliability_harness import (
     WatcherProcess,
     prefect_home,  # noqa: F401 - fixture
@@ -33,6 +32,7 @@ from tests.integration.test_reliability_harness import (
     watcher_env,
 )
 from tests.integration.test_stream import upload, wait_stable
+from tests.support import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.integration
 DECISIONS = "SELECT count(*) FROM board_decisions"

@@ -12,8 +12,8 @@ from engine.settings import Settings
 from engine.store import open_store
 from flows.prefect_env import configure_prefect
 from tests.dicom_factory import write_study
-from tests.support import make_settings, file_identity
 from tests.integration.test_stream import upload, wait_stable
+from tests.support import file_identity, make_settings
 
 pytestmark = pytest.mark.integration
 
