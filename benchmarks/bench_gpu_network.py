@@ -57,7 +57,7 @@ def write_shapes(cohort: Path, *, model_dir: Path, out: Path = SHAPES) -> dict[s
     from engine.series_rules import load_series_rules
     from engine.settings import load_settings
     from engine.modelling.synth import cohort_visits
-    from flows.cmd_segment import pick_study_volumes
+    from engine.series_choice import pick_study_volumes
 
     config = load_model_config(model_dir)
     net, sha = load_network(config)

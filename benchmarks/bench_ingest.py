@@ -10,7 +10,6 @@ Run: ``python -m benchmarks.bench_ingest`` (starts its own Orthanc on a free por
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from engine import orthanc_server
+from benchmarks.harness import orthanc_environ, running_orthanc
 from engine.archive.orthanc import OrthancArchive
 from engine.dicom.reader import datasets_from_bytes, load_dataset_files
 from engine.dicom.volume import assemble_volume
@@ -27,12 +26,6 @@ from engine.settings import load_settings
 from engine.modelling.synth import generate_cohort
 
 REPEATS = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _best(fn, repeats: int = REPEATS) -> tuple[float, float]:  # noqa: ANN001
@@ -53,12 +46,8 @@ def main() -> dict[str, float]:
         series_dirs = [root / "cohort" / s["dir"] for s in visit["series"]]
         files = {d: sorted(d.glob("*.dcm")) for d in series_dirs}
         n_inst = sum(len(v) for v in files.values())
-        settings = load_settings(environ={
-            "GLIOWATCH_STATE_DIR": str(root / "state"), "GLIOWATCH_ORTHANC__HTTP_PORT": str(_free_port()),
-            "GLIOWATCH_ORTHANC__PASSWORD": "bench"})
-        paths = orthanc_server.OrthancPaths(settings.orthanc_dir)
-        orthanc_server.start(settings.orthanc, paths, password="bench")
-        try:
+        settings = load_settings(environ=orthanc_environ(root / "state", password="bench"))
+        with running_orthanc(settings):
             archive = OrthancArchive(settings.orthanc.url, username="gliowatch", password="bench")
             for fs in files.values():
                 for f in fs:
@@ -87,8 +76,6 @@ def main() -> dict[str, float]:
             t_full, m_full = _best(ours_full)
             t_local, m_local = _best(ours_local)
             t_base, m_base = _best(baseline)
-        finally:
-            orthanc_server.stop(paths)
     print(f"study: 4 series, {n_inst} instances (synthetic demo size), best of {REPEATS}")
     print(f"baseline SimpleITK ImageSeriesReader (local files):   {t_base:.3f} s (median {m_base:.3f})")
     print(f"ours decode+assemble (local files):                   {t_local:.3f} s (median {m_local:.3f})")

@@ -43,8 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_stream import _free_port
-from engine import orthanc_server
+from benchmarks.harness import orthanc_environ, running_orthanc
 from engine.alerts.receiver import WebhookReceiver
 from engine.archive.orthanc import OrthancArchive
 from engine.settings import PROJECT_ROOT, load_settings
@@ -105,63 +104,56 @@ def _snapshot_assessed_at(snapshot: Path, study_uid: str) -> datetime | None:
 
 def run(*, visits: int, stable_age_s: int, work: Path, timeout_s: float = 900.0) -> dict[str, Any]:
     state = work / "state"
-    env_settings = {
-        "GLIOWATCH_STATE_DIR": str(state),
-        "GLIOWATCH_ORTHANC__HTTP_PORT": str(_free_port()),
-        "GLIOWATCH_ORTHANC__DICOM_PORT": str(_free_port()),
-        "GLIOWATCH_ORTHANC__STABLE_AGE_S": str(stable_age_s),
-        "GLIOWATCH_ORTHANC__PASSWORD": PASSWORD,
-        "GLIOWATCH_PRIVACY__KEY_SALT": SALT,
-        "GLIOWATCH_WATCHER__POLL_INTERVAL_S": "1",
-        "GLIOWATCH_ALERTS__HMAC_KEY": HMAC_KEY,
-    }
+    env_settings = orthanc_environ(state, password=PASSWORD,
+                                   GLIOWATCH_ORTHANC__STABLE_AGE_S=str(stable_age_s),
+                                   GLIOWATCH_PRIVACY__KEY_SALT=SALT,
+                                   GLIOWATCH_WATCHER__POLL_INTERVAL_S="1",
+                                   GLIOWATCH_ALERTS__HMAC_KEY=HMAC_KEY)
     settings = load_settings(environ=env_settings)
-    paths = orthanc_server.OrthancPaths(settings.orthanc_dir)
-    orthanc_server.start(settings.orthanc, paths, password=PASSWORD)
-    received_at: dict[int, datetime] = {}
-    sink = WebhookReceiver(hmac_key=HMAC_KEY, on_alert=lambda a: received_at.setdefault(int(a["alert_id"]), _utc_now()))
-    sink.start()
-    watcher = None
-    try:
-        archive = OrthancArchive(settings.orthanc.url, username=settings.orthanc.username, password=PASSWORD)
-        manifest = json.loads(generate_cohort(n_patients=1, seed=SEED, out_dir=work / "cohort", size="demo",
-                                              n_visits=visits, scenarios=["progression"], force=True).read_text())
-        with open_store(settings.db_path) as store:  # the treatment timeline, as a site enters it
-            import_events(store, work / "cohort" / "clinical_events.csv", key_salt=SALT, entered_by="bench")
-        env = {**os.environ, **env_settings, "GLIOWATCH_ALERTS__SINKS": "dashboard,webhook",
-               "GLIOWATCH_ALERTS__WEBHOOK_URL": sink.url, "GLIOWATCH_ALERTS__BACKOFF_BASE_S": "1",
-               "PREFECT_HOME": str(work / "prefect"), "PYTHONUNBUFFERED": "1"}
-        log = (work / "watcher.log").open("w")
-        watcher = subprocess.Popen([sys.executable, "-m", "flows.cli", "watch"], env=env, cwd=PROJECT_ROOT,  # noqa: S603
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        stable = StableWatch(archive).start()
-        uploads: dict[str, datetime] = {}
-        first_assessed: dict[str, datetime] = {}
-        for visit in manifest["patients"][0]["visits"]:
-            files = [p for s in visit["series"] for p in sorted((work / "cohort" / s["dir"]).glob("*.dcm"))]
-            for path in files:
-                archive.upload_file(path)
-            uploads[visit["study_uid"]] = _utc_now()
-            deadline = time.monotonic() + timeout_s
-            while (at := _snapshot_assessed_at(settings.snapshot_path, visit["study_uid"])) is None:
-                if watcher.poll() is not None:
-                    raise RuntimeError(f"the watcher exited: see {work / 'watcher.log'}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"study {visit['dir']} not assessed within {timeout_s:.0f} s")
-                time.sleep(0.5)
-            first_assessed[visit["study_uid"]] = at
-            print(f"  {visit['dir']}: assessed", flush=True)
-        time.sleep(5)  # the cycle that assessed the last study delivers its alerts before the snapshot
-        stable.stop()
-    finally:
-        if watcher is not None:
-            os.killpg(watcher.pid, signal.SIGTERM)
-            try:
-                watcher.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(watcher.pid, signal.SIGKILL)
-        sink.stop()
-        orthanc_server.stop(paths)
+    with running_orthanc(settings):
+        received_at: dict[int, datetime] = {}
+        sink = WebhookReceiver(hmac_key=HMAC_KEY, on_alert=lambda a: received_at.setdefault(int(a["alert_id"]), _utc_now()))
+        sink.start()
+        watcher = None
+        try:
+            archive = OrthancArchive(settings.orthanc.url, username=settings.orthanc.username, password=PASSWORD)
+            manifest = json.loads(generate_cohort(n_patients=1, seed=SEED, out_dir=work / "cohort", size="demo",
+                                                  n_visits=visits, scenarios=["progression"], force=True).read_text())
+            with open_store(settings.db_path) as store:  # the treatment timeline, as a site enters it
+                import_events(store, work / "cohort" / "clinical_events.csv", key_salt=SALT, entered_by="bench")
+            env = {**os.environ, **env_settings, "GLIOWATCH_ALERTS__SINKS": "dashboard,webhook",
+                   "GLIOWATCH_ALERTS__WEBHOOK_URL": sink.url, "GLIOWATCH_ALERTS__BACKOFF_BASE_S": "1",
+                   "PREFECT_HOME": str(work / "prefect"), "PYTHONUNBUFFERED": "1"}
+            log = (work / "watcher.log").open("w")
+            watcher = subprocess.Popen([sys.executable, "-m", "flows.cli", "watch"], env=env, cwd=PROJECT_ROOT,  # noqa: S603
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            stable = StableWatch(archive).start()
+            uploads: dict[str, datetime] = {}
+            first_assessed: dict[str, datetime] = {}
+            for visit in manifest["patients"][0]["visits"]:
+                files = [p for s in visit["series"] for p in sorted((work / "cohort" / s["dir"]).glob("*.dcm"))]
+                for path in files:
+                    archive.upload_file(path)
+                uploads[visit["study_uid"]] = _utc_now()
+                deadline = time.monotonic() + timeout_s
+                while (at := _snapshot_assessed_at(settings.snapshot_path, visit["study_uid"])) is None:
+                    if watcher.poll() is not None:
+                        raise RuntimeError(f"the watcher exited: see {work / 'watcher.log'}")
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"study {visit['dir']} not assessed within {timeout_s:.0f} s")
+                    time.sleep(0.5)
+                first_assessed[visit["study_uid"]] = at
+                print(f"  {visit['dir']}: assessed", flush=True)
+            time.sleep(5)  # the cycle that assessed the last study delivers its alerts before the snapshot
+            stable.stop()
+        finally:
+            if watcher is not None:
+                os.killpg(watcher.pid, signal.SIGTERM)
+                try:
+                    watcher.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(watcher.pid, signal.SIGKILL)
+            sink.stop()
     with open_store(settings.db_path, read_only=True) as store:
         seen = dict(store.query("SELECT study_uid, seen_at FROM studies"))
         alerts = store.query("SELECT alert_id, study_uid, alert_type FROM alerts")

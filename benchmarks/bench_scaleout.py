@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_latency import PASSWORD, SALT
-from benchmarks.bench_stream import _free_port
-from engine import orthanc_server, pipeline
+from benchmarks.harness import orthanc_environ, running_orthanc
+from engine import pipeline
 from engine.settings import load_settings
 from engine.modelling.synth import generate_cohort
 from engine.modelling.synth.cohort import upload_in_visit_order
@@ -46,14 +46,11 @@ def measure(*, patients: int, visits: int, work: Path) -> list[dict[str, Any]]:
     from flows.process import _registrar, _segmenter
     from flows.runtime import build_runtime
 
-    settings = load_settings(environ={
-        "GLIOWATCH_STATE_DIR": str(work / "state"), "GLIOWATCH_ORTHANC__HTTP_PORT": str(_free_port()),
-        "GLIOWATCH_ORTHANC__DICOM_PORT": str(_free_port()), "GLIOWATCH_ORTHANC__STABLE_AGE_S": "1",
-        "GLIOWATCH_ORTHANC__PASSWORD": PASSWORD, "GLIOWATCH_PRIVACY__KEY_SALT": SALT})
-    paths = orthanc_server.OrthancPaths(settings.orthanc_dir)
-    orthanc_server.start(settings.orthanc, paths, password=PASSWORD)
+    settings = load_settings(environ=orthanc_environ(work / "state", password=PASSWORD,
+                                                     GLIOWATCH_ORTHANC__STABLE_AGE_S="1",
+                                                     GLIOWATCH_PRIVACY__KEY_SALT=SALT))
     rows: list[dict[str, Any]] = []
-    try:
+    with running_orthanc(settings):
         rt = build_runtime(settings)
         manifest = generate_cohort(n_patients=patients, seed=SEED, out_dir=work / "cohort", size="demo",
                                    n_visits=visits, force=True)
@@ -106,8 +103,6 @@ def measure(*, patients: int, visits: int, work: Path) -> list[dict[str, Any]]:
             print("  " + " ".join(f"{k} {v:.1f}" for k, v in row.items() if k.endswith("_s")), flush=True)
         print(f"  cycle: {report.summary()}")
         rt.close()
-    finally:
-        orthanc_server.stop(paths)
     return rows
 
 

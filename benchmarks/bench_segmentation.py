@@ -70,7 +70,7 @@ from engine.settings import load_settings
 from engine.modelling.synth import cohort_visits, generate_cohort
 from engine.modelling.synth.ceiling import cohort_ceiling_labels, t1c_slice_thickness_mm
 from engine.types import STUDY_SEQUENCES, Sequence
-from flows.cmd_segment import pick_study_volumes
+from engine.series_choice import pick_study_volumes
 
 
 def sliding_window_baseline(segmenter: MonaiSegmenter, volumes: dict, *, net: Any,

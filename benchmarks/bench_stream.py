@@ -16,14 +16,13 @@ process, is measured by the burst proof in docs/RELIABILITY.md instead).
 
 from __future__ import annotations
 
-import socket
 import statistics
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from engine import orthanc_server
+from benchmarks.harness import orthanc_environ, running_orthanc
 from engine.archive.orthanc import OrthancArchive
 from engine.dicom.reader import datasets_from_bytes
 from engine.dicom.volume import assemble_volume
@@ -37,12 +36,6 @@ from tests.dicom_factory import write_study
 N_STUDIES = 20
 SHAPE = (32, 32, 16)  # 4 series x 16 slices of 32x32 per study
 REPEATS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_stable(archive: OrthancArchive, n: int, timeout_s: float = 120.0) -> None:
@@ -85,12 +78,9 @@ def _stream(archive: OrthancArchive, settings, root: Path, run: int) -> int:  # 
 def main() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        settings = load_settings(environ={
-            "GLIOWATCH_STATE_DIR": str(root / "state"), "GLIOWATCH_ORTHANC__HTTP_PORT": str(_free_port()),
-            "GLIOWATCH_ORTHANC__PASSWORD": "bench", "GLIOWATCH_ORTHANC__STABLE_AGE_S": "1"})
-        paths = orthanc_server.OrthancPaths(settings.orthanc_dir)
-        orthanc_server.start(settings.orthanc, paths, password="bench")
-        try:
+        settings = load_settings(environ=orthanc_environ(root / "state", password="bench",
+                                                         GLIOWATCH_ORTHANC__STABLE_AGE_S="1"))
+        with running_orthanc(settings):
             archive = OrthancArchive(settings.orthanc.url, username="gliowatch", password="bench")
             n_inst = 0
             for i in range(N_STUDIES):
@@ -112,8 +102,6 @@ def main() -> dict[str, float]:
                 if n_base != n_ours or n_ours != 4 * N_STUDIES:
                     msg = f"volume counts differ: baseline {n_base}, stream {n_ours}"
                     raise RuntimeError(msg)
-        finally:
-            orthanc_server.stop(paths)
     b_best, o_best = min(base), min(ours)
     per_hour = 3600 * N_STUDIES
     print(f"{N_STUDIES} studies x 4 series x {SHAPE[2]} slices of {SHAPE[0]}x{SHAPE[1]} "

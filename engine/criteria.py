@@ -8,13 +8,12 @@ a profile is valid once :func:`load_criteria` returns it.
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, get_type_hints
 
+from engine.config_loading import build_config
 from engine.errors import ConfigError
 
 CRITERIA_DIR = Path(__file__).resolve().parent.parent / "config" / "criteria"
@@ -219,52 +218,7 @@ def load_criteria(profile: Profile | str, *, criteria_dir: Path | None = None) -
         raise ConfigError(f"Criteria file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Criteria file {path} is not valid TOML", detail=str(exc)) from exc
-    criteria = _build(Criteria, data, path.name)
+    criteria = build_config(Criteria, data, source=path.name)
     if criteria.profile is not chosen:
         raise ConfigError(f"Criteria file {path} declares profile {criteria.profile.value!r}")
     return criteria
-
-
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise ConfigError(f"Unknown key(s) {', '.join(sorted(unknown))} in {where}")
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        if name not in data:
-            if f.default is dataclasses.MISSING:
-                raise ConfigError(f"Key '{name}' is missing in {where}")
-            continue
-        kwargs[name] = _coerce(hints[name], data[name], f"{where}:{name}")
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table")
-        return _build(hint, value, where)
-    if isinstance(hint, type) and issubclass(hint, StrEnum):
-        try:
-            return hint(value)
-        except ValueError as exc:
-            options = ", ".join(m.value for m in hint)
-            raise ConfigError(f"{where} must be one of {options}, got {value!r}") from exc
-    base = float if hint in (float, float | None) else hint
-    if base is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if base is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        return value
-    if base is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string, got {value!r}")
-    return value

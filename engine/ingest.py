@@ -28,6 +28,7 @@ from engine.dicom.sop_classes import (
 from engine.dicom.volume import assemble_volume
 from engine.errors import GlioWatchError
 from engine.pseudonym import patient_key as make_patient_key
+from engine.series_choice import finest_per_sequence
 from engine.series_rules import SeriesRules, classify_series, series_header
 from engine.types import STUDY_SEQUENCES, Sequence
 
@@ -212,19 +213,17 @@ def _fetch_series_objects(archive: Archive, meta: SeriesInfo) -> SeriesObjects:
 
 
 def _pick_one_per_sequence(series: list[IngestedSeries]) -> list[IngestedSeries]:
-    """Several series of one sequence: keep the finest voxels, mark the others UNUSED with why."""
-    out = list(series)
-    for seq in STUDY_SEQUENCES:
-        used = [s for s in out if s.sequence == seq and s.status == "USED"]
-        if len(used) < 2:
-            continue
-        best = min(used, key=lambda s: (s.voxel_mm3, s.series_uid))
-        for s in used:
-            if s is not best:
-                idx = out.index(s)
-                out[idx] = replace(
-                    s, status="UNUSED",
-                    reason=f"another {seq.value} series ({best.description}) has finer voxels "
-                           f"({best.voxel_mm3:.2f} vs {s.voxel_mm3:.2f} mm3)",
-                )
+    """Several series of one sequence: keep the finest voxels (``engine.series_choice``), mark the
+    others UNUSED with why."""
+    used = [s for s in series if s.status == "USED"]
+    winners = {seq: used[i] for seq, i in finest_per_sequence(
+        (s.sequence, s.voxel_mm3, s.series_uid) for s in used).items()}
+    out = []
+    for s in series:
+        best = winners.get(s.sequence)
+        if s.status == "USED" and best is not None and s is not best:
+            s = replace(s, status="UNUSED",
+                        reason=f"another {s.sequence.value} series ({best.description}) has finer voxels "
+                               f"({best.voxel_mm3:.2f} vs {s.voxel_mm3:.2f} mm3)")
+        out.append(s)
     return out

@@ -6,7 +6,8 @@ measured in the baseline space (the labels resampled onto the baseline's T1c gri
 baseline's target lesions are chosen and followed by IoU matching (Hungarian), so a follow-up's
 SPD sums the continuations of the baseline targets and an unmatched component is a new lesion.
 Then the response state machine, PsP prior and growth fits run over the stored measurements
-(``engine.store.assessment.reassess_patient``), and the alerts they raise are written to the
+(:func:`reassess_patient`: read through the store, decided by the pure engine, written back
+through the store), and the alerts they raise are written to the
 outbox in the same transaction (exactly once per event, by idempotency key). Quality events
 (quarantine, failed registration, segmentation flags) raise QA alerts; one flag needs the
 clinical record and is added here: a resection cavity on a scan before the first recorded surgery.
@@ -19,12 +20,17 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
+from collections.abc import Mapping
+
 from engine.alerts import AlertInput, QaEvents, evaluate_alerts
 from engine.alerts.adapter import alert_inputs
 from engine.criteria import Criteria, Mode
 from engine.dicom.nifti import read_nifti
+from engine.events import patient_context, with_clinical_values
 from engine.measurement import StudyMeasurement, followup_findings, label_volumes, measure_study
 from engine.pipeline import reference_study
+from engine.response import PatientContext, ResponseCall, Timepoint, assess_patient
+from engine.risk import PspEstimate, psp_at_preliminary_pds
 from engine.state_paths import StatePaths, StoredFile
 from engine.segmentation.sanity import cavity_before_surgery_flag
 from engine.store import Store
@@ -32,6 +38,7 @@ from engine.store import alerts as alerts_sql
 from engine.store import assessment as sql
 from engine.store import course
 from engine.store import ingest as ingest_sql
+from engine.trajectory import GrowthFit, fit_growth_since_nadir
 from engine.types import StudyStatus
 
 
@@ -83,7 +90,7 @@ def assess_patient_course(
                 criteria_label=criteria.label,
                 registration_id=str(r["registration_id"]) if r["registration_id"] is not None else None,
                 track_ids=tracks, new_lesions=new)
-        result = sql.reassess_patient(con, patient_key=patient_key, criteria=criteria, mode=mode)
+        result = reassess_patient(con, patient_key=patient_key, criteria=criteria, mode=mode)
         qa = _with_cavity_flags(qa, [(r["study_uid"], r["study_date"], m.volumes.rc_ml) for r, m, *_ in measured],
                                 first_surgery=result.context.surgery_date if result.context else None)
         inputs = list(alert_inputs(result.calls, result.timepoints, patient_key=patient_key,
@@ -101,6 +108,44 @@ def assess_patient_course(
     lines = tuple(f"{c.scan_date} {c.category.value:<17} final {c.final_category.value:<17} {c.reason}"
                   for c in result.calls)
     return PatientReport(patient_key, len(result.calls), len(alerts), lines)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientAssessment:
+    patient_key: str
+    calls: tuple[ResponseCall, ...]
+    risks: Mapping[str, PspEstimate]  # by study_uid, at PRELIM_PD calls
+    growth: tuple[GrowthFit, ...]
+    timepoints: tuple[Timepoint, ...] = ()  # the inputs of ``calls``, same order
+    context: PatientContext | None = None  # surgery, RT end, markers: what ``calls`` were made with
+
+
+def reassess_patient(con: sql.Con, *, patient_key: str, criteria: Criteria, mode: Mode) -> PatientAssessment:
+    """Re-run response, PsP prior and growth for one patient from the stored current measurements,
+    new-lesion flags and clinical events, and replace the stored results (caller's transaction)."""
+    events = sql.load_clinical_events(con, patient_key)
+    context = patient_context(events, patient_key)
+    rows = sql.read_current_measurements(con, patient_key)
+    lesion_findings = sql.read_lesion_findings(con, patient_key)
+    timepoints: list[Timepoint] = []
+    previous_date = None
+    for r in rows:
+        new, became, emerging = lesion_findings.get(r["study_uid"], (False, False, 0.0))
+        base = Timepoint(scan_date=r["scan_date"], study_uid=r["study_uid"], spd_mm2=r["spd_mm2"],
+                         et_ml=r["et_ml"], netc_ml=r["netc_ml"], snfh_ml=r["snfh_ml"],
+                         new_measurable_lesion=new, became_measurable=became, emerging_spd_mm2=emerging)
+        timepoints.append(with_clinical_values(base, events, patient_key, previous_scan_date=previous_date))
+        previous_date = r["scan_date"]
+    calls = assess_patient(timepoints, context, criteria=criteria, mode=mode)
+    risks = psp_at_preliminary_pds(calls, timepoints, context=context, criteria=criteria)
+    sql.replace_assessment(con, patient_key=patient_key, calls=calls, criteria=criteria, mode=mode, risks=risks,
+                           measurement_ids={r["study_uid"]: r["measurement_id"] for r in rows})
+    fits = (*fit_growth_since_nadir([(r["scan_date"], r["et_ml"]) for r in rows], label="ET",
+                                    growth=criteria.growth),
+            *fit_growth_since_nadir([(r["scan_date"], r["snfh_ml"]) for r in rows], label="SNFH",
+                                    growth=criteria.growth))
+    sql.replace_growth(con, patient_key=patient_key, fits=fits, criteria_label=criteria.label)
+    return PatientAssessment(patient_key, tuple(calls), risks, tuple(fits), tuple(timepoints), context)
 
 
 def _with_cavity_flags(qa: dict[str, QaEvents], scans: list[tuple[str, date, float]], *,

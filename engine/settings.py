@@ -12,14 +12,14 @@ one is refused.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
+from engine.config_loading import build_config
 from engine.errors import ConfigError
 from engine.state_paths import StatePaths
 
@@ -168,7 +168,8 @@ def load_settings(
     if toml_path is not None:
         data = _read_toml(toml_path)
     _merge_env(data, env)
-    return _build(Settings, data, "settings")
+    source = "settings" if toml_path is None else f"settings ({toml_path} and the GLIOWATCH_* environment)"
+    return build_config(Settings, data, source=source, lenient=True)
 
 
 def _default_toml(env: Mapping[str, str]) -> Path | None:
@@ -214,50 +215,3 @@ def _merge_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
                 data[section][sub] = value
         else:
             data[key] = value
-
-
-def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    hints = get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(
-            f"Unknown setting(s) {', '.join(sorted(unknown))} in {where}",
-            action=f"Use one of: {', '.join(sorted(known))}.",
-        )
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        kwargs[f.name] = _coerce(hints[f.name], data[f.name], f"{where}.{f.name}")
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"Setting {where} must be a table")
-        return _build(hint, value, where)
-    try:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(text)
-        if hint is int:
-            return int(value)
-        if hint is float:
-            return float(value)
-        if hint is Path:
-            return Path(value).expanduser().resolve() if str(value) else Path(value)
-        if hint == tuple[str, ...]:
-            if isinstance(value, str):
-                return tuple(v.strip() for v in value.split(",") if v.strip())
-            return tuple(str(v) for v in value)
-        return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"Setting {where} has an invalid value {value!r}") from exc

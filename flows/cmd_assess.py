@@ -35,7 +35,7 @@ from pathlib import Path
 from engine.criteria import Criteria, Mode, Profile, load_criteria
 from engine.errors import AssessmentError
 from engine.response import ClinicalStatus, Mgmt, PatientContext, Timepoint, assess_patient
-from engine.risk import psp_evidence, psp_probability
+from engine.risk import psp_at_preliminary_pds
 from engine.settings import Settings
 from engine.types import Response
 
@@ -181,13 +181,11 @@ def _assess_patient(patient_id: str, rows: list[_Row], *, criteria: Criteria, mo
     context = PatientContext(patient_key=patient_id, rt_end_date=rt_end, mgmt=mgmt)
     timepoints = [r.timepoint for r in rows]
     calls = assess_patient(timepoints, context, criteria=criteria, mode=mode)  # type: ignore[arg-type]
-    ordered = sorted(range(len(rows)), key=lambda i: timepoints[i].scan_date)  # type: ignore[union-attr]
-    previous = {ordered[k]: ordered[k - 1] for k in range(1, len(ordered))}
-    for i, (row, call) in enumerate(zip(rows, calls, strict=True)):
+    risks = psp_at_preliminary_pds(calls, timepoints, context=context, criteria=criteria)  # type: ignore[arg-type]
+    for row, call in zip(rows, calls, strict=True):
         probability, reason = "", call.reason
-        if call.category is Response.PRELIM_PD:
-            prev = timepoints[previous[i]] if i in previous else None
-            estimate = psp_probability(psp_evidence(timepoints[i], prev, context=context), criteria=criteria)  # type: ignore[arg-type]
+        estimate = risks.get(call.study_uid)
+        if estimate is not None:
             probability, reason = f"{estimate.probability:.2f}", f"{reason} {estimate.text}."
         if call.final_reason and call.final_category is not call.category:
             reason = f"{reason} Later: {call.final_reason}"

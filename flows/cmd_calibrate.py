@@ -91,7 +91,7 @@ def collect_cases(*, model_dir: Path, work: Path, patients: int, visits: int, si
     from engine.series_rules import load_series_rules
     from engine.settings import load_settings
     from engine.modelling.synth import cohort_visits, generate_cohort
-    from flows.cmd_segment import pick_study_volumes
+    from engine.series_choice import pick_study_volumes
 
     config = load_model_config(model_dir)
     net, sha = load_network(config)

@@ -1,9 +1,9 @@
 """``gliowatch segment STUDY_DIR --out LABELS.nii.gz [--volumes VOLUMES.json] [--force]``.
 
 Reads every series of one study folder of DICOM files, classifies them with the series rules
-(as ingestion does: one series per sequence, the finest voxels win), segments, and writes the
-label volume on the T1c's grid (NIfTI) and the volumes in mL per label (JSON keys NETC, SNFH,
-ET, RC, plus the flags and the model's identity).
+and keeps one series per sequence, the finest voxels winning (``engine.series_choice``, the rule
+ingestion applies), segments, and writes the label volume on the T1c's grid (NIfTI) and the
+volumes in mL per label (JSON keys NETC, SNFH, ET, RC, plus the flags and the model's identity).
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from engine.errors import MissingSequenceError
 from engine.settings import Settings
-from engine.types import STUDY_SEQUENCES, Sequence, Volume
+from engine.types import Sequence
 
 log = logging.getLogger("gliowatch.segment")
 
@@ -30,29 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def pick_study_volumes(
-    series: list[tuple[dict[str, Any], Volume]], *, rules: Any
-) -> tuple[dict[Sequence, Volume], list[str]]:
-    """One volume per study sequence (finest voxels win) and a line per series for the log."""
-    from engine.series_rules import classify_series
-
-    chosen: dict[Sequence, tuple[float, str, Volume]] = {}
-    notes: list[str] = []
-    for header, volume in series:
-        cls = classify_series(header, rules)
-        uid = str(header.get("SeriesInstanceUID", ""))
-        notes.append(f"{header.get('SeriesDescription') or uid}: {cls.sequence} ({cls.rule})")
-        if cls.sequence not in STUDY_SEQUENCES:
-            continue
-        key = (volume.voxel_ml, uid)
-        if cls.sequence not in chosen or key < chosen[cls.sequence][:2]:
-            chosen[cls.sequence] = (*key, volume)
-    return {seq: item[2] for seq, item in chosen.items()}, notes
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.dicom import read_study_dir, write_nifti
     from engine.segmentation import load_segmenter
+    from engine.series_choice import pick_study_volumes
     from engine.series_rules import load_series_rules
 
     for path in (args.out, args.volumes):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.config_loading import build_config
 from engine.errors import ConfigError
 from engine.types import Label, Sequence
 
@@ -159,39 +160,12 @@ def canonical_sha256(data: Any) -> str:
 
 
 def model_config_from_dict(data: Mapping[str, Any], *, model_dir: Path | None = None) -> ModelConfig:
-    """Build a :class:`ModelConfig` from the JSON dictionary; raise ``ConfigError`` when invalid."""
+    """Build a :class:`ModelConfig` from the JSON dictionary (``engine.config_loading``, lenient:
+    numbers may come as strings; keys it does not know are left out); raise ``ConfigError`` when
+    invalid."""
     where = str(model_dir) if model_dir else "model config"
-    try:
-        return ModelConfig(
-            name=str(data["name"]),
-            version=str(data["version"]),
-            architecture=str(data["architecture"]),
-            network=dict(data["network"]),
-            channels=tuple(Sequence(c) for c in data["channels"]),
-            output_labels={int(k): Label[v] for k, v in dict(data["output_labels"]).items()},
-            spacing_mm=float(data["spacing_mm"]),
-            divisible_by=int(data.get("divisible_by", 16)),
-            max_whole_volume_vox=tuple(int(v) for v in data.get("max_whole_volume_vox", (160, 192, 160))),  # type: ignore[arg-type]
-            weights_file=str(data.get("weights_file", "model.pt")),
-            model_dir=model_dir,
-            training=dict(data.get("training", {})),
-            decision_weights=_decision_weights(data.get("decision_weights", {})),
-            calibration=dict(data.get("calibration", {})),
-            test_time_flips=tuple(tuple(int(a) for a in f) for f in data.get("test_time_flips", ())),
-            min_cavity_ml=float(data.get("min_cavity_ml", 0.0)),
-        )
-    except KeyError as exc:
-        raise ConfigError(f"Model config {where} lacks the key {exc.args[0]!r}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"Model config {where} is invalid", detail=str(exc)) from exc
-
-
-def _decision_weights(data: Mapping[str, Any]) -> dict[Label, float]:
-    unknown = sorted(set(data) - {label.name for label in Label})
-    if unknown:
-        msg = f"Argument 'decision_weights' names unknown labels {unknown}"
-        raise ValueError(msg)
-    return {Label[k]: float(v) for k, v in dict(data).items()}
+    return build_config(ModelConfig, data, source=f"Model config {where}", lenient=True,
+                        unknown_keys="ignore", given={"model_dir": model_dir})
 
 
 def load_model_config(model_dir: Path | str) -> ModelConfig:

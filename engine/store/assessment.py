@@ -2,9 +2,9 @@
 
 Write functions take a DuckDB connection and plain values and open **no** transaction of their
 own: the caller wraps one (``with store.transaction() as con: ...``) so that an assessment and
-its alerts commit together. :func:`reassess_patient` is the one call a flow needs after a new
-measurement: it reads what is stored, runs the pure engine (response, PsP prior, growth) and
-replaces the patient's results.
+its alerts commit together. Deciding (response, PsP prior, growth) is not done here:
+``engine.patient_assessment.reassess_patient`` reads through these functions, runs the pure
+engine and writes its results back through them.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from datetime import date, datetime, timezone
 import duckdb
 
 from engine.criteria import Criteria, Mode
-from engine.events import ClinicalEvent, EventType, patient_context, with_clinical_values
+from engine.events import ClinicalEvent, EventType
 from engine.measurement import StudyMeasurement
-from engine.response import PatientContext, ResponseCall, Timepoint, assess_patient
-from engine.risk import PspEstimate, psp_evidence, psp_probability
-from engine.trajectory import GrowthFit, fit_growth_since_nadir
-from engine.types import Response
+from engine.response import ResponseCall
+from engine.risk import PspEstimate
+from engine.trajectory import GrowthFit
 
 Con = duckdb.DuckDBPyConnection
 
@@ -187,25 +186,11 @@ def _dicts(con: Con, sql: str, params: list) -> list[dict]:
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
-@dataclass(frozen=True, slots=True)
-class PatientAssessment:
-    patient_key: str
-    calls: tuple[ResponseCall, ...]
-    risks: Mapping[str, PspEstimate]  # by study_uid, at PRELIM_PD calls
-    growth: tuple[GrowthFit, ...]
-    timepoints: tuple[Timepoint, ...] = ()  # the inputs of ``calls``, same order
-    context: PatientContext | None = None  # surgery, RT end, markers: what ``calls`` were made with
-
-
-def reassess_patient(con: Con, *, patient_key: str, criteria: Criteria, mode: Mode) -> PatientAssessment:
-    """Re-run response, PsP prior and growth for one patient from the stored current measurements,
-    new-lesion flags and clinical events, and replace the stored results (caller's transaction)."""
-    events = load_clinical_events(con, patient_key)
-    context = patient_context(events, patient_key)
-    rows = read_current_measurements(con, patient_key)
-    # per study: a new measurable lesion; a lesion non-measurable at baseline (its track in the registration's
-    # reference study) measurable now; the products of both (they enter the assessment, issue 32)
-    lesion_findings = {
+def read_lesion_findings(con: Con, patient_key: str) -> dict[str, tuple[bool, bool, float]]:
+    """Per current measurement's study UID: (a new measurable lesion; a lesion non-measurable at
+    baseline, its track in the registration's reference study, measurable now; the products of
+    both in mm², they enter the assessment, issue 32)."""
+    return {
         r[0]: (bool(r[1]), bool(r[2]), float(r[3] or 0.0)) for r in con.execute(
             """SELECT m.study_uid, bool_or(l.is_new AND l.measurable),
                       bool_or(l.measurable AND NOT coalesce(b.measurable, true)),
@@ -217,26 +202,3 @@ def reassess_patient(con: Con, *, patient_key: str, criteria: Criteria, mode: Mo
                                         AND mb.study_uid <> m.study_uid
                LEFT JOIN lesions b ON b.measurement_id = mb.measurement_id AND b.lesion_index = l.track_id
                WHERE m.patient_key = ? AND NOT m.superseded GROUP BY m.study_uid""", [patient_key]).fetchall()}
-    timepoints: list[Timepoint] = []
-    previous_date = None
-    for r in rows:
-        new, became, emerging = lesion_findings.get(r["study_uid"], (False, False, 0.0))
-        base = Timepoint(scan_date=r["scan_date"], study_uid=r["study_uid"], spd_mm2=r["spd_mm2"],
-                         et_ml=r["et_ml"], netc_ml=r["netc_ml"], snfh_ml=r["snfh_ml"],
-                         new_measurable_lesion=new, became_measurable=became, emerging_spd_mm2=emerging)
-        timepoints.append(with_clinical_values(base, events, patient_key, previous_scan_date=previous_date))
-        previous_date = r["scan_date"]
-    calls = assess_patient(timepoints, context, criteria=criteria, mode=mode)
-    risks = {}
-    for k, call in enumerate(calls):
-        if call.category is Response.PRELIM_PD:
-            evidence = psp_evidence(timepoints[k], timepoints[k - 1] if k else None, context=context)
-            risks[call.study_uid] = psp_probability(evidence, criteria=criteria)
-    replace_assessment(con, patient_key=patient_key, calls=calls, criteria=criteria, mode=mode, risks=risks,
-                       measurement_ids={r["study_uid"]: r["measurement_id"] for r in rows})
-    fits = (*fit_growth_since_nadir([(r["scan_date"], r["et_ml"]) for r in rows], label="ET",
-                                    growth=criteria.growth),
-            *fit_growth_since_nadir([(r["scan_date"], r["snfh_ml"]) for r in rows], label="SNFH",
-                                    growth=criteria.growth))
-    replace_growth(con, patient_key=patient_key, fits=fits, criteria_label=criteria.label)
-    return PatientAssessment(patient_key, tuple(calls), risks, tuple(fits), tuple(timepoints), context)

@@ -7,11 +7,7 @@ image review of a store the real pipeline produced (``pipeline_state``). Screens
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +22,7 @@ from engine.store.board_requests import requests_dir
 from flows.cmd_dashboard import start_dashboard
 from tests.dashboard.pipeline_state import PipelineState
 from tests.dashboard.store_factory import RADIOLOGIST, Built
+from tests.support import free_port, wait_until_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -34,37 +31,14 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is no
 TIMEOUT_MS = 20_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, *, deadline_s: float = 45.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            try:
-                proc.wait(timeout=0.2)  # poll interval; returns early only if the server died
-            except subprocess.TimeoutExpired:
-                pass
-    pytest.fail(f"streamlit not healthy after {deadline_s} s:\n{log.read_text()[-3000:]}")
-
-
 @contextmanager
 def _serve(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "streamlit.log"
     proc = start_dashboard(settings, port=port, log_path=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc, log)
+        wait_until_healthy(url, proc, log, what="streamlit", timeout_s=45.0)
         yield url
     finally:
         proc.terminate()

@@ -16,13 +16,10 @@ from engine.segmentation.anomaly import (
 from engine.segmentation.input_kind import FLAG, skull_stripped
 from engine.settings import PROJECT_ROOT, SegmentationSettings
 from engine.types import Label, Sequence, Volume
+from tests.support import dice
 
 SPACING = 2.0
 AFFINE = np.diag([SPACING, SPACING, SPACING, 1.0])
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
 
 
 def stripped_brain(*, rng_seed: int = 0) -> tuple[dict[Sequence, Volume], np.ndarray]:
@@ -68,9 +65,9 @@ def test_the_lesion_is_found_as_rim_core_and_surrounding_hyperintensity() -> Non
     result = AnomalySegmenter().segment(volumes)
     labels = result.labels.array
     assert result.model_name == "gliowatch-anomaly" and result.weights_sha256 == ""
-    assert _dice(labels > 0, truth > 0) > 0.85
-    assert _dice(labels == Label.ET, truth == Label.ET) > 0.6
-    assert _dice(np.isin(labels, [Label.ET, Label.NETC]), np.isin(truth, [Label.ET, Label.NETC])) > 0.8
+    assert dice(labels > 0, truth > 0) > 0.85
+    assert dice(labels == Label.ET, truth == Label.ET) > 0.6
+    assert dice(np.isin(labels, [Label.ET, Label.NETC]), np.isin(truth, [Label.ET, Label.NETC])) > 0.8
     assert result.volumes_ml["RC"] == 0.0  # never a cavity: that needs the surgical history
     assert not (labels[truth == 0] > 0).mean() > 0.01
 
@@ -79,7 +76,7 @@ def test_without_flair_the_t2_carries_the_whole_tumour_and_without_t1c_there_is_
     volumes, truth = stripped_brain()
     no_flair = {s: v for s, v in volumes.items() if s is not Sequence.FLAIR}
     result = AnomalySegmenter().segment(no_flair)
-    assert _dice(result.labels.array > 0, truth > 0) > 0.8
+    assert dice(result.labels.array > 0, truth > 0) > 0.8
     assert "missing_sequence:FLAIR" in result.flags
     brain = volumes[Sequence.T1].array > 0
     plain = {seq: volumes[seq].array for seq in (Sequence.T1, Sequence.T2, Sequence.FLAIR)}

@@ -15,6 +15,7 @@ from engine.segmentation import load_model
 from engine.segmentation.bundle import LABEL_CONVENTIONS, BundleSegmenter, map_labels, read_bundle
 from engine.settings import SegmentationSettings
 from engine.types import Label, Sequence
+from tests.support import dice
 
 ZOO_CHANNELS = {"0": "T1c", "1": "T1", "2": "T2", "3": "FLAIR"}
 
@@ -48,10 +49,6 @@ def _threshold_conv(rows: list[tuple[int, float, float]], n_out: int) -> tuple[d
     return network_def, conv.state_dict()
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
-
-
 def _phantom_on_its_grid():
     volumes, truth = phantom_study()
     return volumes, truth
@@ -72,7 +69,7 @@ def test_softmax_bundle_labels_follow_the_declared_convention(tmp_path: Path, co
     volumes, truth = _phantom_on_its_grid()
     result = seg.segment(volumes)
     found = result.labels.array == int(expected_et)
-    assert _dice(found, truth == int(Label.ET)) > 0.8
+    assert dice(found, truth == int(Label.ET)) > 0.8
     assert set(np.unique(result.labels.array)) == {0, int(expected_et)}
     assert result.model_name == "bundle:bundle"
     assert result.config_sha256 == seg.config_sha256 and len(seg.config_sha256) == 64
@@ -115,9 +112,9 @@ def test_zoo_style_region_bundle_is_decoded_into_labels(tmp_path: Path) -> None:
     volumes, truth = _phantom_on_its_grid()
     result = seg.segment(volumes)
     labels = result.labels.array
-    assert _dice(labels == int(Label.ET), truth == int(Label.ET)) > 0.8
+    assert dice(labels == int(Label.ET), truth == int(Label.ET)) > 0.8
     whole = np.isin(labels, [1, 2, 3])
-    assert _dice(whole, truth > 0) > 0.7
+    assert dice(whole, truth > 0) > 0.7
     assert result.model_version == "9.9.9"
 
 

@@ -11,6 +11,7 @@ from engine.criteria import Mode, load_criteria
 from engine.events import parse_clinical_events, patient_context
 from engine.measurement import measure_study
 from engine.response import Timepoint, assess_patient
+from engine.patient_assessment import reassess_patient
 from engine.risk import psp_evidence, psp_probability
 from engine.store import open_store
 from engine.store.assessment import (
@@ -21,7 +22,6 @@ from engine.store.assessment import (
     read_growth,
     read_lesions,
     read_timeline,
-    reassess_patient,
     replace_assessment,
     replace_growth,
     write_measurement,

@@ -16,14 +16,9 @@ from engine.store import ingest as ingest_sql
 from engine.store.board import BoardRequest, RequestKind, apply_board_requests, write_request
 from engine.store.db import insert_frame
 from engine.store.snapshot import copy_snapshot, stale_reason
+from tests.support import file_identity
 
 NOW = datetime(2025, 6, 1, 12, 0)
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    """What a reader's cache key and the file system see of a snapshot: inode and mtime."""
-    st = path.stat()
-    return (st.st_ino, st.st_mtime_ns)
 
 
 def _snapshot_rows(path: Path, sql: str) -> list[tuple]:
@@ -51,23 +46,23 @@ def published(tmp_path: Path) -> Iterator[tuple[Store, Path]]:
 
 def test_an_unchanged_store_is_not_published_again(published: tuple[Store, Path]) -> None:
     store, snapshot = published
-    before = _identity(snapshot)
+    before = file_identity(snapshot)
     for _ in range(3):
         result = publish_snapshot(store, snapshot)
         assert not result.published, result.reason
         assert result.reason.startswith("unchanged")
-    assert _identity(snapshot) == before
+    assert file_identity(snapshot) == before
     assert stale_reason(store, snapshot) is None
 
 
 def test_a_change_is_published(published: tuple[Store, Path]) -> None:
     store, snapshot = published
-    before = _identity(snapshot)
+    before = file_identity(snapshot)
     _add_alert(store, "k2")
     assert stale_reason(store, snapshot) is not None
     result = publish_snapshot(store, snapshot)
     assert result.published and result.reason.startswith("changed (revision")
-    assert _identity(snapshot) != before
+    assert file_identity(snapshot) != before
     assert _snapshot_rows(snapshot, "SELECT idempotency_key FROM alerts ORDER BY 1") == [("k1",), ("k2",)]
     assert not publish_snapshot(store, snapshot).published  # and then it is current again
 
@@ -92,11 +87,11 @@ def test_a_rolled_back_transaction_is_no_change(published: tuple[Store, Path]) -
 def test_the_cycle_log_line_alone_does_not_publish_but_rides_with_the_next_change(
         published: tuple[Store, Path]) -> None:
     store, snapshot = published
-    before = _identity(snapshot)
+    before = file_identity(snapshot)
     with store.transaction(visible=False) as con:  # as flows.watch logs every cycle
         ingest_sql.log_event(con, "cycle", "cursor 0 -> 0: 0 stable studies")
     assert not publish_snapshot(store, snapshot).published
-    assert _identity(snapshot) == before
+    assert file_identity(snapshot) == before
     with store.transaction() as con:
         ingest_sql.log_event(con, "error", "Orthanc did not answer")
     assert publish_snapshot(store, snapshot).published
@@ -117,10 +112,10 @@ def test_a_restarted_writer_reads_the_snapshot_revision_and_publishes_only_chang
     with open_store(path) as store:
         _add_alert(store, "k1")
         assert publish_snapshot(store, snapshot).published
-    before = _identity(snapshot)
+    before = file_identity(snapshot)
     with open_store(path) as store:  # a new process: nothing remembered, the snapshot is read once
         assert not publish_snapshot(store, snapshot).published
-        assert _identity(snapshot) == before
+        assert file_identity(snapshot) == before
         _add_alert(store, "k2")
         assert publish_snapshot(store, snapshot).published
 
@@ -140,12 +135,12 @@ def test_a_missing_or_foreign_or_unreadable_snapshot_is_replaced(published: tupl
 def test_a_page_view_does_not_publish_an_acknowledgement_does(published: tuple[Store, Path], tmp_path: Path) -> None:
     store, snapshot = published
     requests = tmp_path / "requests"
-    before = _identity(snapshot)
+    before = file_identity(snapshot)
     write_request(requests, BoardRequest(kind=RequestKind.PAGE_VIEW, user="dr.test", patient_key="P-0001",
                                          payload={"page": "Worklist"}))
     assert len(apply_board_requests(store, requests).applied) == 1
     assert not publish_snapshot(store, snapshot).published
-    assert _identity(snapshot) == before
+    assert file_identity(snapshot) == before
     alert_id = store.query("SELECT alert_id FROM alerts")[0][0]
     write_request(requests, BoardRequest(kind=RequestKind.ACKNOWLEDGE_ALERT, user="dr.test", patient_key="P-0001",
                                          payload={"alert_id": str(alert_id), "note": "seen"}))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,27 +10,8 @@ import pytest
 
 from engine import orthanc_server
 from engine.archive.orthanc import OrthancArchive
-from engine.settings import Settings, load_settings
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def make_settings(state_dir: Path, http_port: int, **env: str) -> Settings:
-    environ = {
-        "GLIOWATCH_STATE_DIR": str(state_dir),
-        "GLIOWATCH_ORTHANC__HTTP_PORT": str(http_port),
-        "GLIOWATCH_ORTHANC__DICOM_PORT": str(free_port()),
-        "GLIOWATCH_ORTHANC__STABLE_AGE_S": "1",
-        "GLIOWATCH_ORTHANC__PASSWORD": "test-password",
-        "GLIOWATCH_WATCHER__POLL_INTERVAL_S": "0.5",
-        "GLIOWATCH_PRIVACY__KEY_SALT": "test-salt",
-        **env,
-    }
-    return load_settings(environ=environ)
+from engine.settings import Settings
+from tests.support import free_port, make_settings
 
 
 @pytest.fixture(scope="session")

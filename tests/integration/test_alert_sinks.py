@@ -28,15 +28,10 @@ from engine.errors import AlertDeliveryError
 from engine.store import open_store
 from engine.store import alerts as sql
 from engine.types import Response
+from tests.support import free_port
 
 KEY = "test-hmac-key"
 T0 = datetime(2025, 3, 14, 8, 0, 0)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def message(kind: DeliveryKind = DeliveryKind.NOTICE) -> AlertMessage:

@@ -19,7 +19,7 @@ from engine.store import open_store
 from engine.stream import run_cycle
 from engine.modelling.synth import generate_cohort
 from flows.prefect_env import configure_prefect
-from tests.integration.conftest import make_settings
+from tests.support import make_settings
 
 pytestmark = pytest.mark.integration
 

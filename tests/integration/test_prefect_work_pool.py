@@ -20,7 +20,6 @@ import requests
 from engine.settings import Settings
 from engine.store import open_store
 from tests.dicom_factory import write_study
-from tests.integration.conftest import free_port
 from tests.integration.test_reliability_harness import (
     PROJECT_ROOT,
     WatcherProcess,
@@ -29,6 +28,7 @@ from tests.integration.test_reliability_harness import (
     upload_raw,
     watcher_env,
 )
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -28,6 +28,7 @@ from tests.integration.test_reliability_harness import (
     upload_raw,
     watcher_env,
 )
+from tests.support import write_reliability_summary
 
 pytestmark = pytest.mark.integration
 SEQUENCES = ("T1c", "FLAIR")  # small studies: 2 series of 16x16x4
@@ -76,17 +77,10 @@ def run_burst(settings: Settings, tmp_path: Path, prefect_home: Path, *, n_studi
     }
 
 
-def _write(artifacts_dir: Path, name: str, summary: dict) -> None:
-    out = artifacts_dir / "reliability"
-    out.mkdir(exist_ok=True)
-    (out / name).write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
-
-
 def test_burst_20_studies(archive: OrthancArchive, settings: Settings, tmp_path: Path,  # noqa: ARG001
                           prefect_home: Path, artifacts_dir: Path) -> None:  # noqa: F811
     summary = run_burst(settings, tmp_path, prefect_home, n_studies=20, timeout_s=240)
-    _write(artifacts_dir, "burst-short.json", summary)
+    write_reliability_summary(artifacts_dir, "burst-short.json", summary)
     assert summary["peak_rss_watcher_mib"] > 0
 
 
@@ -94,5 +88,5 @@ def test_burst_20_studies(archive: OrthancArchive, settings: Settings, tmp_path:
 def test_burst_200_studies(archive: OrthancArchive, settings: Settings, tmp_path: Path,  # noqa: ARG001
                            prefect_home: Path, artifacts_dir: Path) -> None:  # noqa: F811
     summary = run_burst(settings, tmp_path, prefect_home, n_studies=200, timeout_s=900)
-    _write(artifacts_dir, "burst-slow.json", summary)
+    write_reliability_summary(artifacts_dir, "burst-slow.json", summary)
     assert summary["peak_rss_watcher_mib"] > 0

@@ -33,6 +33,7 @@ from tests.integration.test_reliability_harness import (
     watcher_env,
 )
 from tests.integration.test_stream import upload
+from tests.support import write_reliability_summary
 
 pytestmark = pytest.mark.integration
 STUDIES_PER_CYCLE = 3
@@ -110,17 +111,10 @@ def run_crash_cycles(archive: OrthancArchive, settings: Settings, tmp_path: Path
     }
 
 
-def _write(artifacts_dir: Path, name: str, summary: dict) -> None:
-    out = artifacts_dir / "reliability"
-    out.mkdir(exist_ok=True)
-    (out / name).write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: v for k, v in summary.items() if k != "kills"}, indent=2))
-
-
 def test_sigkill_3_cycles(archive: OrthancArchive, settings: Settings, tmp_path: Path,
                           prefect_home: Path, artifacts_dir: Path) -> None:  # noqa: F811
     summary = run_crash_cycles(archive, settings, tmp_path, prefect_home, cycles=3, seed=3)
-    _write(artifacts_dir, "crash-short.json", summary)
+    write_reliability_summary(artifacts_dir, "crash-short.json", summary, printed_without=("kills",))
     assert summary["kills_with_work_pending"] >= 1, "every kill came after the work was done"
 
 
@@ -129,5 +123,5 @@ def test_sigkill_3_cycles(archive: OrthancArchive, settings: Settings, tmp_path:
 def test_sigkill_50_cycles(archive: OrthancArchive, settings: Settings, tmp_path: Path,
                            prefect_home: Path, artifacts_dir: Path) -> None:  # noqa: F811
     summary = run_crash_cycles(archive, settings, tmp_path, prefect_home, cycles=50, seed=50)
-    _write(artifacts_dir, "crash-slow.json", summary)
+    write_reliability_summary(artifacts_dir, "crash-slow.json", summary, printed_without=("kills",))
     assert summary["kills_with_work_pending"] >= 25

@@ -27,6 +27,7 @@ from tests.integration.test_reliability_harness import upload_raw
 from tests.integration.test_stream import cycle, upload
 from tests.dicom_factory import write_study
 from tests.malformed import MUTATIONS, MutationCase, write_case, write_cases
+from tests.support import write_reliability_summary
 
 pytestmark = pytest.mark.integration
 
@@ -152,17 +153,10 @@ def _summary(cases: list[MutationCase], corpus: list[Path], outcomes: dict, stud
     }
 
 
-def _write(artifacts_dir: Path, name: str, summary: dict) -> None:
-    out = artifacts_dir / "reliability"
-    out.mkdir(exist_ok=True)
-    (out / name).write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
-
-
 def test_malformed_sweep_short(archive: OrthancArchive, settings: Settings, tmp_path: Path,
                                shared_dir: Path, artifacts_dir: Path) -> None:
     summary = run_sweep(archive, settings, tmp_path, shared_dir, n_mutated_files=60, seed=8)
-    _write(artifacts_dir, "malformed-short.json", summary)
+    write_reliability_summary(artifacts_dir, "malformed-short.json", summary)
     assert summary["mutated_files"] >= 60
 
 
@@ -170,7 +164,7 @@ def test_malformed_sweep_short(archive: OrthancArchive, settings: Settings, tmp_
 def test_malformed_sweep_1000_files(archive: OrthancArchive, settings: Settings, tmp_path: Path,
                                     shared_dir: Path, artifacts_dir: Path) -> None:
     summary = run_sweep(archive, settings, tmp_path, shared_dir, n_mutated_files=1000, seed=2026)
-    _write(artifacts_dir, "malformed-slow.json", summary)
+    write_reliability_summary(artifacts_dir, "malformed-slow.json", summary)
     assert summary["mutated_files"] >= 1000
 
 

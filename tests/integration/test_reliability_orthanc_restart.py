@@ -23,7 +23,6 @@ from engine.archive.orthanc import OrthancArchive
 from engine.settings import Settings
 from engine.store import open_store
 from tests.dicom_factory import write_study
-from tests.integration.conftest import free_port, make_settings
 from tests.integration.test_reliability_harness import (
     WatcherProcess,
     prefect_home,  # noqa: F401 - fixture
@@ -31,6 +30,7 @@ from tests.integration.test_reliability_harness import (
     watcher_env,
 )
 from tests.integration.test_stream import upload
+from tests.support import free_port, make_settings, write_reliability_summary
 
 pytestmark = pytest.mark.integration
 PER_BATCH = 3
@@ -98,17 +98,10 @@ def run_restart(own: tuple[Settings, orthanc_server.OrthancPaths], tmp_path: Pat
             "restart_to_all_ingested_s": round(catch_up_s, 1), "revisions_above_1": 0}
 
 
-def _write(artifacts_dir: Path, name: str, summary: dict) -> None:
-    out = artifacts_dir / "reliability"
-    out.mkdir(exist_ok=True)
-    (out / name).write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
-
-
 def test_orthanc_down_10_s(own_orthanc: tuple[Settings, orthanc_server.OrthancPaths], tmp_path: Path,
                            prefect_home: Path, artifacts_dir: Path) -> None:  # noqa: F811
     summary = run_restart(own_orthanc, tmp_path, prefect_home, down_s=10)
-    _write(artifacts_dir, "orthanc-restart-short.json", summary)
+    write_reliability_summary(artifacts_dir, "orthanc-restart-short.json", summary)
     assert summary["failed_cycles_logged"] >= 1
 
 
@@ -116,5 +109,5 @@ def test_orthanc_down_10_s(own_orthanc: tuple[Settings, orthanc_server.OrthancPa
 def test_orthanc_down_5_min(own_orthanc: tuple[Settings, orthanc_server.OrthancPaths], tmp_path: Path,
                             prefect_home: Path, artifacts_dir: Path) -> None:  # noqa: F811
     summary = run_restart(own_orthanc, tmp_path, prefect_home, down_s=300)
-    _write(artifacts_dir, "orthanc-restart-slow.json", summary)
+    write_reliability_summary(artifacts_dir, "orthanc-restart-slow.json", summary)
     assert summary["failed_cycles_logged"] >= 1

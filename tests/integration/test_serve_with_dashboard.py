@@ -9,10 +9,6 @@ it, and keeps applying what a dashboard session (AppTest, in this process) sends
 
 from __future__ import annotations
 
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -29,7 +25,6 @@ from engine.store.board_requests import BoardRequest, RequestKind, pending_reque
 from engine.store.writer_presence import WriterState
 from flows.cmd_dashboard import APP_PATH, start_dashboard
 from tests.dicom_factory import write_study
-from tests.integration.conftest import free_port
 from tests.integration.test_reliability_harness import (
     WatcherProcess,
     prefect_home,  # noqa: F401 - fixture
@@ -37,23 +32,10 @@ from tests.integration.test_reliability_harness import (
     watcher_env,
 )
 from tests.integration.test_stream import upload, wait_stable
+from tests.support import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.integration
 DECISIONS = "SELECT count(*) FROM board_decisions"
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, *, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the dashboard exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    pytest.fail(f"the dashboard was not healthy after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def _record_decision_in_the_app(user: str, password: str, key: str) -> AppTest:
@@ -85,7 +67,7 @@ def test_serve_starts_while_the_dashboard_runs_and_applies_its_queued_requests(
     port, log = free_port(), tmp_path / "dashboard.log"
     dashboard = start_dashboard(settings, port=port, log_path=log)
     try:
-        _wait_healthy(port, dashboard, log)
+        wait_until_healthy(f"http://127.0.0.1:{port}", dashboard, log, what="the dashboard", timeout_s=60.0)
         queued = submit(settings, BoardRequest(kind=RequestKind.RECORD_DECISION, user="dr.board", patient_key=key,
                                                payload={"decision": "OTHER", "note": "queued before serve"}))
         assert queued.writer == WriterState.NEVER and "wait in the queue" in queued.message

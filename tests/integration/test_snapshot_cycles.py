@@ -12,15 +12,10 @@ from engine.settings import Settings
 from engine.store import open_store
 from flows.prefect_env import configure_prefect
 from tests.dicom_factory import write_study
-from tests.integration.conftest import make_settings
 from tests.integration.test_stream import upload, wait_stable
+from tests.support import file_identity, make_settings
 
 pytestmark = pytest.mark.integration
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return (st.st_ino, st.st_mtime_ns)
 
 
 def test_idle_cycles_do_not_republish_the_snapshot_a_new_study_does(
@@ -37,16 +32,16 @@ def test_idle_cycles_do_not_republish_the_snapshot_a_new_study_does(
     rt = build_runtime(settings, archive=archive)
     try:
         assert len(watch_cycle(rt).ingested) == 1
-        first = _identity(settings.snapshot_path)
+        first = file_identity(settings.snapshot_path)
         for reconcile in (False, True, False):  # idle cycles, one with the reconciliation sweep
             assert watch_cycle(rt, reconcile=reconcile).ingested == []
-            assert _identity(settings.snapshot_path) == first, f"idle cycle (reconcile={reconcile}) republished"
+            assert file_identity(settings.snapshot_path) == first, f"idle cycle (reconcile={reconcile}) republished"
         _, files = write_study(tmp_path / "v2", patient_id="MRN-S1", study_date=date(2025, 3, 14), seed=9,
                                sequences=("T1c",))
         upload(archive, files)
         wait_stable(archive, 2)
         assert len(watch_cycle(rt).ingested) == 1
-        assert _identity(settings.snapshot_path) != first
+        assert file_identity(settings.snapshot_path) != first
     finally:
         rt.close()
     with open_store(settings.snapshot_path, read_only=True) as snap:

@@ -136,7 +136,7 @@ def test_sweeps_leave_a_study_still_arriving_to_its_stable_change(tmp_path: Path
     (found by the latency benchmark: a sweep took a study 0.5 s before its last instance)."""
     from engine import orthanc_server
     from engine.stream import run_backfill
-    from tests.integration.conftest import free_port, make_settings
+    from tests.support import free_port, make_settings
 
     settings = make_settings(tmp_path / "state", free_port(), GLIOWATCH_ORTHANC__STABLE_AGE_S="15")
     paths = orthanc_server.OrthancPaths(settings.orthanc_dir)
