@@ -80,3 +80,12 @@ def test_reloading_the_page_keeps_the_reader_logged_in_until_logout(built_state:
     assert [t.value for t in again.title] == ["GlioWatch — log in"], "a logged-out token resumes nothing"
     forged = _reload("x" * 43)
     assert [t.value for t in forged.title] == ["GlioWatch — log in"]
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import dashboard.sessions
+
+    failures, tried = doctest.testmod(dashboard.sessions, raise_on_error=False)[:2]
+    assert tried >= 1 and failures == 0

@@ -128,3 +128,16 @@ def test_synthetic_whole_head_studies_are_not_routed(tmp_path) -> None:
     for visit in manifest["patients"][0]["visits"]:
         volumes = [volume for _, volume in read_study_dir(tmp_path / visit["dir"]).volumes]
         assert volumes and not any(skull_stripped(v) for v in volumes), visit["dir"]
+
+
+@pytest.mark.parametrize("module_name", [
+    "engine.segmentation.anomaly", "engine.segmentation.input_kind",
+    "engine.modelling.evaluation.agreement", "engine.modelling.evaluation.scoring",
+    "engine.modelling.evaluation.dataset", "engine.modelling.evaluation.figures",
+])
+def test_doctests(module_name: str) -> None:
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module(module_name), raise_on_error=False)[:2]
+    assert tried >= 1 and failures == 0, module_name

@@ -144,8 +144,8 @@ def test_resample_doctests() -> None:
 def test_preprocess_doctests() -> None:
     import doctest
 
-    from engine.segmentation import alignment, preprocess
+    from engine.segmentation import alignment, input_kind, preprocess, threads
 
-    for module, at_least in ((preprocess, 6), (alignment, 1)):
+    for module, at_least in ((preprocess, 4), (threads, 2), (alignment, 1), (input_kind, 2)):
         failures, tried = doctest.testmod(module, raise_on_error=False, verbose=False)[:2]
         assert tried >= at_least and failures == 0, module.__name__

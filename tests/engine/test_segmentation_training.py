@@ -457,7 +457,7 @@ def test_a_zoom_range_draws_its_zoom_and_no_zoom_draws_nothing() -> None:
 def test_augment_doctests() -> None:
     import doctest
 
-    from engine.segmentation import augment
+    from engine.modelling import augment
 
     failures, tried = doctest.testmod(augment, raise_on_error=False, verbose=False)[:2]
     assert tried >= 1 and failures == 0
@@ -466,7 +466,7 @@ def test_augment_doctests() -> None:
 def test_training_doctests() -> None:
     import doctest
 
-    from engine.segmentation import training
+    from engine.modelling import training
 
     failures, tried = doctest.testmod(training, raise_on_error=False, verbose=False)[:2]
     assert tried >= 2 and failures == 0
@@ -533,7 +533,7 @@ def _sample_with_cavity(seed: int) -> SimpleNamespace:
 
 
 def test_cases_without_a_cavity_are_drawn_by_their_weight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.segmentation import training
+    from engine.modelling import training
 
     folder = tmp_path / "cases"
     cache_cases([1, 2, 4], cache_dir=folder, config=model_config_from_dict(TINY), sample=_sample_with_cavity)
