@@ -39,6 +39,7 @@ from scipy import ndimage
 
 from engine.errors import ConfigError, SegmentationError
 from engine.segmentation.model_config import canonical_sha256
+from engine.segmentation.preprocess import fill_holes, prepare_study
 from engine.segmentation.result import SegmentationResult
 from engine.segmentation.sanity import SanityLimits
 from engine.types import STUDY_SEQUENCES, Label, Sequence, Volume
@@ -159,19 +160,13 @@ def anomaly_labels(
         closed = ndimage.binary_closing(enhancing, structure=_ball(p.core_closing_mm / spacing_mm))
         filled = ndimage.binary_fill_holes(closed)
         for axis in range(3):  # a rim open at its poles is still closed in the slices through it
-            filled |= _fill_slices(closed, axis)
+            filled |= fill_holes(closed, plane_normal=axis)
         core = filled & ~enhancing
     whole = ndimage.binary_fill_holes(whole | enhancing | core)
     labels[whole] = Label.SNFH
     labels[core] = Label.NETC
     labels[enhancing] = Label.ET
     return labels
-
-
-def _fill_slices(mask: np.ndarray, axis: int) -> np.ndarray:
-    from engine.segmentation.preprocess import fill_holes
-
-    return fill_holes(mask, plane_normal=axis)
 
 
 class AnomalySegmenter:
@@ -188,7 +183,6 @@ class AnomalySegmenter:
         import torch
 
         from engine.segmentation.inference import finish_result, softmax_decoder
-        from engine.segmentation.preprocess import prepare_study
 
         start = time.perf_counter()
         p = self.parameters

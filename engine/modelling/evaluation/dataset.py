@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import GlioWatchError
-from engine.segmentation.bundle import CHANNEL_NAMES, LABEL_CONVENTIONS
+from engine.segmentation.bundle import CHANNEL_NAMES, LABEL_CONVENTIONS, map_labels
 from engine.types import Sequence, Volume
 
 #: words in a file name that mark the reference labels.
@@ -152,8 +152,4 @@ def reference_labels(reference: Volume, *, convention: str, case: str) -> tuple[
         raise EvaluationInputError(
             msg, exam=case, action=f"Pass --labels with the convention the labels are written in ({used} defines "
             + ", ".join(f"{k}={v.name}" for k, v in sorted(mapping.items())) + ").")
-    lut = np.zeros(max(values | {0}) + 1, dtype=np.uint8)
-    for value, label in mapping.items():
-        if value < lut.size:
-            lut[value] = int(label)
-    return lut[array], used
+    return map_labels(array, convention=used), used  # every value is now one the convention defines

@@ -33,6 +33,7 @@ from engine.modelling.evaluation.agreement import volume_agreement
 from engine.modelling.evaluation.dataset import EvaluationCase, EvaluationInputError, reference_labels
 from engine.modelling.evaluation.scoring import REGIONS, RegionScore, score_labels
 from engine.segmentation.result import Segmenter
+from engine.segmentation.sanity import label_volumes_ml
 from engine.types import Label, Sequence, Volume
 
 #: a predicted resection cavity above this volume on a scan whose reference has none is reported.
@@ -91,11 +92,6 @@ def reference_on_grid(reference: Volume, grid: Volume) -> np.ndarray:
     return np.rint(moved.numpy()).astype(np.uint8)
 
 
-def _volumes_ml(labels: np.ndarray, voxel_ml: float) -> dict[str, float]:
-    counts = np.bincount(labels.ravel().astype(np.int64), minlength=len(LABEL_NAMES) + 1)
-    return {label.name: float(counts[int(label)]) * voxel_ml for label in Label}
-
-
 def evaluate_case(
     case: EvaluationCase, *, segmenter: Segmenter, convention: str, out_dir: Path,
 ) -> CaseOutcome:
@@ -118,14 +114,14 @@ def evaluate_case(
         voxel_ml = predicted.voxel_ml
         outcome.flags = ";".join(result.flags)
         outcome.model = {k: v for k, v in result.provenance().items() if k != "elapsed_s"}
-        outcome.predicted_ml = _volumes_ml(pred, voxel_ml)
+        outcome.predicted_ml = dict(result.volumes_ml)  # measured by the segmenter on these labels
         write_nifti(predicted, out_dir / "labels" / f"{case.name}.nii.gz", force=True)
         ref: np.ndarray | None = None
         if case.reference is not None:
             ref_volume = read_nifti(case.reference)
             ref_raw, outcome.convention = reference_labels(ref_volume, convention=convention, case=case.name)
             ref = reference_on_grid(Volume(ref_raw, ref_volume.affine), predicted)
-            outcome.reference_ml = _volumes_ml(ref, voxel_ml)
+            outcome.reference_ml = label_volumes_ml(ref, voxel_ml=voxel_ml)
             spacing = tuple(float(s) for s in np.linalg.norm(predicted.affine[:3, :3], axis=0))
             regions = tuple(r for r in REGIONS if r != "RC" or outcome.convention == "brats2024")
             outcome.scores = score_labels(pred, ref, spacing_mm=spacing, regions=regions)  # type: ignore[arg-type]
