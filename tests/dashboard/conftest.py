@@ -9,9 +9,26 @@ import pytest
 
 from engine.settings import Settings
 from tests.dashboard.pipeline_state import PipelineState, build_pipeline_state
-from tests.dashboard.store_factory import Built, build_state
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.store_factory import RADIOLOGIST, Built, build_state
 
 APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+def log_in(at: AppTest, name: str = RADIOLOGIST[0], password: str = RADIOLOGIST[1]) -> AppTest:
+    """Fill the local login form of a started app and submit it."""
+    at.text_input(key="login_name").input(name)
+    at.text_input(key="login_password").input(password)
+    at.button[0].click().run()
+    return at
+
+
+def open_page(at: AppTest, page: str, patient_key: str) -> AppTest:
+    """Choose a patient in the sidebar and go to ``page``."""
+    at.text_input(key="patient_key").input(patient_key)
+    at.radio(key="page").set_value(page).run()
+    return at
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.store import open_store, publish_snapshot
 from engine.store.board import apply_board_requests, pending_requests
-from tests.dashboard.conftest import APP_PATH
+from tests.dashboard.conftest import APP_PATH, log_in, open_page
 from tests.dashboard.store_factory import (EXPECTED_ORDER, RADIOLOGIST, URGENCY_ORDER, VIEWER, Built,
                                            add_urgency_patients)
 
@@ -18,16 +18,8 @@ def _app() -> AppTest:
     return at
 
 
-def _login(at: AppTest, name: str, password: str) -> AppTest:
-    at.text_input(key="login_name").input(name)
-    at.text_input(key="login_password").input(password)
-    at.button[0].click().run()
-    return at
-
-
 def _goto(at: AppTest, page: str, patient_key: str) -> AppTest:
-    at.text_input(key="patient_key").input(patient_key)
-    at.radio(key="page").set_value(page).run()
+    open_page(at, page, patient_key)
     assert not at.exception, at.exception
     return at
 
@@ -36,16 +28,16 @@ def test_login_is_required_and_wrong_password_refused(built_state: Built) -> Non
     at = _app()
     assert [t.value for t in at.title] == ["GlioWatch — log in"]
     assert not at.dataframe and not at.radio, "no page content before login"
-    _login(at, RADIOLOGIST[0], "wrong-password-123")
+    log_in(at, RADIOLOGIST[0], "wrong-password-123")
     assert any("wrong password" in e.value for e in at.error)
     assert not at.dataframe
-    _login(at, RADIOLOGIST[0], RADIOLOGIST[1])
+    log_in(at, RADIOLOGIST[0], RADIOLOGIST[1])
     assert not at.exception, at.exception
     assert [h.value for h in at.header] == ["Worklist"]
 
 
 def test_banner_and_worklist_ordered_by_attention(built_state: Built) -> None:
-    at = _login(_app(), *RADIOLOGIST)
+    at = log_in(_app(), *RADIOLOGIST)
     banner = next(w.value for w in at.warning if "not for clinical use" in w.value)
     assert "trained on synthetic data only" in banner and "on real MRI" in banner  # the real-data figures
     frame = at.dataframe[0].value
@@ -58,7 +50,7 @@ def test_banner_and_worklist_ordered_by_attention(built_state: Built) -> None:
 
 
 def test_open_patient_from_worklist_shows_timeline(built_state: Built) -> None:
-    at = _login(_app(), *RADIOLOGIST)
+    at = log_in(_app(), *RADIOLOGIST)
     at.selectbox(key="wl_open_key").set_value("P-ALERT").run()
     at.button(key="wl_open").click().run()
     assert not at.exception, at.exception
@@ -74,12 +66,12 @@ def test_link_with_patient_query_opens_timeline(built_state: Built) -> None:
     at = AppTest.from_file(str(APP_PATH), default_timeout=60)
     at.query_params["patient"] = "P-PPD"
     at.run()
-    _login(at, *RADIOLOGIST)
+    log_in(at, *RADIOLOGIST)
     assert at.header[0].value == "Patient P-PPD"
 
 
 def test_image_review_slider_and_registered_volumes(built_state: Built) -> None:
-    at = _goto(_login(_app(), *RADIOLOGIST), "Image review", "P-ALERT")
+    at = _goto(log_in(_app(), *RADIOLOGIST), "Image review", "P-ALERT")
     assert any("Registered volumes" in s.value for s in at.success)
     slider = at.slider(key="img_slice_axial")
     assert slider.value == 5
@@ -94,13 +86,13 @@ def test_image_review_slider_and_registered_volumes(built_state: Built) -> None:
 
 
 def test_image_review_falls_back_to_native_volumes(built_state: Built) -> None:
-    at = _goto(_login(_app(), *RADIOLOGIST), "Image review", "P-PPD")
+    at = _goto(log_in(_app(), *RADIOLOGIST), "Image review", "P-PPD")
     assert any("Native volumes, not registered" in w.value for w in at.warning)
     assert at.checkbox(key="img_diff").disabled
 
 
 def test_acknowledge_alert_is_applied_with_audit_row(built_state: Built) -> None:
-    at = _goto(_login(_app(), *RADIOLOGIST), "Actions", "P-ALERT")
+    at = _goto(log_in(_app(), *RADIOLOGIST), "Actions", "P-ALERT")
     at.text_input(key="ack_note").input("discussed at board")
     at.button(key="FormSubmitter:ack_form-Acknowledge").click().run()
     assert not at.exception, at.exception
@@ -124,13 +116,13 @@ def test_acknowledge_alert_is_applied_with_audit_row(built_state: Built) -> None
 
 
 def test_viewer_may_not_act(built_state: Built) -> None:
-    at = _goto(_login(_app(), *VIEWER), "Actions", "P-ALERT")
+    at = _goto(log_in(_app(), *VIEWER), "Actions", "P-ALERT")
     assert any("may read but not act" in i.value for i in at.info)
     assert not at.get("form")
 
 
 def test_page_views_are_queued_then_audited(built_state: Built) -> None:
-    _goto(_login(_app(), *RADIOLOGIST), "Patient timeline", "P-CALM")
+    _goto(log_in(_app(), *RADIOLOGIST), "Patient timeline", "P-CALM")
     requests = built_state.settings.state_dir / "requests"
     assert len(pending_requests(requests)) == 2  # worklist, then the timeline of P-CALM
     with open_store(built_state.settings.db_path) as store:
@@ -143,7 +135,7 @@ def test_page_views_are_queued_then_audited(built_state: Built) -> None:
 
 @pytest.mark.parametrize("page", ["Stream health", "Patient timeline", "Actions", "Alerts"])
 def test_pages_render_without_error(built_state: Built, page: str) -> None:
-    at = _goto(_login(_app(), *RADIOLOGIST), page, "P-QUAR")
+    at = _goto(log_in(_app(), *RADIOLOGIST), page, "P-QUAR")
     assert not at.exception, at.exception
 
 
@@ -164,7 +156,7 @@ def test_confirmed_progression_tops_the_worklist_even_after_its_alerts_are_ackno
     built_state: Built,
 ) -> None:
     alert_ids = add_urgency_patients(built_state.settings)
-    at = _login(_app(), *RADIOLOGIST)
+    at = log_in(_app(), *RADIOLOGIST)
     frame = at.dataframe[0].value
     assert tuple(frame["patient_key"]) == URGENCY_ORDER
     prog = frame.set_index("patient_key").loc["P-PROG"]
@@ -203,7 +195,7 @@ def test_confirmed_progression_tops_the_worklist_even_after_its_alerts_are_ackno
 
 def test_alerts_page_lists_open_and_acknowledged_alerts(built_state: Built) -> None:
     add_urgency_patients(built_state.settings)
-    at = _login(_app(), *RADIOLOGIST)
+    at = log_in(_app(), *RADIOLOGIST)
     at.radio(key="page").set_value("Alerts").run()
     assert not at.exception, at.exception
     assert any("3 open, 1 acknowledged, across 3 patients" in c.value for c in at.caption)

@@ -33,8 +33,8 @@ from engine.store.board_requests import (
     write_request,
 )
 from engine.store.writer_presence import WriterState, announce_writer, record_cycle, withdraw_writer
-from tests.dashboard.conftest import APP_PATH
-from tests.dashboard.store_factory import RADIOLOGIST, Built
+from tests.dashboard.conftest import APP_PATH, log_in, open_page
+from tests.dashboard.store_factory import Built
 
 
 class _Crash(BaseException):
@@ -87,11 +87,7 @@ def test_the_dashboard_submits_and_renders_without_opening_the_main_store(
     settings = built_state.settings
     at = AppTest.from_file(str(APP_PATH), default_timeout=60)
     at.run()
-    at.text_input(key="login_name").input(RADIOLOGIST[0])
-    at.text_input(key="login_password").input(RADIOLOGIST[1])
-    at.button[0].click().run()
-    at.text_input(key="patient_key").input("P-ALERT")
-    at.radio(key="page").set_value("Actions").run()
+    open_page(log_in(at), "Actions", "P-ALERT")
     at.text_area(key="dec_note").input("discuss perfusion")
     at.button(key="FormSubmitter:decision_form-Record decision").click().run()
     at.radio(key="page").set_value("Stream health").run()
@@ -216,11 +212,7 @@ def test_the_page_shows_the_writers_refusal_of_a_request_sent_from_it(built_stat
     settings = built_state.settings
     at = AppTest.from_file(str(APP_PATH), default_timeout=60)
     at.run()
-    at.text_input(key="login_name").input(RADIOLOGIST[0])
-    at.text_input(key="login_password").input(RADIOLOGIST[1])
-    at.button[0].click().run()
-    at.text_input(key="patient_key").input("P-ALERT")
-    at.radio(key="page").set_value("Actions").run()
+    open_page(log_in(at), "Actions", "P-ALERT")
     at.button(key="FormSubmitter:ack_form-Acknowledge").click().run()
     assert any("1 request(s) waiting for the pipeline" in w.value for w in at.warning)
     earlier = BoardRequest(kind=RequestKind.ACKNOWLEDGE_ALERT, user="dr.other", patient_key="P-ALERT",

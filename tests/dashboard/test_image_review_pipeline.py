@@ -18,9 +18,9 @@ from engine.errors import StoreError
 from engine.state_paths import StoredFile
 from engine.store import open_store
 from engine.types import Label
-from tests.dashboard.conftest import APP_PATH
+from tests.dashboard.conftest import APP_PATH, log_in, open_page
 from tests.dashboard.pipeline_state import N_VISITS, PipelineState
-from tests.dashboard.store_factory import RADIOLOGIST, Built
+from tests.dashboard.store_factory import Built
 
 SEQUENCES = ("T1c", "FLAIR", "T2", "T1")
 
@@ -28,12 +28,7 @@ SEQUENCES = ("T1c", "FLAIR", "T2", "T1")
 def _image_review(patient_key: str) -> AppTest:
     at = AppTest.from_file(str(APP_PATH), default_timeout=120)
     at.run()
-    at.text_input(key="login_name").input(RADIOLOGIST[0])
-    at.text_input(key="login_password").input(RADIOLOGIST[1])
-    at.button[0].click().run()
-    at.text_input(key="patient_key").input(patient_key)
-    at.radio(key="page").set_value("Image review").run()
-    return at
+    return open_page(log_in(at), "Image review", patient_key)
 
 
 def _assert_drawn(at: AppTest, n_images: int) -> list[str]:

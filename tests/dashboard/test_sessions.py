@@ -10,7 +10,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from dashboard.sessions import SESSION_PARAM, client_fingerprint, create_session, end_session, resume_session
-from tests.dashboard.conftest import APP_PATH
+from tests.dashboard.conftest import APP_PATH, log_in
 from tests.dashboard.store_factory import RADIOLOGIST, Built
 
 T0 = datetime(2025, 6, 1, 12, 0)
@@ -52,9 +52,7 @@ def test_the_server_keeps_only_a_hash_and_refuses_forged_tokens(tmp_path: Path) 
 
 def _logged_in_token(at: AppTest) -> str:
     at.run()
-    at.text_input(key="login_name").input(RADIOLOGIST[0])
-    at.text_input(key="login_password").input(RADIOLOGIST[1])
-    at.button[0].click().run()
+    log_in(at)
     assert [h.value for h in at.header] == ["Worklist"]
     token = at.query_params[SESSION_PARAM]
     assert RADIOLOGIST[1] not in str(dict(at.query_params)), "no password in the URL"
