@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-import nibabel.orientations as ornt
 import numpy as np
 
+from engine.orientation import to_ras  # noqa: F401 - the pages' import path
 from engine.types import Label, Volume
 
 #: overlay colour per label (RGB).
@@ -34,16 +34,6 @@ class Plane(StrEnum):
 
 #: the voxel axis a plane's slices walk along, in RAS order.
 _AXIS = {Plane.SAGITTAL: 0, Plane.CORONAL: 1, Plane.AXIAL: 2}
-
-
-def to_ras(volume: Volume) -> Volume:
-    """The same image with its voxel axes permuted/flipped to the closest RAS+ order."""
-    current = ornt.io_orientation(volume.affine)
-    target = ornt.axcodes2ornt(("R", "A", "S"))
-    transform = ornt.ornt_transform(current, target)
-    array = ornt.apply_orientation(np.asarray(volume.array), transform)
-    affine = volume.affine @ ornt.inv_ornt_aff(transform, volume.array.shape)
-    return Volume(array=np.ascontiguousarray(array), affine=affine, metadata=dict(volume.metadata))
 
 
 def slice_count(shape: tuple[int, ...], plane: Plane) -> int:

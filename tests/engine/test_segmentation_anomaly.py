@@ -133,7 +133,7 @@ def test_synthetic_whole_head_studies_are_not_routed(tmp_path) -> None:
 @pytest.mark.parametrize("module_name", [
     "engine.segmentation.anomaly", "engine.segmentation.input_kind",
     "engine.modelling.evaluation.agreement", "engine.modelling.evaluation.scoring",
-    "engine.modelling.evaluation.dataset", "engine.modelling.evaluation.figures",
+    "engine.modelling.evaluation.dataset", "engine.modelling.evaluation.figures", "engine.orientation",
 ])
 def test_doctests(module_name: str) -> None:
     import doctest

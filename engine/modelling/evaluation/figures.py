@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.orientation import to_ras
 from engine.types import Label, Volume
 
 #: label -> RGB (0-1) for overlays.
@@ -30,18 +31,6 @@ def _pyplot():  # noqa: ANN202 - the module
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def to_ras(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """``array`` reoriented so that its axes run to the patient's Right, Anterior, Superior.
-
-    >>> to_ras(np.arange(3)[:, None, None], np.diag([-1.0, 1, 1, 1]))[:, 0, 0].tolist()
-    [2, 1, 0]
-    """
-    import nibabel as nib
-
-    transform = nib.orientations.io_orientation(affine)
-    return nib.orientations.apply_orientation(np.asarray(array), transform)
 
 
 def tumour_slices(labels_ras: np.ndarray, *, count: int = 3) -> list[int]:
@@ -82,12 +71,12 @@ def contact_sheet(
     """T1c and FLAIR with the predicted labels (and the FLAIR with the reference labels, when
     labelled) on three axial slices through the tumour, on the labels' grid."""
     plt = _pyplot()
-    pred = to_ras(predicted.array, predicted.affine)
-    ref = to_ras(reference, predicted.affine) if reference is not None else None
+    pred = to_ras(predicted).array
+    ref = to_ras(Volume(reference, predicted.affine)).array if reference is not None else None
     slices = tumour_slices(pred if ref is None or not ref.any() else ref)
     rows: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
     for name, vol in (("T1c", t1c), ("FLAIR", flair)):
-        image = to_ras(vol.array, vol.affine).astype(np.float32) if vol is not None else None
+        image = to_ras(vol).array.astype(np.float32) if vol is not None else None
         if image is not None and image.shape != pred.shape:
             image = None  # not on the labels' grid: shown as absent rather than misaligned
         rows.append((f"{name} + model", image, pred))
