@@ -8,13 +8,13 @@ PYTEST_ARGS ?=
 
 .PHONY: install system demo test test-fast bench lock clean device-wheels
 
-# Debian packages: Orthanc, Chromium for the browser tests, dicom3tools (dciodvfy) for the
+# Debian packages: Orthanc and its DICOMweb plugin, Chromium for the browser tests, dicom3tools (dciodvfy) for the
 # write-back objects.
 system:
-	@if ! command -v Orthanc >/dev/null || ! command -v chromium >/dev/null || ! command -v dciodvfy >/dev/null; then \
-	  echo ">> installing Debian packages (orthanc, chromium, dicom3tools)"; \
+	@if ! command -v Orthanc >/dev/null || ! command -v chromium >/dev/null || ! command -v dciodvfy >/dev/null || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
+	  echo ">> installing Debian packages (orthanc, orthanc-dicomweb, chromium, dicom3tools)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q orthanc chromium dicom3tools; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q orthanc orthanc-dicomweb chromium dicom3tools; \
 	fi
 
 $(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml

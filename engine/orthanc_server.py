@@ -55,6 +55,16 @@ class OrthancStatus:
     studies: int | None = None
 
 
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+DICOMWEB_ROOT = "/dicom-web/"
+
+
+def dicomweb_plugins() -> list[str]:
+    """The DICOMweb plugin when Debian's ``orthanc-dicomweb`` is installed (``make system``
+    installs it); without it Orthanc still serves the REST API GlioWatch's ingest falls back to."""
+    return [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else []
+
+
 def resolve_password(settings: OrthancSettings, secrets_dir: Path) -> str:
     """The Orthanc password: from the environment when set, else a generated one kept 0600."""
     return configured_or_generated(settings.password, secrets_dir / PASSWORD_FILE, nbytes=18)
@@ -83,7 +93,11 @@ def write_config(settings: OrthancSettings, paths: OrthancPaths, *, password: st
         "OverwriteInstances": False,
         "KeepAlive": True,
         "HttpTimeout": 60,
-        "Plugins": [],
+        "Plugins": dicomweb_plugins(),
+        # DICOMweb (Debian's orthanc-dicomweb): whole-series retrieval in one multipart response
+        # for ingest, and the QIDO/WADO root the OHIF viewer reads. Same users as the REST API.
+        "DicomWeb": {"Enable": True, "Root": DICOMWEB_ROOT, "EnableWado": True, "Ssl": False,
+                     "StudiesMetadata": "Full", "SeriesMetadata": "Full"},
     }
     tmp = paths.config.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
