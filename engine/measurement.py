@@ -12,12 +12,14 @@ on labels already resampled into the baseline space.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.criteria import MeasurabilityCriteria
 from engine.lesions import (
+    AxialView,
     Lesion,
     Matching,
     axial_view,
@@ -47,6 +49,48 @@ class LabelVolumes:
         return self.et_ml + self.netc_ml + self.snfh_ml
 
 
+Point = tuple[float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class LesionSegments:
+    """Where a lesion's two diameters were measured: the ends of d1 and d2 in world mm (the space
+    of the label grid measured: the baseline space for a follow-up), and the axial slice of that
+    grid (``Lesion.slice_index``). ``d2_p0``/``d2_p1`` are None when no perpendicular chord fits."""
+
+    slice_index: int
+    d1_p0: Point
+    d1_p1: Point
+    d2_p0: Point | None = None
+    d2_p1: Point | None = None
+
+
+def lesion_segments(lesion: Lesion, *, view: AxialView, affine: np.ndarray) -> LesionSegments | None:
+    """World-mm ends of ``lesion``'s d1 and d2 chords (None without a d1 chord).
+
+    >>> from engine.lesions import axial_view
+    >>> from engine.types import Volume
+    >>> view = axial_view(Volume(np.zeros((4, 4, 3)), np.diag([2.0, 2.0, 5.0, 1.0])))
+    >>> lesion = Lesion(1, 0.1, 1, 4.0, 0.0, 2, False, "", d1_ends=((0.5, 1.0), (2.5, 1.0)))
+    >>> lesion_segments(lesion, view=view, affine=np.diag([2.0, 2.0, 5.0, 1.0]))
+    LesionSegments(slice_index=2, d1_p0=(1.0, 2.0, 10.0), d1_p1=(5.0, 2.0, 10.0), d2_p0=None, d2_p1=None)
+    """
+    if lesion.d1_ends is None:
+        return None
+
+    def world(point: tuple[float, float]) -> Point:
+        voxel = np.zeros(4)
+        voxel[list(view.axes)] = (point[0], point[1], lesion.slice_index)
+        voxel[3] = 1.0
+        out = np.asarray(affine, dtype=float) @ voxel
+        return (round(float(out[0]), 3), round(float(out[1]), 3), round(float(out[2]), 3))
+
+    d2 = lesion.d2_ends
+    return LesionSegments(slice_index=lesion.slice_index, d1_p0=world(lesion.d1_ends[0]),
+                          d1_p1=world(lesion.d1_ends[1]), d2_p0=world(d2[0]) if d2 else None,
+                          d2_p1=world(d2[1]) if d2 else None)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class StudyMeasurement:
     volumes: LabelVolumes
@@ -59,6 +103,8 @@ class StudyMeasurement:
     slice_thickness_mm: float
     min_diameter_mm: float
     obliquity_deg: float
+    #: per lesion index, where its diameters were measured (world mm of the label grid)
+    segments: Mapping[int, LesionSegments] = field(default_factory=dict)
 
     @property
     def n_measurable(self) -> int:
@@ -110,6 +156,8 @@ def measure_study(
         slice_thickness_mm=view.slice_thickness_mm,
         min_diameter_mm=criteria.min_diameter_mm(view.slice_thickness_mm),
         obliquity_deg=view.obliquity_deg,
+        segments={l.lesion_index: seg for l in lesions
+                  if (seg := lesion_segments(l, view=view, affine=labels.affine)) is not None},
     )
 
 

@@ -29,6 +29,7 @@ from engine.dicom.nifti import read_nifti
 from engine.events import patient_context, with_clinical_values
 from engine.measurement import StudyMeasurement, followup_findings, label_volumes, measure_study
 from engine.pipeline import reference_study
+from engine.reader_values import apply_reader_values
 from engine.response import PatientContext, ResponseCall, Timepoint, assess_patient
 from engine.risk import PspEstimate, psp_at_preliminary_pds
 from engine.state_paths import StatePaths, StoredFile
@@ -38,6 +39,7 @@ from engine.store import alerts as alerts_sql
 from engine.store import assessment as sql
 from engine.store import course
 from engine.store import ingest as ingest_sql
+from engine.store import reader as reader_sql
 from engine.trajectory import GrowthFit, fit_growth_since_nadir
 from engine.types import StudyStatus
 
@@ -136,6 +138,7 @@ def reassess_patient(con: sql.Con, *, patient_key: str, criteria: Criteria, mode
                          new_measurable_lesion=new, became_measurable=became, emerging_spd_mm2=emerging)
         timepoints.append(with_clinical_values(base, events, patient_key, previous_scan_date=previous_date))
         previous_date = r["scan_date"]
+    timepoints = apply_reader_values(timepoints, reader_sql.read_reader_inputs(con, patient_key))  # issue 32
     calls = assess_patient(timepoints, context, criteria=criteria, mode=mode)
     risks = psp_at_preliminary_pds(calls, timepoints, context=context, criteria=criteria)
     sql.replace_assessment(con, patient_key=patient_key, calls=calls, criteria=criteria, mode=mode, risks=risks,

@@ -34,6 +34,10 @@ class Lesion:
     slice_index: int
     measurable: bool
     note: str  # why it is (not) measurable, with the numbers
+    #: chord ends of d1 and d2 as (a, b) pixel coordinates of the view's slice ``slice_index``
+    #: (None: no chord); ``engine.measurement.lesion_segments`` turns them into world mm.
+    d1_ends: tuple[tuple[float, float], tuple[float, float]] | None = None
+    d2_ends: tuple[tuple[float, float], tuple[float, float]] | None = None
 
     @property
     def product_mm2(self) -> float:
@@ -78,8 +82,19 @@ def find_lesions(
             slice_index=best_slice + box[2].start,
             measurable=bool(measurable),
             note=note,
+            d1_ends=_shifted(best.d1_ends, box),
+            d2_ends=_shifted(best.d2_ends, box),
         ))
     return labels, tuple(lesions)
+
+
+def _shifted(ends: tuple[tuple[float, float], tuple[float, float]] | None,
+             box: tuple[slice, ...]) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """Chord ends measured inside a component's bounding box, in the whole view's pixel coordinates."""
+    if ends is None:
+        return None
+    da, db = float(box[0].start), float(box[1].start)
+    return ((ends[0][0] + da, ends[0][1] + db), (ends[1][0] + da, ends[1][1] + db))
 
 
 def _best_slice(component: np.ndarray, view: AxialView, criteria: MeasurabilityCriteria) -> tuple[SliceDiameters, int]:

@@ -19,7 +19,7 @@ import duckdb
 
 from engine.criteria import Criteria, Mode
 from engine.events import ClinicalEvent, EventType
-from engine.measurement import StudyMeasurement
+from engine.measurement import LesionSegments, StudyMeasurement
 from engine.response import ResponseCall
 from engine.risk import PspEstimate
 from engine.trajectory import GrowthFit
@@ -73,11 +73,24 @@ def write_measurement(
     fields = dict(outside_field or {})
     rows = [[measurement_id, study_uid, patient_key, l.lesion_index, tracks.get(l.lesion_index), l.volume_ml,
              l.d1_mm, l.d2_mm, l.product_mm2, l.slice_index, l.n_slices, l.measurable,
-             l.lesion_index in targets, l.lesion_index in new, fields.get(l.lesion_index), l.note]
+             l.lesion_index in targets, l.lesion_index in new, fields.get(l.lesion_index), l.note,
+             *_segment_json(measurement.segments.get(l.lesion_index))]
             for l in measurement.lesions]
     if rows:
-        con.executemany("INSERT INTO lesions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            """INSERT INTO lesions (measurement_id, study_uid, patient_key, lesion_index, track_id, volume_ml,
+                   d1_mm, d2_mm, product_mm2, slice_index, n_slices, measurable, is_target, is_new,
+                   outside_field, note, d1_p0, d1_p1, d2_p0, d2_p1)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
     return measurement_id
+
+
+def _segment_json(segments: LesionSegments | None) -> list[str | None]:
+    """The four diameter ends as JSON [x, y, z] world mm (None where not measured)."""
+    if segments is None:
+        return [None] * 4
+    points = (segments.d1_p0, segments.d1_p1, segments.d2_p0, segments.d2_p1)
+    return [json.dumps(list(p)) if p is not None else None for p in points]
 
 
 def replace_assessment(

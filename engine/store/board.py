@@ -26,13 +26,16 @@ import duckdb
 
 from engine.errors import GlioWatchError, StoreError
 from engine.store.alerts import acknowledge, record_audit
+from engine.store import reader as reader_sql
 from engine.store.board_requests import (
+    READER_KINDS,
     BoardRequest,
     Decision,
     RequestKind,
     discard_stale_temporaries,
     park_failed,
     pending_requests,
+    reader_value,
     write_request,
 )
 from engine.store.board_requests import now_utc as _now_utc
@@ -117,7 +120,7 @@ def apply_board_requests(store: Store, requests_dir: Path | str) -> AppliedReque
             park_failed(path, reason)
             continue
         applied.append(request.request_id)
-        if request.kind == RequestKind.CORRECT_EVENT and request.patient_key:
+        if (request.kind == RequestKind.CORRECT_EVENT or request.kind in READER_KINDS) and request.patient_key:
             reassess.add(request.patient_key)
         path.unlink(missing_ok=True)
     return AppliedRequests(applied=tuple(applied), failed=tuple(failed), skipped=tuple(skipped),
@@ -144,6 +147,8 @@ def _apply_one(con: Con, request: BoardRequest) -> None:
         record_audit(con, user=request.user, action="view", patient_key=key, detail=detail, now=at)
     elif request.kind == RequestKind.ACKNOWLEDGE_ALERT:
         _acknowledge(con, request)
+    elif request.kind in READER_KINDS:
+        _record_reader_value(con, request)
     elif request.kind == RequestKind.RECORD_DECISION:
         con.execute(
             """INSERT INTO board_decisions (patient_key, study_uid, decision, note, decided_by,
@@ -160,6 +165,30 @@ def _apply_one(con: Con, request: BoardRequest) -> None:
                                value=p.get("value") or None, user=request.user)
         record_audit(con, user=request.user, action="correct_event", patient_key=key,
                      detail=f"{detail}; note: {p['note']}", now=at)
+
+
+def _record_reader_value(con: Con, request: BoardRequest) -> None:
+    """One reader entry with what was in force before it (the reader's earlier value, else the
+    automatic one), and its audit row; the caller re-assesses the patient afterwards."""
+    key, study_uid = str(request.patient_key), request.payload["study_uid"]
+    if not reader_sql.study_of_patient(con, key, study_uid):
+        raise StoreError("The scan does not belong to this patient", exam=f"patient {key}",
+                         action="Reload the dashboard and choose the scan again.")
+    kind, lesion_index, value = reader_value(request)
+    before = reader_sql.current_value(con, patient_key=key, study_uid=study_uid, kind=kind, lesion_index=lesion_index)
+    if before is None and lesion_index is not None:
+        before = reader_sql.automatic_lesion(con, study_uid, lesion_index)
+        if before is None:
+            raise StoreError(f"Lesion {lesion_index} is not in this scan's current measurement",
+                             exam=f"patient {key}", action="Reload the dashboard; the lesions may have changed.")
+    note = request.payload["note"].strip()
+    reader_sql.insert_entry(con, patient_key=key, study_uid=study_uid, kind=kind, lesion_index=lesion_index,
+                            value=value, before=before, note=note, user=request.user, at=request.requested_at,
+                            request_id=request.request_id)
+    lesion = f" lesion {lesion_index}" if lesion_index is not None else ""
+    record_audit(con, user=request.user, action=f"reader_{kind.value.lower()}", patient_key=key,
+                 detail=f"study={study_uid}{lesion}: {before or 'proposed'} -> {value}"
+                        + (f"; note: {note}" if note else ""), now=request.requested_at)
 
 
 def _acknowledge(con: Con, request: BoardRequest) -> None:

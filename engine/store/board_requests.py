@@ -28,6 +28,9 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 from pathlib import Path
 
+from engine.reader_values import ReaderValueKind
+from engine.response.inputs import ClinicalStatus
+
 REQUESTS_DIR = "requests"
 FAILED_DIR = "failed"
 #: temporary files older than this were left by a process that died while writing one.
@@ -39,6 +42,15 @@ class RequestKind(StrEnum):
     ACKNOWLEDGE_ALERT = "ACKNOWLEDGE_ALERT"
     RECORD_DECISION = "RECORD_DECISION"
     CORRECT_EVENT = "CORRECT_EVENT"
+    # the reader's values of one scan (engine.reader_values); each re-assesses the patient
+    ACCEPT_SEGMENTATION = "ACCEPT_SEGMENTATION"
+    REJECT_SEGMENTATION = "REJECT_SEGMENTATION"
+    CHOOSE_TARGETS = "CHOOSE_TARGETS"
+    SET_DIAMETERS = "SET_DIAMETERS"
+    RECORD_NEW_LESION = "RECORD_NEW_LESION"
+    RECORD_NONMEASURABLE_PROGRESSION = "RECORD_NONMEASURABLE_PROGRESSION"
+    RECORD_STEROID_DOSE = "RECORD_STEROID_DOSE"
+    RECORD_CLINICAL_STATUS = "RECORD_CLINICAL_STATUS"
 
 
 class Decision(StrEnum):
@@ -57,7 +69,21 @@ _REQUIRED: dict[RequestKind, tuple[str, ...]] = {
     RequestKind.ACKNOWLEDGE_ALERT: ("alert_id", "note"),
     RequestKind.RECORD_DECISION: ("decision", "note"),
     RequestKind.CORRECT_EVENT: ("event", "event_date", "note"),
+    RequestKind.ACCEPT_SEGMENTATION: ("study_uid", "note"),
+    RequestKind.REJECT_SEGMENTATION: ("study_uid", "note"),
+    RequestKind.CHOOSE_TARGETS: ("study_uid", "track_ids", "note"),
+    RequestKind.SET_DIAMETERS: ("study_uid", "lesion_index", "d1_mm", "d2_mm", "note"),
+    RequestKind.RECORD_NEW_LESION: ("study_uid", "present", "note"),
+    RequestKind.RECORD_NONMEASURABLE_PROGRESSION: ("study_uid", "present", "note"),
+    RequestKind.RECORD_STEROID_DOSE: ("study_uid", "mg", "note"),
+    RequestKind.RECORD_CLINICAL_STATUS: ("study_uid", "status", "note"),
 }
+
+#: request kinds that record a reader value (engine.store.board applies them through reader_value)
+READER_KINDS: frozenset[RequestKind] = frozenset({
+    RequestKind.ACCEPT_SEGMENTATION, RequestKind.REJECT_SEGMENTATION, RequestKind.CHOOSE_TARGETS,
+    RequestKind.SET_DIAMETERS, RequestKind.RECORD_NEW_LESION, RequestKind.RECORD_NONMEASURABLE_PROGRESSION,
+    RequestKind.RECORD_STEROID_DOSE, RequestKind.RECORD_CLINICAL_STATUS})
 
 
 def now_utc() -> datetime:
@@ -91,6 +117,9 @@ class BoardRequest:
             Decision(self.payload["decision"])
         if self.kind == RequestKind.CORRECT_EVENT:
             date.fromisoformat(self.payload["event_date"])
+        if self.kind in READER_KINDS:
+            reader_value(self)  # refuses a malformed value now, in the dashboard
+
 
     def to_json(self) -> str:
         return json.dumps(self._fields(), sort_keys=True)
@@ -108,6 +137,66 @@ class BoardRequest:
                    payload={str(k): str(v) for k, v in dict(data["payload"]).items()},
                    request_id=str(data["request_id"]),
                    requested_at=datetime.fromisoformat(data["requested_at"]))
+
+
+def _number(payload: Mapping[str, str], name: str, *, minimum: float = 0.0) -> float:
+    try:
+        value = float(payload[name])
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum:
+        msg = f"Argument '{name}' must be a number >= {minimum:g}, got {payload[name]!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _yes(payload: Mapping[str, str], name: str) -> bool:
+    text = payload[name].strip().lower()
+    if text not in ("true", "false"):
+        msg = f"Argument '{name}' must be 'true' or 'false', got {payload[name]!r}"
+        raise ValueError(msg)
+    return text == "true"
+
+
+def reader_value(request: BoardRequest) -> tuple[ReaderValueKind, int | None, dict]:
+    """(value kind, lesion index or None, value) of a reader request; ValueError when malformed."""
+    p, kind = request.payload, request.kind
+    if not p["study_uid"]:
+        msg = f"Argument 'study_uid' of a {kind} request must name the scan"
+        raise ValueError(msg)
+    if kind == RequestKind.ACCEPT_SEGMENTATION:
+        return ReaderValueKind.SEGMENTATION, None, {"accepted": True}
+    if kind == RequestKind.REJECT_SEGMENTATION:
+        if not p["note"].strip():
+            msg = "Argument 'note' must give the reason the segmentation is rejected"
+            raise ValueError(msg)
+        return ReaderValueKind.SEGMENTATION, None, {"accepted": False, "reason": p["note"].strip()}
+    if kind == RequestKind.CHOOSE_TARGETS:
+        try:
+            ids = sorted({int(t) for t in p["track_ids"].split(",") if t.strip()})
+        except ValueError as exc:
+            msg = f"Argument 'track_ids' must be lesion numbers separated by commas, got {p['track_ids']!r}"
+            raise ValueError(msg) from exc
+        return ReaderValueKind.TARGETS, None, {"track_ids": ids}
+    if kind == RequestKind.SET_DIAMETERS:
+        d1, d2 = _number(p, "d1_mm"), _number(p, "d2_mm")
+        if d2 > d1:
+            msg = f"Argument 'd2_mm' ({d2:g}) must not exceed 'd1_mm' ({d1:g}): d1 is the longest diameter"
+            raise ValueError(msg)
+        return ReaderValueKind.DIAMETERS, int(_number(p, "lesion_index", minimum=1)), {"d1_mm": d1, "d2_mm": d2}
+    if kind == RequestKind.RECORD_NEW_LESION:
+        value: dict = {"present": _yes(p, "present")}
+        if p.get("d1_mm") and p.get("d2_mm"):
+            value.update(d1_mm=_number(p, "d1_mm"), d2_mm=_number(p, "d2_mm"))
+        return ReaderValueKind.NEW_LESION, None, value
+    if kind == RequestKind.RECORD_NONMEASURABLE_PROGRESSION:
+        return ReaderValueKind.NONMEASURABLE_PROGRESSION, None, {"present": _yes(p, "present")}
+    if kind == RequestKind.RECORD_STEROID_DOSE:
+        return ReaderValueKind.STEROID_DOSE, None, {"mg": _number(p, "mg")}
+    if kind == RequestKind.RECORD_CLINICAL_STATUS:
+        return ReaderValueKind.CLINICAL_STATUS, None, {"status": ClinicalStatus(p["status"]).value}
+    msg = f"A {kind} request records no reader value"
+    raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)

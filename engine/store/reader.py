@@ -1,0 +1,72 @@
+"""Every SQL statement on the reader's values (schema in ``schema_reader``): it stores and loads,
+``engine.reader_values`` decides what they mean."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from engine.reader_values import LesionRow, ReaderEntry, ReaderInputs, ReaderValueKind, in_force
+
+Con = duckdb.DuckDBPyConnection
+
+
+def read_entries(con: Con, patient_key: str) -> tuple[ReaderEntry, ...]:
+    rows = con.execute(
+        """SELECT study_uid, value_kind, value_json, entered_by, entered_at, lesion_index FROM reader_values
+           WHERE patient_key = ? ORDER BY entered_at, reader_value_id""", [patient_key]).fetchall()
+    return tuple(ReaderEntry(r[0], ReaderValueKind(r[1]), json.loads(r[2]), r[3], r[4], r[5]) for r in rows)
+
+
+def read_reader_inputs(con: Con, patient_key: str) -> ReaderInputs:
+    """The patient's reader entries, the lesions of its current measurements and its baseline study."""
+    lesions = con.execute(
+        """SELECT l.study_uid, l.lesion_index, l.track_id, l.d1_mm, l.d2_mm, l.measurable, l.is_target, l.is_new
+           FROM lesions l JOIN measurements m USING (measurement_id)
+           WHERE m.patient_key = ? AND NOT m.superseded ORDER BY l.study_uid, l.lesion_index""",
+        [patient_key]).fetchall()
+    baseline = con.execute(
+        """SELECT r.reference_study_uid FROM measurements m
+           JOIN registrations r ON CAST(r.registration_id AS VARCHAR) = m.registration_id
+           WHERE m.patient_key = ? AND NOT m.superseded AND r.reference_study_uid <> m.study_uid
+           LIMIT 1""", [patient_key]).fetchall()
+    return ReaderInputs(entries=read_entries(con, patient_key),
+                        lesions=tuple(LesionRow(*r) for r in lesions),
+                        baseline_uid=baseline[0][0] if baseline else None)
+
+
+def current_value(con: Con, *, patient_key: str, study_uid: str, kind: ReaderValueKind,
+                  lesion_index: int | None) -> dict[str, Any] | None:
+    """The value in force for that key (the reader's latest), or None."""
+    force = in_force(read_entries(con, patient_key))
+    entry = force.get(("" if kind is ReaderValueKind.TARGETS else study_uid, kind, lesion_index))
+    return dict(entry.value) if entry is not None else None
+
+
+def automatic_lesion(con: Con, study_uid: str, lesion_index: int) -> dict[str, Any] | None:
+    """The current measurement's lesion ``lesion_index`` of a study (d1, d2, track), or None."""
+    rows = con.execute(
+        """SELECT l.d1_mm, l.d2_mm, l.track_id, l.measurable FROM lesions l JOIN measurements m USING (measurement_id)
+           WHERE m.study_uid = ? AND NOT m.superseded AND l.lesion_index = ?""", [study_uid, lesion_index]).fetchall()
+    if not rows:
+        return None
+    d1, d2, track, measurable = rows[0]
+    return {"d1_mm": round(d1, 1), "d2_mm": round(d2, 1), "track_id": track, "measurable": measurable}
+
+
+def insert_entry(con: Con, *, patient_key: str, study_uid: str, kind: ReaderValueKind, lesion_index: int | None,
+                 value: dict[str, Any], before: dict[str, Any] | None, note: str, user: str, at: datetime,
+                 request_id: str) -> None:
+    con.execute(
+        """INSERT INTO reader_values (patient_key, study_uid, value_kind, lesion_index, value_json, before_json,
+               note, entered_by, entered_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [patient_key, study_uid, kind.value, lesion_index, json.dumps(value, sort_keys=True),
+         json.dumps(before, sort_keys=True) if before is not None else None, note, user, at, request_id])
+
+
+def study_of_patient(con: Con, patient_key: str, study_uid: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM studies WHERE patient_key = ? AND study_uid = ?",
+                            [patient_key, study_uid]).fetchall())
