@@ -58,7 +58,7 @@ def main() -> None:
     elif page == "Patient timeline":
         timeline.render(ref, patient_key)
     elif page == "Image review":
-        images.render(ref, patient_key, settings)
+        images.render(ref, patient_key, settings, user)
     else:
         actions.render(ref, patient_key, settings, user)
 

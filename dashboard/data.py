@@ -20,6 +20,8 @@ import streamlit as st
 
 from engine.store import Store, open_store
 from engine.store import read_model
+from engine.store import reader as reader_reads
+from engine.store.review_queue import read_review_queue
 from engine.store.ingest import stream_health
 from engine.urgency import PatientFindings, classify_urgency, rank_key
 
@@ -136,6 +138,9 @@ def patient_bundle(ref: SnapshotRef, patient_key: str) -> dict[str, Any]:
             "nadir": read_model.read_nadir(store, patient_key),
             "decisions": read_model.read_patient_table(store, "board_decisions", patient_key),
             "images": read_model.read_image_sources(store, patient_key),
+            "lesions": reader_reads.read_lesion_table(store, patient_key),
+            "reader": reader_reads.read_reader_history(store, patient_key),
+            "review": read_review_queue(store, patient_key),
         }
 
 

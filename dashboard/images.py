@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, lesion_table, reader_panel
+from dashboard.auth import SessionUser
 from dashboard.image_volumes import ImageSource, load_on_grid, load_volume, study_sources
 from dashboard.slices import (
     Plane,
@@ -27,6 +28,7 @@ from dashboard.slices import (
     slice_count,
     to_physical_aspect,
 )
+from dashboard.rano_lines import draw_segments, measured_slice, segments_on_slice
 from engine.errors import GlioWatchError
 from engine.settings import Settings
 from engine.types import Label, Volume
@@ -50,9 +52,16 @@ def _pair(settings: Settings, src_a: dict[str, ImageSource], src_b: dict[str, Im
     return vol_a, vol_b, lab_a, lab_b
 
 
-def render(ref: data.SnapshotRef, patient_key: str, settings: Settings) -> None:
+def _lines_in_world(row: pd.Series, registered: bool) -> bool:
+    """Whether the study's stored diameter ends are in the world of the volume shown for it: they
+    are in the baseline space for a registered follow-up, in its own space otherwise."""
+    return registered or not row["registered"] or bool(row["is_reference"])
+
+
+def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: SessionUser | None = None) -> None:
     st.header(f"Image review · {patient_key}")
-    studies = data.patient_bundle(ref, patient_key)["images"]
+    bundle = data.patient_bundle(ref, patient_key)
+    studies, lesions, history = bundle["images"], bundle["lesions"], bundle["reader"]
     studies = studies[[bool(n) for n in studies["native"]]].reset_index(drop=True)
     if studies.empty:
         st.warning("No stored volumes for this patient.")
@@ -83,8 +92,19 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings) -> None:
     except (GlioWatchError, FileNotFoundError) as exc:
         st.error(f"A stored volume cannot be read: {exc}")
         return
+    rows_of = {r["study_uid"]: _study_lesions(lesions, r["study_uid"]) if _lines_in_world(r, registered) else []
+               for r in (row_a, row_b)}
     n = slice_count(vol_b.array.shape, plane)
-    index_b = st.slider("Slice", 0, n - 1, n // 2, key=f"img_slice_{plane.value}")
+    slider_key = f"img_slice_{plane.value}"
+    measured = {f"#{r['lesion_index']} ({r['d1_mm']:.1f} × {r['d2_mm']:.1f} mm)": k for r in rows_of[row_b["study_uid"]]
+                if plane == Plane.AXIAL and (k := measured_slice(r, vol_b)) is not None}
+    if measured:
+        g1, g2 = st.columns([3, 1])
+        chosen = g1.selectbox("Lesion measured on the later scan", list(measured), key="img_goto_lesion")
+        g2.button("Show its slice", key="img_goto", on_click=st.session_state.__setitem__,
+                  args=(slider_key, measured[chosen]))
+    default = next(iter(measured.values()), n // 2)
+    index_b = st.slider("Slice", 0, n - 1, default, key=slider_key)
     index_a = index_b if registered else matching_index(vol_b, vol_a, plane, index_b)
     level0, width0 = default_window(vol_b.array)
     c1, c2 = st.columns(2)
@@ -102,10 +122,29 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings) -> None:
         grey = apply_window(extract_slice(vol.array, plane, idx), level=level, width=width)
         labels = _label_slice(lab, vol, plane, idx)
         rgb = overlay(grey, labels, show=show)
-        column.image(to_physical_aspect(rgb, row_mm=pixel_mm(vol, plane)[0], col_mm=pixel_mm(vol, plane)[1]),
-                     caption=f"{caption} · {sequence} · {plane.value} slice {idx}", width=460)
+        shown = to_physical_aspect(rgb, row_mm=pixel_mm(vol, plane)[0], col_mm=pixel_mm(vol, plane)[1])
+        row = row_a if column is left else row_b
+        drawn = segments_on_slice(rows_of[row["study_uid"]], vol, plane, idx)
+        shown = draw_segments(shown, drawn, slice_shape=grey.shape) if drawn else shown
+        lines = f" · RANO lines: {', '.join(f'#{d.lesion_index}' for d in drawn)}" if drawn else ""
+        column.image(shown, caption=f"{caption} · {sequence} · {plane.value} slice {idx}{lines}", width=460)
     if diff and registered:
         _difference(vol_a, vol_b, lab_a, lab_b, plane, index_b, width)
+    if not registered and not _lines_in_world(row_b, registered):
+        st.caption("The diameters of a registered follow-up were measured in the baseline space; "
+                   "they are drawn on the registered volumes only.")
+    left, right = st.columns(2)
+    with left:
+        lesion_table.show(lesions, history, row_a["study_uid"], first)
+    with right:
+        lesion_table.show(lesions, history, row_b["study_uid"], second)
+    reader_panel.render(settings, user, patient_key, row_b["study_uid"], second, lesions, history)
+
+
+def _study_lesions(lesions: pd.DataFrame, study_uid: str) -> list[dict]:
+    if lesions.empty:
+        return []
+    return lesions[lesions["study_uid"] == study_uid].sort_values("product_mm2", ascending=False).to_dict("records")
 
 
 def _label_slice(lab: Volume | None, vol: Volume, plane: Plane, idx: int) -> np.ndarray | None:

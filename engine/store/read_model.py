@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from engine.store.db import Store
+from engine.store.review_queue import unreviewed_flags_select
 from engine.store.schema_assessment import timeline_select
 
 def table_names(store: Store) -> set[str]:
@@ -74,7 +75,7 @@ def read_worklist(store: Store) -> pd.DataFrame:
                WHERE resolved_at IS NULL AND patient_key IS NOT NULL GROUP BY patient_key)"""
     joins.append("LEFT JOIN q USING (patient_key)")
     cols.append("coalesce(q.quarantined, 0) AS quarantined")
-    sql += f", fl AS ({_flagged_scans_select(store, tables)})"
+    sql += f", fl AS ({unreviewed_flags_select(store)})"
     joins.append("LEFT JOIN fl USING (patient_key)")
     cols.append("coalesce(fl.unreviewed_flags, []::VARCHAR[]) AS unreviewed_flags")
     if "clinical_events" in tables:
@@ -93,28 +94,6 @@ def read_worklist(store: Store) -> pd.DataFrame:
         cols.append("NULL::VARCHAR AS model_version")
     sql += (f" SELECT base.*, {', '.join(cols)} FROM base {' '.join(joins)}")
     return _df(store, sql)
-
-
-def _flagged_scans_select(store: Store, tables: set[str]) -> str:
-    """patient_key, unreviewed_flags: one "YYYY-MM-DD: reason" per flagged scan (current
-    segmentation flags, failed baseline registration QC, open quarantine) that no board decision
-    names (``board_decisions.study_uid``)."""
-    parts = ["""SELECT study_uid, 'quarantined: ' || reason AS flag FROM quarantine
-                WHERE resolved_at IS NULL AND study_uid IS NOT NULL"""]
-    if "segmentations" in tables:
-        parts.append("""SELECT study_uid, 'segmentation flags: ' || replace(flags, ',', ', ') AS flag
-                        FROM segmentations WHERE NOT superseded AND flags <> ''""")
-    if "registrations" in tables:
-        current = "AND NOT superseded" if "superseded" in column_names(store, "registrations") else ""
-        parts.append(f"""SELECT study_uid, 'registration QC failed: ' || qc_reason AS flag
-                         FROM registrations WHERE kind = 'baseline' AND NOT passed {current}""")
-    reviewed = ("AND s.study_uid NOT IN (SELECT study_uid FROM board_decisions WHERE study_uid IS NOT NULL)"
-                if "board_decisions" in tables else "")
-    return f"""SELECT s.patient_key,
-                   list(strftime(s.study_date, '%Y-%m-%d') || ': ' || f.flag
-                        ORDER BY s.study_date DESC, f.flag) AS unreviewed_flags
-               FROM ({' UNION ALL '.join(parts)}) f JOIN studies s USING (study_uid)
-               WHERE TRUE {reviewed} GROUP BY s.patient_key"""  # noqa: S608
 
 
 def read_alerts_overview(store: Store) -> pd.DataFrame:

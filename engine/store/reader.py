@@ -8,8 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from engine.reader_values import LesionRow, ReaderEntry, ReaderInputs, ReaderValueKind, in_force
+
+from engine.store.db import Store
 
 Con = duckdb.DuckDBPyConnection
 
@@ -70,3 +73,42 @@ def insert_entry(con: Con, *, patient_key: str, study_uid: str, kind: ReaderValu
 def study_of_patient(con: Con, patient_key: str, study_uid: str) -> bool:
     return bool(con.execute("SELECT 1 FROM studies WHERE patient_key = ? AND study_uid = ?",
                             [patient_key, study_uid]).fetchall())
+
+
+# --------------------------------------------------------------------------- the dashboard's reads
+
+
+def read_lesion_table(store: Store, patient_key: str) -> pd.DataFrame:
+    """Every lesion of the patient's current measurements, oldest scan first: diameters, product,
+    volume, measurability, tracked identity, whether it continues a baseline target, and the
+    diameter ends (JSON world-mm triples; NULL for rows measured before they were stored)."""
+    tables = {r[0] for r in store.query("SELECT table_name FROM information_schema.tables")}
+    if not {"lesions", "measurements"} <= tables:
+        return pd.DataFrame()
+    has_ends = bool(store.query("SELECT 1 FROM information_schema.columns WHERE table_name = 'lesions' "
+                                "AND column_name = 'd1_p0'"))
+    ends = "l.d1_p0, l.d1_p1, l.d2_p0, l.d2_p1" if has_ends else "NULL AS d1_p0, NULL AS d1_p1, NULL AS d2_p0, NULL AS d2_p1"
+    baseline = ("""LEFT JOIN registrations r ON CAST(r.registration_id AS VARCHAR) = m.registration_id
+                   LEFT JOIN measurements mb ON mb.study_uid = r.reference_study_uid AND NOT mb.superseded
+                   LEFT JOIN lesions b ON b.measurement_id = mb.measurement_id AND b.lesion_index = l.track_id"""
+                if "registrations" in tables else "")
+    target = "coalesce(b.is_target, false)" if baseline else "false"
+    sql = f"""SELECT m.study_uid, m.scan_date, l.lesion_index, l.track_id, l.volume_ml, l.d1_mm, l.d2_mm,
+                     l.product_mm2, l.slice_index, l.n_slices, l.measurable, l.is_target OR {target} AS is_target,
+                     l.is_new, l.note, {ends}
+              FROM lesions l JOIN measurements m USING (measurement_id) {baseline}
+              WHERE m.patient_key = ? AND NOT m.superseded
+              ORDER BY m.scan_date, l.lesion_index"""  # noqa: S608
+    return store.con.sql(sql, params=[patient_key]).to_arrow_table().to_pandas()
+
+
+def read_reader_history(store: Store, patient_key: str) -> pd.DataFrame:
+    """Every reader entry of the patient, newest first (who, when, what, before, after, note)."""
+    tables = {r[0] for r in store.query("SELECT table_name FROM information_schema.tables")}
+    if "reader_values" not in tables:
+        return pd.DataFrame(columns=["study_uid", "value_kind", "lesion_index", "value_json", "before_json",
+                                     "note", "entered_by", "entered_at"])
+    return store.con.sql(
+        """SELECT study_uid, value_kind, lesion_index, value_json, before_json, note, entered_by, entered_at
+           FROM reader_values WHERE patient_key = ? ORDER BY entered_at DESC, reader_value_id DESC""",
+        params=[patient_key]).to_arrow_table().to_pandas()
