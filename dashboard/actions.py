@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.auth import SessionUser
 from dashboard.board_queue import refused, submit, waiting_actions, writer_status
+from dashboard.table_format import Column, show_table
 from engine.settings import Settings
 from engine.store.board_requests import BoardRequest, Decision, RequestKind
 from engine.store.writer_presence import WriterState
@@ -42,7 +43,7 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
     _show_queue(ref, settings, patient_key, say_writer=not message)
     bundle = data.patient_bundle(ref, patient_key)
     _acknowledge(settings, user, patient_key, bundle["alerts"])
-    _decision(settings, user, patient_key, bundle["images"])
+    _decision(settings, user, patient_key, bundle["images"], bundle["decisions"], bundle["timeline"])
     _rt_end(settings, user, patient_key, bundle["events"])
 
 
@@ -56,7 +57,7 @@ def _show_queue(ref: data.SnapshotRef, settings: Settings, patient_key: str, *, 
     if not waiting:
         return
     status = writer_status(settings)
-    lines = [f"- {_LABELS.get(r.kind, r.kind.value)} by {r.user}, sent {r.requested_at:%Y-%m-%d %H:%M:%S} UTC"
+    lines = [f"- {_LABELS.get(r.kind, r.kind.value.replace('_', ' ').lower())} by {r.user}, sent {r.requested_at:%Y-%m-%d %H:%M:%S} UTC"
              for r in waiting]
     text = f"{len(waiting)} request(s) waiting for the pipeline to apply them:\n" + "\n".join(lines)
     if say_writer:  # else the message of the action just sent said it
@@ -90,22 +91,51 @@ def _acknowledge(settings: Settings, user: SessionUser, patient_key: str, alerts
             st.rerun()
 
 
-def _decision(settings: Settings, user: SessionUser, patient_key: str, studies: pd.DataFrame) -> None:
+def duplicate_of(decisions: pd.DataFrame, *, decision: str, study_uid: str) -> str | None:
+    """A line describing the same decision already recorded for the same scan, or None (pure)."""
+    if decisions.empty or "decision" not in decisions.columns:
+        return None
+    same = decisions[(decisions["decision"] == decision) & (decisions["study_uid"] == study_uid)]
+    if same.empty:
+        return None
+    last = same.sort_values("decided_at").iloc[-1]
+    return f"{decision} was already recorded for this scan by {last['decided_by']} on {pd.Timestamp(last['decided_at']):%Y-%m-%d %H:%M}"
+
+
+def _decision(settings: Settings, user: SessionUser, patient_key: str, studies: pd.DataFrame,
+              decisions: pd.DataFrame, timeline: pd.DataFrame) -> None:
+    """A decision is about one scan (the latest by default) and has no default: the board chooses it."""
     st.subheader("Record a decision")
     scans = {str(pd.Timestamp(r.study_date).date()): str(r.study_uid) for r in studies.itertuples()}
+    calls = {str(r.study_uid): str(r.final_response or r.response) for r in timeline.itertuples()} \
+        if not timeline.empty else {}
     with st.form("decision_form", clear_on_submit=True):
-        decision = st.selectbox("Decision", [d.value for d in Decision], key="dec_choice")
-        scan = st.selectbox("About the scan of", list(reversed(scans)), key="dec_scan")
+        scan = st.selectbox("About the scan of", list(reversed(scans)), key="dec_scan",
+                            format_func=lambda d: f"{d} · {calls.get(scans[d], 'not assessed')}")
+        decision = st.selectbox("Decision", [d.value for d in Decision], index=None, key="dec_choice",
+                                placeholder="Choose the board's decision")
         note = st.text_area("Note", key="dec_note")
+        again = st.checkbox("Record it again even if the same decision exists for this scan", key="dec_again")
         if st.form_submit_button("Record decision"):
-            if not note.strip():
-                st.error("A decision needs a note.")
+            if decision is None or not note.strip():
+                st.error("A decision needs a choice and a note.")
+                return
+            duplicate = duplicate_of(decisions, decision=decision, study_uid=scans.get(scan, ""))
+            if duplicate and not again:
+                st.warning(f"Not recorded: {duplicate}. Tick 'Record it again' to record a second one.")
                 return
             _send(settings, BoardRequest(kind=RequestKind.RECORD_DECISION, user=user.name,
                                          patient_key=patient_key,
                                          payload={"decision": decision, "note": note.strip(),
                                                   "study_uid": scans.get(scan, "")}))
             st.rerun()
+    if not decisions.empty:
+        st.markdown("**Decisions recorded**")
+        shown = decisions.sort_values("decided_at", ascending=False).assign(
+            scan=lambda f: f["study_uid"].map({u: d for d, u in scans.items()}))
+        show_table(shown, {"decided_at": Column("When (UTC)", "datetime"), "scan": Column("Scan"),
+                           "decision": Column("Decision"), "decided_by": Column("By"),
+                           "note": Column("Note", wide=True)})
 
 
 def _rt_end(settings: Settings, user: SessionUser, patient_key: str, events: pd.DataFrame) -> None:

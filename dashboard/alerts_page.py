@@ -19,6 +19,7 @@ _SHOWN: dict[str, tuple[str, str]] = {
     "alert": ("Alert", ""),
     "study_date": ("Scan date", ""),
     "reason": ("Reason", ""),
+    "values": ("Rests on", "Proposed: automatic values no reader has confirmed yet; confirmed or rejected by a reader"),
     "raised": ("Raised (UTC)", ""),
     "status": ("Status", ""),
     "acknowledged_by": ("Acknowledged by", ""),
@@ -43,6 +44,8 @@ def alert_rows(alerts: pd.DataFrame, *, state: str = "All", severities: list[str
     frame = frame.assign(
         alert=frame["alert_type"].map(alert_name),
         status=["Open" if pd.isna(a) else "Acknowledged" for a in frame["acknowledged_at"]],
+        values=(frame["values_basis"].fillna("proposed") if "values_basis" in frame.columns
+                else ["proposed"] * len(frame)),
         raised=[format_cell(v, "datetime") for v in frame["created_at"]],
         acknowledged=[format_cell(v, "datetime") for v in frame["acknowledged_at"]],
         study_date=[format_cell(v, "date") for v in frame["study_date"]],

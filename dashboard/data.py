@@ -120,6 +120,12 @@ def worklist(ref: SnapshotRef) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+def review_queue(ref: SnapshotRef) -> pd.DataFrame:
+    with _open(ref) as store:
+        return read_review_queue(store)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def alerts_overview(ref: SnapshotRef) -> pd.DataFrame:
     with _open(ref) as store:
         return read_model.read_alerts_overview(store)

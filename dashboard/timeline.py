@@ -42,6 +42,7 @@ def render(ref: data.SnapshotRef, patient_key: str) -> None:
         st.warning(f"No studies for patient key {patient_key!r} in the snapshot.")
         return
     _alerts(bundle["alerts"])
+    _review(bundle.get("review"))
     if timeline.empty:
         st.info("No assessment yet for this patient (the timeline fills in once studies are assessed).")
     fig = build_timeline_figure(timeline, events, growth=bundle["growth"], nadir=bundle["nadir"])
@@ -66,10 +67,21 @@ def _alerts(alerts: pd.DataFrame) -> None:
         return
     is_open = alerts["acknowledged_at"].isna()
     for row in alerts[is_open].itertuples():
-        st.error(f"**{row.alert_type}** ({row.severity}, {row.study_date}): {row.reason}")
+        basis = getattr(row, "values_basis", None) or "proposed"
+        st.error(f"**{row.alert_type}** ({row.severity}, {row.study_date}): {row.reason} "
+                 f"· rests on {basis} values")
     if (~is_open).any():
         with st.expander(f"Acknowledged alerts ({int((~is_open).sum())})"):
             show_table(alerts[~is_open], ACKNOWLEDGED_COLUMNS)
+
+
+def _review(review: pd.DataFrame | None) -> None:
+    """Scans that need a reader first, with the reason; confirming in image review clears them."""
+    if review is None or review.empty:
+        return
+    lines = "\n".join(f"- {pd.Timestamp(r.study_date):%Y-%m-%d}: {r.reason}" for r in review.itertuples())
+    st.warning(f"**Review queue** — scans that need a reader first (accept or reject the segmentation in "
+               f"Image review to clear them):\n{lines}")
 
 
 def _psp(psp: pd.DataFrame) -> None:

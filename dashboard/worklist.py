@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from dashboard.table_format import Column, show_table
 from dashboard.navigation import open_patient
 
 
@@ -110,6 +111,21 @@ def render(ref: data.SnapshotRef) -> None:
     c1, c2 = st.columns([3, 1])
     key = c1.selectbox("Patient", keys[:500], key="wl_open_key")
     c2.button("Open timeline", key="wl_open", on_click=open_patient, args=(key, "Patient timeline"))
+    _review_queue(data.review_queue(ref))
+
+
+def _review_queue(review: pd.DataFrame) -> None:
+    """Scans that need a reader first, oldest first, with the reason; a reader's confirmation in
+    image review (or a board decision on the scan) clears them."""
+    st.subheader(f"Review queue · {len(review)} open item(s)")
+    if review.empty:
+        st.caption("No scan waits for a reader.")
+        return
+    show_table(review, {"patient_key": Column("Patient"), "study_date": Column("Scan date", "date"),
+                        "reason": Column("Why a reader is needed", wide=True)}, key="wl_review")
+    c1, c2 = st.columns([3, 1])
+    key = c1.selectbox("Patient to review", list(dict.fromkeys(review["patient_key"])), key="wl_review_key")
+    c2.button("Open image review", key="wl_review_open", on_click=open_patient, args=(key, "Image review"))
 
 
 def _open_selected(keys: list[str]) -> None:

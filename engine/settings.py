@@ -117,6 +117,9 @@ class AlertSettings:
     backoff_base_s: float = 30.0  # first retry after 30 s, doubling ...
     backoff_max_s: float = 900.0  # ... up to 15 min between attempts
     escalate_after_h: float = 24.0  # unacknowledged alerts are sent again, marked ESCALATED
+    #: True: a CRITICAL clinical alert is sent only once a reader confirmed its scan's segmentation
+    #: (it is shown on the dashboard at once, marked "proposed"); False: sent at once (issue 32)
+    critical_waits_for_confirmation: bool = False
 
 
 @dataclass(frozen=True, slots=True)

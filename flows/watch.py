@@ -95,5 +95,6 @@ def deliver_alerts(rt: Any) -> None:
     cfg = rt.settings.alerts
     policy = RetryPolicy(base_s=cfg.backoff_base_s, max_s=cfg.backoff_max_s, max_attempts=cfg.max_attempts)
     report = run_outbox_once(rt.store, rt.sinks, now=sql.now_utc(), policy=policy,
-                             escalate_after_h=cfg.escalate_after_h)
+                             escalate_after_h=cfg.escalate_after_h,
+                             hold_unconfirmed_critical=cfg.critical_waits_for_confirmation)
     log.debug("alert outbox: %s", report)

@@ -96,12 +96,14 @@ def message_from_row(row: Mapping[str, object]) -> AlertMessage:
 
 
 def deliver_due(
-    store: Store, sinks: Mapping[str, AlertSink], *, now: datetime, policy: RetryPolicy, limit: int = 100
+    store: Store, sinks: Mapping[str, AlertSink], *, now: datetime, policy: RetryPolicy, limit: int = 100,
+    hold_unconfirmed_critical: bool = False,
 ) -> DeliveryReport:
-    """Send every due outbox row once; record each outcome in its own transaction."""
+    """Send every due outbox row once; record each outcome in its own transaction. With
+    ``hold_unconfirmed_critical`` a CRITICAL alert waits for a reader's confirmation of its scan."""
     report = DeliveryReport()
     down: set[str] = set()
-    for row in sql.due_deliveries(store, now, limit=limit):
+    for row in sql.due_deliveries(store, now, limit=limit, hold_unconfirmed_critical=hold_unconfirmed_critical):
         sink_name = str(row["sink"])
         if sink_name in down:
             report.deferred += 1
@@ -156,10 +158,11 @@ def escalate_unacknowledged(
 
 def run_outbox_once(
     store: Store, sinks: Mapping[str, AlertSink], *, now: datetime, policy: RetryPolicy,
-    escalate_after_h: float, limit: int = 100,
+    escalate_after_h: float, limit: int = 100, hold_unconfirmed_critical: bool = False,
 ) -> DeliveryReport:
     """One pass: escalate what is overdue, then deliver what is due."""
     escalated = escalate_unacknowledged(store, now=now, after_h=escalate_after_h, sinks=list(sinks))
-    report = deliver_due(store, sinks, now=now, policy=policy, limit=limit)
+    report = deliver_due(store, sinks, now=now, policy=policy, limit=limit,
+                         hold_unconfirmed_critical=hold_unconfirmed_critical)
     report.escalated = escalated
     return report

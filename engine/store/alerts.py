@@ -61,16 +61,27 @@ def _add_deliveries(con: Con, alert_id: int, sinks: Sequence[str], *, kind: Deli
         )
 
 
-def due_deliveries(store: Store, now: datetime, *, limit: int = 100) -> list[dict[str, Any]]:
-    """PENDING outbox rows whose next attempt is due, oldest first, joined with their alert."""
+def due_deliveries(store: Store, now: datetime, *, limit: int = 100,
+                   hold_unconfirmed_critical: bool = False) -> list[dict[str, Any]]:
+    """PENDING outbox rows whose next attempt is due, oldest first, joined with their alert.
+
+    ``hold_unconfirmed_critical``: a CRITICAL clinical alert waits (stays PENDING) until a reader
+    confirmed the segmentation of its scan (``reader_values``, issue 32); QA alerts never wait.
+    """
+    hold = ""
+    if hold_unconfirmed_critical:
+        hold = """AND NOT (a.severity = 'CRITICAL' AND a.alert_type NOT LIKE 'QA_%' AND a.study_uid NOT IN (
+                       SELECT study_uid FROM reader_values WHERE value_kind = 'SEGMENTATION'
+                       GROUP BY study_uid
+                       HAVING json_extract(arg_max(value_json, entered_at), '$.accepted')::BOOLEAN))"""
     return store.query_dicts(
-        """SELECT o.outbox_id, o.sink, o.kind, o.attempts, o.next_attempt_at,
+        f"""SELECT o.outbox_id, o.sink, o.kind, o.attempts, o.next_attempt_at,
                   a.alert_id, a.idempotency_key, a.alert_type, a.severity, a.patient_key, a.study_uid,
                   a.study_date, a.reason, a.link, a.created_at
            FROM alert_outbox o JOIN alerts a USING (alert_id)
-           WHERE o.status = ? AND o.next_attempt_at <= ?
+           WHERE o.status = ? AND o.next_attempt_at <= ? {hold}
            ORDER BY o.next_attempt_at, o.outbox_id
-           LIMIT ?""",
+           LIMIT ?""",  # noqa: S608 - a fixed clause, no values
         [str(DeliveryStatus.PENDING), now, int(limit)],
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from engine.store.db import Store
+from engine.store.reader import BASIS_SELECT, has_reader_values
 from engine.store.review_queue import unreviewed_flags_select
 from engine.store.schema_assessment import timeline_select
 
@@ -102,10 +103,11 @@ def read_alerts_overview(store: Store) -> pd.DataFrame:
         return pd.DataFrame(columns=["alert_id", "patient_key", "study_date", "alert_type", "severity",
                                      "reason", "created_at", "acknowledged_at", "acknowledged_by",
                                      "acknowledged_note"])
-    return _df(store, """SELECT alert_id, patient_key, study_date, alert_type, severity, reason, created_at,
-                             acknowledged_at, acknowledged_by, acknowledged_note
-                         FROM alerts
-                         ORDER BY acknowledged_at IS NOT NULL, created_at DESC, alert_id DESC""")
+    return _df(store, f"""SELECT alert_id, patient_key, study_date, alert_type, severity, reason,
+                              {_BASIS} AS values_basis, created_at, acknowledged_at, acknowledged_by,
+                              acknowledged_note
+                          FROM alerts {_basis_join(store)}
+                          ORDER BY acknowledged_at IS NOT NULL, created_at DESC, alert_id DESC""")
 
 
 def read_timeline(store: Store, patient_key: str) -> pd.DataFrame:
@@ -142,8 +144,19 @@ def read_alerts(store: Store, patient_key: str | None = None, *, only_open: bool
         where.append("acknowledged_at IS NULL")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     return _df(store, f"""SELECT alert_id, alert_type, severity, patient_key, study_date, reason,
-                              created_at, acknowledged_at, acknowledged_by, acknowledged_note
-                          FROM alerts {clause} ORDER BY created_at DESC""", params)
+                              {_BASIS} AS values_basis, created_at, acknowledged_at, acknowledged_by,
+                              acknowledged_note
+                          FROM alerts {_basis_join(store)} {clause} ORDER BY created_at DESC""", params)
+
+
+#: whether an alert rests on values a reader confirmed (issue 32): 'proposed' until then
+_BASIS = "coalesce(rv.basis, 'proposed')"
+
+
+def _basis_join(store: Store) -> str:
+    if not has_reader_values(store):
+        return "LEFT JOIN (SELECT NULL::VARCHAR AS study_uid, NULL::VARCHAR AS basis) rv USING (study_uid)"
+    return f"LEFT JOIN ({BASIS_SELECT}) rv USING (study_uid)"
 
 
 def read_patient_table(store: Store, table: str, patient_key: str) -> pd.DataFrame:

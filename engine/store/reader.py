@@ -75,6 +75,18 @@ def study_of_patient(con: Con, patient_key: str, study_uid: str) -> bool:
                             [patient_key, study_uid]).fetchall())
 
 
+#: per study with a reader verdict: ``study_uid, basis`` ('confirmed' or 'rejected'); a study
+#: missing here rests on proposed (automatic) values.
+BASIS_SELECT = """SELECT study_uid,
+           CASE WHEN json_extract(arg_max(value_json, entered_at), '$.accepted')::BOOLEAN
+                THEN 'confirmed' ELSE 'rejected' END AS basis
+    FROM reader_values WHERE value_kind = 'SEGMENTATION' GROUP BY study_uid"""
+
+
+def has_reader_values(store: Store) -> bool:
+    return bool(store.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'reader_values'"))
+
+
 # --------------------------------------------------------------------------- the dashboard's reads
 
 

@@ -88,6 +88,7 @@ def test_the_dashboard_submits_and_renders_without_opening_the_main_store(
     at = AppTest.from_file(str(APP_PATH), default_timeout=60)
     at.run()
     open_page(log_in(at), "Actions", "P-ALERT")
+    at.selectbox(key="dec_choice").set_value("ADVANCED_IMAGING")
     at.text_area(key="dec_note").input("discuss perfusion")
     at.button(key="FormSubmitter:decision_form-Record decision").click().run()
     at.radio(key="page").set_value("Stream health").run()

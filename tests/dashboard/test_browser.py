@@ -191,3 +191,33 @@ def test_reload_keeps_the_login_and_the_alerts_page_renders(
         grid.wait_for()
         grid.click(position={"x": 15, "y": 35 + 17})  # the first row's selection box (P-ALERT)
         page.get_by_role("heading", name="Patient P-ALERT").wait_for()
+
+
+def test_rano_lines_and_a_reader_confirmation_on_a_store_the_pipeline_produced(
+    pipeline_server: str, pipeline_state: PipelineState, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """Issue 32: the later scan opens on the slice where its diameters were measured, with the RANO
+    lines drawn and the per-lesion tables; the reader accepts the segmentation, the writer applies it,
+    and after a reload the scan reads "Confirmed by dr.test" with the entry in the reader's history."""
+    from tests.dashboard.test_reader_pipeline import writer_cycle
+
+    with _browser_page(tmp_path, height_px=2400) as page:
+        page.goto(f"{pipeline_server}/?patient={pipeline_state.patient_key}")
+        _log_in(page)
+        page.get_by_role("heading", name=f"Patient {pipeline_state.patient_key}").wait_for()
+        page.get_by_text("Image review", exact=True).click()
+        page.get_by_text("RANO lines: #1").first.wait_for()
+        page.get_by_text("Lesions · ").first.wait_for()
+        _assert_images_drawn(page, 2)
+        page.get_by_text("Proposed: the automatic segmentation").wait_for()
+        page.screenshot(path=artifacts_dir / "dashboard-9-rano-lines.png", full_page=True)
+
+        page.get_by_role("button", name="Accept segmentation").click()
+        page.get_by_text("Queued.").first.wait_for()
+        assert writer_cycle(pipeline_state.settings) == ()
+        page.reload()
+        page.get_by_text("Image review", exact=True).click()
+        page.get_by_text("Confirmed by dr.test").wait_for()
+        page.get_by_text("Reader's values of this scan").wait_for()
+        _assert_images_drawn(page, 2)
+        page.screenshot(path=artifacts_dir / "dashboard-10-reader-confirmed.png", full_page=True)

@@ -12,6 +12,7 @@ from scipy import ndimage
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data, images
+from dashboard.board_queue import submit
 from dashboard.image_volumes import study_sources
 from dashboard.rano_lines import draw_segments, measured_slice, segments_on_slice
 from dashboard.slices import Plane, extract_slice
@@ -20,7 +21,7 @@ from engine.patient_assessment import assess_patient_course
 from engine.settings import Settings
 from engine.store import open_store, publish_snapshot
 from engine.store.board import apply_board_requests
-from engine.store.board_requests import requests_dir
+from engine.store.board_requests import BoardRequest, RequestKind, requests_dir
 from engine.types import Label
 from tests.dashboard.conftest import APP_PATH, log_in, open_page
 from tests.dashboard.pipeline_state import PipelineState
@@ -97,6 +98,10 @@ def _submit(at: AppTest, label: str) -> AppTest:
 def test_each_reader_action_persists_is_audited_and_recomputes_the_response(pipeline_state: PipelineState) -> None:
     settings, key = pipeline_state.settings, pipeline_state.patient_key
     last = pipeline_state.study_uids[-1]
+    # the pipeline's store has no clinical events: the board enters the RT end so the scans can be called
+    submit(settings, BoardRequest(kind=RequestKind.CORRECT_EVENT, user="dr.test", patient_key=key,
+                                  payload={"event": "RT_END", "event_date": "2025-03-01", "note": "from the letter"}))
+    assert writer_cycle(settings) == ()
     with open_store(settings.snapshot_path, read_only=True) as store:
         (lesion_index, product), = store.query(
             """SELECT l.lesion_index, l.product_mm2 FROM lesions l JOIN measurements m USING (measurement_id)
