@@ -133,11 +133,8 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
     if not registered and not _lines_in_world(row_b, registered):
         st.caption("The diameters of a registered follow-up were measured in the baseline space; "
                    "they are drawn on the registered volumes only.")
-    left, right = st.columns(2)
-    with left:
-        lesion_table.show(lesions, history, row_a["study_uid"], first)
-    with right:
-        lesion_table.show(lesions, history, row_b["study_uid"], second)
+    for row, caption in ((row_a, first), (row_b, second)):
+        lesion_table.show(lesions, history, row["study_uid"], caption)
     reader_panel.render(settings, user, patient_key, row_b["study_uid"], second, lesions, history)
 
 

@@ -157,3 +157,41 @@ def test_a_value_for_a_scan_of_another_patient_is_refused_by_the_writer(tmp_path
     assert applied.failed and "does not belong to this patient" in applied.failed[0][1]
     assert not store.query("SELECT * FROM reader_values")
     store.close()
+
+
+def test_a_critical_alert_waits_for_confirmation_when_the_setting_says_so(tmp_path) -> None:
+    from engine.store.alerts import due_deliveries
+
+    store = _course(tmp_path)
+    now = datetime(2025, 6, 1, 12)
+    with store.transaction() as con:
+        for alert_id, severity, kind in ((1, "CRITICAL", "ALERT_PD_CONFIRMED"), (2, "CRITICAL", "QA_STUDY_QUARANTINED"),
+                                         (3, "WARNING", "ALERT_PPD")):
+            con.execute("""INSERT INTO alerts (alert_id, idempotency_key, alert_type, severity, patient_key, study_uid,
+                               reason, link, criteria, created_at) VALUES (?, ?, ?, ?, 'P-0001', 'S2', 'r', '/', 'c', ?)""",
+                        [alert_id, f"k{alert_id}", kind, severity, now])
+            con.execute("""INSERT INTO alert_outbox (alert_id, sink, kind, status, next_attempt_at, created_at)
+                           VALUES (?, 'webhook', 'NOTICE', 'PENDING', ?, ?)""", [alert_id, now, now])
+    assert {r["alert_id"] for r in due_deliveries(store, now)} == {1, 2, 3}  # setting off: nothing waits
+    assert {r["alert_id"] for r in due_deliveries(store, now, hold_unconfirmed_critical=True)} == {2, 3}
+    _apply(store, tmp_path, RequestKind.REJECT_SEGMENTATION, study_uid="S2", note="artefact")
+    assert {r["alert_id"] for r in due_deliveries(store, now, hold_unconfirmed_critical=True)} == {2, 3}
+    _apply(store, tmp_path, RequestKind.ACCEPT_SEGMENTATION, study_uid="S2")
+    assert {r["alert_id"] for r in due_deliveries(store, now, hold_unconfirmed_critical=True)} == {1, 2, 3}
+    store.close()
+
+
+def test_a_discordant_scan_is_routed_to_review_until_a_reader_confirms_it(tmp_path) -> None:
+    from engine.store.review_queue import read_review_queue
+
+    store = _course(tmp_path)
+    assert read_review_queue(store, "P-0001").empty  # the +44 % was resolved by the next scan
+    auto = store.query_dicts("SELECT d1_mm, d2_mm FROM lesions WHERE study_uid = 'S1'")[0]
+    _apply(store, tmp_path, RequestKind.SET_DIAMETERS, study_uid="S2", lesion_index="1",
+           d1_mm=f"{auto['d1_mm']:.2f}", d2_mm=f"{auto['d2_mm']:.2f}")  # 2D flat, the volume +44 %
+    queue = read_review_queue(store, "P-0001")
+    assert list(zip(queue["study_uid"], queue["reason"], strict=True)) == [
+        ("S2", "2D and volumetric assessments disagree (discordant)")]
+    _apply(store, tmp_path, RequestKind.ACCEPT_SEGMENTATION, study_uid="S2")
+    assert read_review_queue(store, "P-0001").empty
+    store.close()
