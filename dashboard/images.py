@@ -103,8 +103,8 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
         chosen = g1.selectbox("Lesion measured on the later scan", list(measured), key="img_goto_lesion")
         g2.button("Show its slice", key="img_goto", on_click=st.session_state.__setitem__,
                   args=(slider_key, measured[chosen]))
-    default = next(iter(measured.values()), n // 2)
-    index_b = st.slider("Slice", 0, n - 1, default, key=slider_key)
+    start = {} if slider_key in st.session_state else {"value": next(iter(measured.values()), n // 2)}
+    index_b = st.slider("Slice", 0, n - 1, key=slider_key, **start)  # "Show its slice" sets the state
     index_a = index_b if registered else matching_index(vol_b, vol_a, plane, index_b)
     level0, width0 = default_window(vol_b.array)
     c1, c2 = st.columns(2)

@@ -88,6 +88,12 @@ def test_image_review_shows_the_lines_the_lesion_tables_and_the_reader_panel(pip
     headers = [m.value for m in at.markdown if m.value.startswith("**Lesions · ")]
     assert len(headers) == 2 and len(at.dataframe) >= 2
     assert any("Proposed" in i.value for i in at.info)
+    measured = at.slider(key="img_slice_axial").value
+    at.slider(key="img_slice_axial").set_value(0).run()
+    assert "RANO lines" not in [i.caption for e in at.get("image") for i in e.proto.imgs][1]
+    at.button(key="img_goto").click().run()  # back to the slice where the lesion was measured
+    assert at.slider(key="img_slice_axial").value == measured
+    assert not at.exception and not at.error and not at.warning, [w.value for w in at.warning]
 
 
 def _submit(at: AppTest, label: str) -> AppTest:
