@@ -28,6 +28,17 @@ HISTORY_COLUMNS: dict[str, Column] = {
 }
 
 
+_KIND_WORDS = {"SEGMENTATION": "segmentation", "TARGETS": "target lesions", "DIAMETERS": "diameters",
+               "NEW_LESION": "new lesion", "NONMEASURABLE_PROGRESSION": "non-measurable progression",
+               "STEROID_DOSE": "steroid dose", "CLINICAL_STATUS": "clinical status"}
+
+
+def history_rows(history: pd.DataFrame, study_uid: str) -> pd.DataFrame:
+    """The reader's entries of one scan, newest first, with the kind in words (pure)."""
+    mine = history[history["study_uid"] == study_uid] if not history.empty else history
+    return mine.assign(value_kind=[_KIND_WORDS.get(k, k) for k in mine["value_kind"]])
+
+
 def status_text(history: pd.DataFrame, study_uid: str) -> str:
     """'proposed', or who confirmed / rejected the segmentation and when (pure)."""
     rows = history[(history["study_uid"] == study_uid) & (history["value_kind"] == "SEGMENTATION")] \
@@ -64,7 +75,7 @@ def render(settings: Settings, user: SessionUser | None, patient_key: str, study
         st.caption("Your role may read but not confirm or correct.")
     else:
         _forms(settings, user, patient_key, study_uid, lesions)
-    mine = history[history["study_uid"] == study_uid] if not history.empty else history
+    mine = history_rows(history, study_uid)
     if not mine.empty:
         st.markdown("**Reader's values of this scan (newest first)**")
         show_table(mine, HISTORY_COLUMNS)
