@@ -1,7 +1,7 @@
 """Reads of one patient's course for its assessment: the studies to measure, their dates, and the
 quality events (quarantine, failed registration, segmentation flags) that raise QA alerts.
 
-Plain rows and values; what they mean is decided by the caller (``engine.patient_assessment``).
+Plain rows and values; what they mean is decided by the caller (``engine.usecases.patient_course``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from engine.store.db import Store
 
 def usable_studies(store: Store, patient_key: str) -> list[dict[str, Any]]:
     """The patient's segmented studies (status SEGMENTED, REGISTERED or ASSESSED), by date, with
-    the current segmentation and, where one passed, the current registration into the baseline
+    the current segmentation (``segmented_at``: when its row was last written) and, where one passed, the current registration into the baseline
     (``registration_id``, ``resampled`` JSON, ``reference_study_uid``; NULL otherwise)."""
     return store.query_dicts(
         """SELECT s.study_uid, s.study_date, s.status, g.labels_path, g.model_name, g.model_version,
-                  g.weights_sha256, g.config_sha256, g.flags, r.registration_id, r.resampled, r.reference_study_uid
+                  g.weights_sha256, g.config_sha256, g.flags, g.created_at AS segmented_at,
+                  r.registration_id, r.resampled, r.reference_study_uid
            FROM studies s
            JOIN segmentations g ON g.study_uid = s.study_uid AND NOT g.superseded
            LEFT JOIN registrations r ON r.study_uid = s.study_uid AND r.kind = 'baseline'

@@ -72,6 +72,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: ingest, pipeline, assessment, alert and board tables; timeline view", _baseline),
     Migration(2, "store_revision: the change counter that decides when the snapshot is published",
               revision.create),
+    Migration(3, "measurements.inputs_sha256: the fingerprint of a measurement's inputs, so an unchanged "
+                 "study is not measured again", lambda con: con.execute(
+                     "ALTER TABLE measurements ADD COLUMN IF NOT EXISTS inputs_sha256 VARCHAR")),
 )
 
 #: the schema version this code writes and reads
