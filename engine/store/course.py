@@ -9,7 +9,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import duckdb
+
 from engine.store.db import Store
+
+Con = duckdb.DuckDBPyConnection
 
 
 def usable_studies(store: Store, patient_key: str) -> list[dict[str, Any]]:
@@ -55,3 +59,12 @@ def segmentation_flags(store: Store, patient_key: str) -> dict[str, tuple[str, .
     return {uid: tuple(flags.split(",")) for uid, flags in store.query(
         """SELECT g.study_uid, g.flags FROM segmentations g JOIN studies s USING (study_uid)
            WHERE s.patient_key = ? AND NOT g.superseded AND g.flags <> ''""", [patient_key])}
+
+
+def stored_alert_keys(con: Con, keys: list[str]) -> set[str]:
+    """Those of the idempotency ``keys`` whose alert is already stored (one query, in the caller's
+    transaction ``con``), so an assessment enqueues only the alerts it raises for the first time."""
+    if not keys:
+        return set()
+    return {k for (k,) in con.execute("SELECT idempotency_key FROM alerts WHERE list_contains(?, idempotency_key)",
+                                      [keys]).fetchall()}

@@ -78,7 +78,8 @@ def assess_patient_course(
                               criteria=criteria.label, qa=events)
                    for uid, events in qa.items() if uid not in called]
         alerts = [a for i in inputs for a in evaluate_alerts(i, base_url=base_url)]
-        alerts_sql.enqueue_alerts(con, alerts, list(alert_sinks))
+        known = course.stored_alert_keys(con, [a.idempotency_key for a in alerts])  # raised before: once, ever
+        alerts_sql.enqueue_alerts(con, [a for a in alerts if a.idempotency_key not in known], list(alert_sinks))
         for c in measured:
             ingest_sql.set_study_status(con, c.study_uid, StudyStatus.ASSESSED)
     lines = tuple(f"{c.scan_date} {c.category.value:<17} final {c.final_category.value:<17} {c.reason}"
