@@ -73,14 +73,12 @@ def backfill(rt: Runtime, *, since: date | None, patient: str | None) -> CycleRe
     from flows.process import run_processing
     from flows.watch import ingest_study_task
 
-    ingested: list[str] = []
     report = run_backfill(
         archive=rt.archive, store=rt.store,
         ingest=lambda sid: ingest_study_task(rt.ingest_sources, sid),
-        after_commit=lambda s: None if s.quarantine_reason else ingested.append(s.study_uid),
         since=since, patient_key=patient, key_of=lambda pid: patient_key(pid, salt=rt.key_salt),
     )
-    run_processing(rt, ingested)
+    run_processing(rt, report.ingested)
     return report
 
 

@@ -41,19 +41,12 @@ def watch_cycle(rt: Runtime, reconcile: bool = False) -> CycleReport:
     store changed."""
     from flows.process import process_pending, run_processing
 
-    ingested: list[str] = []
-
-    def after_commit(study: IngestedStudy) -> None:
-        if not study.quarantine_reason:
-            ingested.append(study.study_uid)
-
     try:
         process_pending(rt)
         report = run_cycle(
             archive=rt.archive,
             store=rt.store,
             ingest=lambda study_id: ingest_study_task(rt.ingest_sources, study_id),
-            after_commit=after_commit,
             batch_size=rt.settings.watcher.changes_batch,
             reconcile=reconcile,
         )
@@ -63,7 +56,7 @@ def watch_cycle(rt: Runtime, reconcile: bool = False) -> CycleReport:
         if exc.retryable:  # archive down: alerts already committed still go out this cycle
             deliver_alerts(rt)
         raise
-    run_processing(rt, ingested)
+    run_processing(rt, report.ingested)  # the studies committed this cycle, not quarantined
     apply_board_actions(rt)
     deliver_alerts(rt)
     with rt.store.transaction(visible=False) as con:  # no reader is shown the cycle line
