@@ -1,12 +1,13 @@
 """Cost of assessing a patient after one more study, against the length of its history (issue 34).
 
-For each history length N (2, 5, 10, 20 timepoints) one patient's course is built in a real
+For each history length N (2, 5, 10, 20 timepoints; N >= 2) one patient's course is built in a real
 DuckDB store (``tests/course_factory.py``: label maps of 96 x 96 x 72 1 mm voxels, each study
 segmented and registered to the baseline as the pipeline records it) and assessed. Then, in every
 round, on the same store:
 
 - **ours, one study added**: timepoint N is recorded again (a new segmentation row, i.e. a
-  changed study) and ``assess_patient_course`` runs: it measures that study (and reads the
+  changed study, with the same label map at every N: timepoint 1's, so its own cost does not
+  change with N) and ``assess_patient_course`` runs: it measures that study (and reads the
   baseline's labels to track it) and keeps the stored measurements of the others;
 - **baseline, today's full re-measure**: the stored fingerprints are cleared first (not timed),
   so ``assess_patient_course`` reads and measures every label map of the patient, as every
@@ -37,6 +38,8 @@ from tests.course_factory import PATIENT, add_study, record_rt_end, study_uid
 
 LENGTHS = (2, 5, 10, 20)
 ROUNDS = 5
+#: the label map every added study gets (timepoint 1's), so the added study costs the same at every N
+ADDED_PATTERN = 1
 CRITERIA = load_criteria(Profile.RANO2)
 
 
@@ -58,7 +61,7 @@ def measure(n: int, rounds: int, work: Path) -> dict[str, float]:
         ours: list[tuple[float, float]] = []
         full: list[tuple[float, float]] = []
         for _ in range(rounds):  # alternating, so both paths see the same load on the machine
-            add_study(store, paths, n - 1, baseline_uid=study_uid(0) if n > 1 else None)
+            add_study(store, paths, n - 1, baseline_uid=study_uid(0), pattern=ADDED_PATTERN)
             ours.append(_assess(store, paths))
             store.con.execute("UPDATE measurements SET inputs_sha256 = NULL")  # today's path: measure all
             full.append(_assess(store, paths))

@@ -59,7 +59,7 @@ def labels_at(t: int, *, shape: tuple[int, int, int] = SHAPE) -> Volume:
 
     main = c + np.array([0, -12, -10])
     second = c + np.array([4, 18, 16])
-    r_main = 12.0 - 2.2 * min(t, 3) + 2.5 * max(t - 3, 0)  # response, then growth
+    r_main = min(12.0 - 2.2 * min(t, 3) + 2.5 * max(t - 3, 0), 14.0)  # response, then growth to 14 mm
     labels[ball(main, r_main + 6) | ball(second, 10)] = 2
     labels[ball(main, r_main)] = 3
     labels[ball(main, max(r_main - 4, 1))] = 1
@@ -68,11 +68,12 @@ def labels_at(t: int, *, shape: tuple[int, int, int] = SHAPE) -> Volume:
     return Volume(array=labels, affine=np.eye(4))
 
 
-def add_study(store: Store, paths: StatePaths, t: int, *, baseline_uid: str | None = None) -> str:
+def add_study(store: Store, paths: StatePaths, t: int, *, baseline_uid: str | None = None,
+              pattern: int | None = None) -> str:
     """Record timepoint ``t`` as segmented and registered to ``baseline_uid`` (its own baseline
-    when None); returns its study UID."""
+    when None), with the label map of timepoint ``pattern`` (default ``t``); returns its UID."""
     uid = study_uid(t)
-    labels = labels_at(t)
+    labels = labels_at(t if pattern is None else pattern)
     rel = f"{PATIENT}/{uid}/labels.nii.gz"
     (paths.labels_dir / rel).parent.mkdir(parents=True, exist_ok=True)
     write_nifti(labels, paths.labels_dir / rel, force=True)
@@ -83,18 +84,20 @@ def add_study(store: Store, paths: StatePaths, t: int, *, baseline_uid: str | No
         pipeline_sql.record_segmentation(con, study_uid=uid, output=SegmentationOutput(
             uid, labels_path=rel, volumes_ml={}, model_name="course", model_version="1", weights_sha256="w"))
         ingest_sql.set_study_status(con, uid, StudyStatus.SEGMENTED)
-    register(store, paths, t, baseline_uid=baseline_uid)
+    register(store, paths, t, baseline_uid=baseline_uid, pattern=pattern)
     return uid
 
 
-def register(store: Store, paths: StatePaths, t: int, *, baseline_uid: str | None) -> None:
-    """(Re-)register timepoint ``t`` to ``baseline_uid`` (itself when None or its own UID)."""
+def register(store: Store, paths: StatePaths, t: int, *, baseline_uid: str | None,
+             pattern: int | None = None) -> None:
+    """(Re-)register timepoint ``t`` (label map of ``pattern``, default ``t``) to ``baseline_uid``
+    (itself when None or its own UID)."""
     uid = study_uid(t)
     resampled: dict[str, str] = {}
     if baseline_uid is not None and baseline_uid != uid:
         target = paths.registered_dir / PATIENT / uid / "labels.nii.gz"
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_nifti(labels_at(t), target, force=True)
+        write_nifti(labels_at(t if pattern is None else pattern), target, force=True)
         resampled = {"labels": f"{PATIENT}/{uid}/labels.nii.gz"}
     with store.transaction() as con:
         pipeline_sql.record_registration(con, study_uid=uid, reference_study_uid=baseline_uid or uid,
