@@ -8,8 +8,6 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import pytest
-
 from engine.criteria import Mode, Profile, load_criteria
 from engine.state_paths import StatePaths
 from engine.store import Store, open_store
