@@ -41,7 +41,9 @@ SEED = 616161
 def measure(*, patients: int, visits: int, work: Path) -> list[dict[str, Any]]:
     from engine.criteria import Mode, load_criteria
     from engine.ingest import ingest_study
-    from engine.patient_assessment import assess_patient_course
+    from engine.usecases.patient_course import assess_patient_course
+    from engine.usecases.register_study import commit_registration, registration_jobs
+    from engine.usecases.segment_study import commit_segmentation, study_files
     from engine.stream import run_cycle
     from flows.process import _registrar, _segmenter
     from flows.runtime import build_runtime
@@ -77,20 +79,20 @@ def measure(*, patients: int, visits: int, work: Path) -> list[dict[str, Any]]:
         commit_overhead = max(cycle_s - sum(timings.values()), 0.0) / max(len(order), 1)
         for study_uid, patient_key in order:
             row: dict[str, Any] = {"study_uid": study_uid, "ingest_s": timings.get(study_uid, 0.0) + commit_overhead}
-            files = pipeline.study_files(rt.store, study_uid)
+            files = study_files(rt.store, study_uid)
             t0 = time.perf_counter()
             seg = pipeline.compute_segmentation(files, segmenter=segmenter, paths=rt.paths)
             row["segment_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            pipeline.commit_segmentation(rt.store, files, seg)
+            commit_segmentation(rt.store, files, seg)
             row["segment_commit_s"] = time.perf_counter() - t0
             row["register_s"] = row["register_commit_s"] = 0.0
-            for job in pipeline.registration_jobs(rt.store, study_uid, reference_sequence=settings.registration.reference):
+            for job in registration_jobs(rt.store, study_uid, reference_sequence=settings.registration.reference):
                 t0 = time.perf_counter()
                 out = pipeline.compute_registration(job, registrar=registrar, paths=rt.paths)
                 row["register_s"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                pipeline.commit_registration(rt.store, job, out)
+                commit_registration(rt.store, job, out)
                 row["register_commit_s"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             assess_patient_course(rt.store, patient_key=patient_key, criteria=criteria,

@@ -1,14 +1,16 @@
-"""The per-study pipeline after ingestion: segmentation, then registration into the patient's
-baseline space.
+"""The compute parts of the per-study pipeline: segmentation, then registration into the
+patient's baseline space. No store here: these run anywhere (a thread, a Dask worker with a GPU).
 
-Each step has three parts so the heavy middle can run anywhere (a thread, a Dask worker with a
-GPU) while the flow process stays the only DuckDB writer:
+Each step has three parts so the heavy middle can run anywhere while the flow process stays the
+only DuckDB writer:
 
-- ``*_job(store, ...)`` reads what the step needs from the store into a small picklable job;
-- ``compute_*(job, ...)`` does the work from files under the shared state dir and writes its
+- the use case (``engine.usecases.segment_study`` / ``register_study``) reads what the step
+  needs from the store into a small picklable job (:class:`StudyFiles`, :class:`RegistrationJob`);
+- ``compute_*(job, ...)`` here does the work from files under the shared state dir and writes its
   output files (atomically, at paths that depend only on UIDs and the model), returning a small
   picklable output (never an exception for bad input: the failure travels as ``error``);
-- ``commit_*(store, job, output)`` records the rows and the study's new status in one transaction.
+- the use case's ``commit_*(store, job, output)`` records the rows and the study's new status in
+  one transaction.
 
 A crash between the parts leaves the study in its last committed status; the step runs again.
 """
@@ -19,20 +21,16 @@ import json
 import os
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.dicom.nifti import read_nifti, write_nifti
 from engine.errors import RegistrationError, SegmentationError
-from engine.ingest import exam_label
 from engine.registration import Registrar, RegistrationResult, resample_to
 from engine.segmentation import SegmentationResult, Segmenter
 from engine.state_paths import StatePaths, StoredFile
-from engine.store import Store
-from engine.store import ingest as ingest_sql
-from engine.store import pipeline as sql
-from engine.types import SegmentationOutput, Sequence, StudyStatus, Volume
+from engine.types import SegmentationOutput, Sequence, Volume
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,31 +53,12 @@ class StudyFiles:
     labels: str | None = None  # current segmentation, stored path (StoredFile.LABELS)
 
 
-def study_files(store: Store, study_uid: str) -> StudyFiles:
-    row = sql.study_row(store, study_uid)
-    seg = sql.current_segmentation(store, study_uid)
-    return StudyFiles(
-        study_uid=study_uid,
-        patient_key=row["patient_key"],
-        exam=exam_label(row["patient_key"], row["study_date"]),
-        volumes=sql.study_volumes(store, study_uid),
-        labels=seg["labels_path"] if seg else None,
-    )
-
-
 def _load_volumes(files: StudyFiles, paths: StatePaths) -> dict[Sequence, Volume]:
     return {Sequence(seq): read_nifti(paths.resolve(StoredFile.VOLUME, rel)) for seq, rel in files.volumes.items()}
 
 
 def _read_labels(files: StudyFiles, paths: StatePaths) -> Volume | None:
     return read_nifti(paths.resolve(StoredFile.LABELS, files.labels)) if files.labels else None
-
-
-def _quarantine(con, row: dict, *, stage: str, reason: str, detail: str | None = None) -> None:  # noqa: ANN001
-    ingest_sql.add_quarantine(con, stage=stage, reason=reason, study_uid=row["study_uid"],
-                              archive_study_id=row["archive_study_id"], patient_key=row["patient_key"],
-                              detail=detail)
-    ingest_sql.set_study_status(con, row["study_uid"], StudyStatus.QUARANTINED)
 
 
 # ---------------------------------------------------------------- segmentation
@@ -157,18 +136,6 @@ def compute_segmentation(files: StudyFiles, *, segmenter: Segmenter, paths: Stat
     )
 
 
-def commit_segmentation(store: Store, files: StudyFiles, out: SegmentationOutput) -> StageOutcome:
-    row = sql.study_row(store, files.study_uid)
-    with store.transaction() as con:
-        if out.error:
-            _quarantine(con, row, stage="segmentation", reason=out.error, detail=out.error_detail)
-            return StageOutcome(files.study_uid, "segmentation", False, out.error)
-        sql.record_segmentation(con, study_uid=files.study_uid, output=out)
-        ingest_sql.set_study_status(con, files.study_uid, StudyStatus.SEGMENTED)
-    text = ", ".join(f"{k} {v:.1f} mL" for k, v in out.volumes_ml.items())
-    return StageOutcome(files.study_uid, "segmentation", True, f"{files.exam}: {text}", out.flags)
-
-
 # ---------------------------------------------------------------- registration
 
 
@@ -189,33 +156,6 @@ class RegistrationOutput:
     resampled: dict[str, str] | None = None
     error: str = ""
     error_detail: str | None = None
-
-
-def reference_study(store: Store, patient_key: str) -> str | None:
-    """The registration reference: the first scan after RT end when known (the RANO 2.0 baseline),
-    else the patient's first usable scan."""
-    studies = sql.patient_studies(store, patient_key)
-    if not studies:
-        return None
-    rt_end = sql.rt_end_date(store, patient_key)
-    if rt_end is not None:
-        after = [s for s in studies if s["study_date"] is not None and s["study_date"] > rt_end]
-        if after:
-            return str(after[0]["study_uid"])
-    return str(studies[0]["study_uid"])
-
-
-def registration_jobs(store: Store, study_uid: str, *, reference_sequence: str = "T1c") -> list[RegistrationJob]:
-    """To the patient's baseline (always) and to the previous study (when it is not the baseline)."""
-    moving = study_files(store, study_uid)
-    ref_uid = reference_study(store, moving.patient_key)
-    if ref_uid is None or ref_uid == study_uid:
-        return [RegistrationJob(moving, None, "baseline", reference_sequence)]
-    jobs = [RegistrationJob(moving, study_files(store, ref_uid), "baseline", reference_sequence)]
-    prev_uid = sql.study_row(store, study_uid)["previous_study_uid"]
-    if prev_uid and prev_uid != ref_uid and sql.study_row(store, prev_uid)["status"] != StudyStatus.QUARANTINED:
-        jobs.append(RegistrationJob(moving, study_files(store, prev_uid), "previous", reference_sequence))
-    return jobs
 
 
 def _reference_image(volumes: dict[Sequence, Volume], preferred: str) -> Volume:
@@ -260,38 +200,7 @@ def compute_registration(job: RegistrationJob, *, registrar: Registrar, paths: S
                               resampled=resampled)
 
 
-def commit_registration(store: Store, job: RegistrationJob, out: RegistrationOutput) -> StageOutcome:
-    """Record the registration; a failed baseline registration quarantines the study (never used
-    silently), a failed registration to the previous study is recorded and reported only."""
-    row = sql.study_row(store, out.study_uid)
-    exam = job.moving.exam
-    baseline = job.kind == "baseline"
-    with store.transaction() as con:
-        if out.error:
-            if baseline:
-                _quarantine(con, row, stage="registration", reason=out.error, detail=out.error_detail)
-            return StageOutcome(out.study_uid, "registration", False, f"{exam}: to {job.kind}: {out.error}")
-        sql.record_registration(con, study_uid=out.study_uid, reference_study_uid=out.reference_study_uid,
-                                kind=job.kind, result=out.result, resampled=out.resampled)
-        passed = out.result is None or out.result.passed
-        if baseline and not passed:
-            _quarantine(con, row, stage="registration",
-                        reason=f"Registration to the baseline failed its quality check: "
-                               f"{out.result.qc_reason} [{exam}]")  # type: ignore[union-attr]
-        elif baseline:
-            ingest_sql.set_study_status(con, out.study_uid, StudyStatus.REGISTERED)
-    if out.result is None:
-        return StageOutcome(out.study_uid, "registration", True, f"{exam}: is the patient's baseline scan")
-    return StageOutcome(out.study_uid, "registration", passed, f"{exam}: to {job.kind} {qc_text(out.result)}")
-
-
 def qc_text(result: RegistrationResult) -> str:
     verdict = "passed" if result.passed else "FAILED"
     return (f"{verdict} (rotation {result.rotation_deg:.1f} deg, translation {result.translation_mm:.1f} mm, "
             f"similarity {result.similarity:.3f}, {result.method}, {result.elapsed_s:.1f} s)")
-
-
-def stale_registrations(store: Store, patient_key: str) -> list[str]:
-    """Studies registered to a reference that is no longer the patient's baseline."""
-    ref = reference_study(store, patient_key)
-    return sql.registered_to_other_reference(store, patient_key, ref)

@@ -24,7 +24,6 @@ from engine.store import ingest as sql
 log = logging.getLogger("gliowatch.stream")
 
 IngestFn = Callable[[str], IngestedStudy]
-AfterCommitFn = Callable[[IngestedStudy], None]
 
 
 @dataclass(slots=True)
@@ -54,7 +53,6 @@ def run_cycle(
     archive: Archive,
     store: Store,
     ingest: IngestFn,
-    after_commit: AfterCommitFn | None = None,
     batch_size: int = 200,
     reconcile: bool = False,
 ) -> CycleReport:
@@ -66,7 +64,7 @@ def run_cycle(
         for change in batch.changes:
             if change.change_type == STABLE_STUDY:
                 report.stable_seen += 1
-                _handle_study(archive, store, change.resource_id, change.seq, ingest, after_commit, report)
+                _handle_study(archive, store, change.resource_id, change.seq, ingest, report)
             cursor = change.seq
         if batch.last > report.cursor_before or batch.changes:
             with store.transaction() as con:
@@ -77,7 +75,7 @@ def run_cycle(
     if reconcile:
         known = sql.known_archive_study_ids(store)
         for study_id in sorted(set(archive.list_studies()) - known):
-            if _handle_study(archive, store, study_id, None, ingest, after_commit, report, sweep=True):
+            if _handle_study(archive, store, study_id, None, ingest, report, sweep=True):
                 report.reconciled += 1
     report.cursor_after = sql.get_cursor(store)
     return report
@@ -88,7 +86,6 @@ def run_backfill(
     archive: Archive,
     store: Store,
     ingest: IngestFn,
-    after_commit: AfterCommitFn | None = None,
     since: date | None = None,
     patient_key: str | None = None,
     key_of: Callable[[str], str] | None = None,
@@ -103,7 +100,7 @@ def run_backfill(
         except ArchiveError as exc:
             if exc.retryable:
                 raise
-            _handle_study(archive, store, study_id, None, ingest, after_commit, report)  # quarantined with the reason
+            _handle_study(archive, store, study_id, None, ingest, report)  # quarantined with the reason
             continue
         if since is not None:
             study_date = parse_dicom_date(info.study_date)
@@ -111,7 +108,7 @@ def run_backfill(
                 continue
         if patient_key is not None and key_of is not None and key_of(info.patient_id) != patient_key:
             continue
-        if _handle_study(archive, store, study_id, None, ingest, after_commit, report, sweep=True):
+        if _handle_study(archive, store, study_id, None, ingest, report, sweep=True):
             report.stable_seen += 1
     report.cursor_after = sql.get_cursor(store)
     return report
@@ -123,7 +120,6 @@ def _handle_study(
     archive_study_id: str,
     change_seq: int | None,
     ingest: IngestFn,
-    after_commit: AfterCommitFn | None,
     report: CycleReport,
     *,
     sweep: bool = False,
@@ -163,8 +159,6 @@ def _handle_study(
         log.info("ingested %s (revision %d): %s", result.exam, revision,
                  ", ".join(s.value for s in result.sequences))
         report.ingested.append(result.study_uid)
-    if after_commit is not None:
-        after_commit(result)
     return True
 
 

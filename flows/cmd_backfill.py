@@ -13,10 +13,15 @@ import os
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError, StoreError
 from engine.settings import Settings
 from flows.prefect_env import configure_prefect
+
+if TYPE_CHECKING:
+    from engine.stream import CycleReport
+    from flows.runtime import Runtime
 
 QUEUE_PREFIX = "backfill-"
 
@@ -61,21 +66,19 @@ def take_requests(settings: Settings) -> list[dict]:
     return out
 
 
-def backfill(rt, *, since: date | None, patient: str | None):  # noqa: ANN001, ANN201
+def backfill(rt: Runtime, *, since: date | None, patient: str | None) -> CycleReport:
     """Run one backfill in this (writer) process, through the live stream's flows."""
     from engine.pseudonym import patient_key
     from engine.stream import run_backfill
     from flows.process import run_processing
     from flows.watch import ingest_study_task
 
-    ingested: list[str] = []
     report = run_backfill(
         archive=rt.archive, store=rt.store,
-        ingest=lambda sid: ingest_study_task(rt, sid),
-        after_commit=lambda s: None if s.quarantine_reason else ingested.append(s.study_uid),
+        ingest=lambda sid: ingest_study_task(rt.ingest_sources, sid),
         since=since, patient_key=patient, key_of=lambda pid: patient_key(pid, salt=rt.key_salt),
     )
-    run_processing(rt, ingested)
+    run_processing(rt, report.ingested)
     return report
 
 

@@ -17,7 +17,7 @@ from engine import orthanc_server
 from engine.errors import GlioWatchError
 from engine.settings import Settings
 from flows.prefect_env import configure_prefect
-from flows.runtime import secrets_dir
+from flows.runtime import Runtime, secrets_dir
 
 DEMO_STABLE_AGE_S = 5
 
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _serve_dashboard(settings, args, sink)
 
 
-def _stream_until_done(rt, n_studies: int, *, timeout_s: float) -> None:  # noqa: ANN001
+def _stream_until_done(rt: Runtime, n_studies: int, *, timeout_s: float) -> None:
     from engine.store.pipeline import processed_study_count
     from flows.watch import watch_cycle
 
@@ -131,7 +131,7 @@ def _print_summary(settings: Settings) -> None:
                   f"threshold crossing {r['crossing_date'] or '-'}")
 
 
-def _wait_for_alerts(rt, sink, timeout_s: float = 60.0) -> None:  # noqa: ANN001
+def _wait_for_alerts(rt: Runtime, sink, timeout_s: float = 60.0) -> None:  # noqa: ANN001 - sink: WebhookReceiver
     """Deliver the outbox until it is empty (the demo's sink is up, so this is quick)."""
     from engine.store.alerts import count_alerts, count_pending_deliveries
     from flows.watch import deliver_alerts

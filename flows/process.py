@@ -1,10 +1,14 @@
-"""Per-study processing after ingestion, as Prefect tasks on a configurable task runner.
+"""Per-study processing after ingestion: thin Prefect flows and tasks over the use cases.
 
-The heavy steps (segmentation, registration) are submitted to the flow's task runner — threads by
-default, a Dask cluster with ``GLIOWATCH_TASK_RUNNER=dask://host:port`` — and take only picklable
-values (file paths, settings). Their results come back to the flow process, the only DuckDB
-writer, which commits them. A study's status says which step is next, so an interrupted run
-resumes where it stopped (``process_pending``), whatever Prefect remembers.
+``process_studies`` calls the use cases in order (``engine.usecases``: segment, register, assess)
+with the writer's collaborators (:class:`flows.runtime.Runtime`); each use case reads the store,
+hands the heavy middle to a ``compute`` callable from here and commits what comes back. The heavy
+steps (segmentation, registration) run as Prefect tasks on the configured task runner — threads
+by default, a Dask cluster with ``GLIOWATCH_TASK_RUNNER=dask://host:port`` — inside a small flow
+(``gliowatch-segment-studies``, ``gliowatch-register-studies``) whose parameters are picklable
+jobs, settings and paths only, because a flow's parameters travel with every task it submits to
+Dask and a DuckDB connection cannot. A study's status says which step is next, so an interrupted
+run resumes where it stopped (``process_pending``), whatever Prefect remembers.
 """
 
 from __future__ import annotations
@@ -12,25 +16,36 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from prefect import flow, task
 from prefect.cache_policies import NONE as NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from engine import pipeline
-from engine.errors import ConfigError, GlioWatchError
+from engine.registration import Registrar
+from engine.segmentation import Segmenter
 from engine.settings import RegistrationSettings, SegmentationSettings, Settings
+from engine.state_paths import StatePaths
+from engine.store import Store
 from engine.store import pipeline as sql
-from engine.types import StudyStatus
+from engine.types import SegmentationOutput, StudyStatus
+from engine.usecases.assess_patient import AssessmentPolicy, assess_patient, assess_patients
+from engine.usecases.patient_course import PatientReport
+from engine.usecases.register_study import ComputeRegistrations, register_studies
+from engine.usecases.segment_study import ComputeSegmentations, segment_studies
+from flows.runtime import Runtime
 from flows.watch_retry import retry_if_retryable
+
+if TYPE_CHECKING:
+    from prefect.task_runners import TaskRunner
 
 log = logging.getLogger("gliowatch.process")
 
 
 @functools.lru_cache(maxsize=4)
-def _segmenter(settings: SegmentationSettings) -> Any:
+def _segmenter(settings: SegmentationSettings) -> Segmenter:
     """One model per worker process and settings, loaded on first use."""
     from engine.segmentation import load_segmenter
 
@@ -38,7 +53,7 @@ def _segmenter(settings: SegmentationSettings) -> Any:
 
 
 @functools.lru_cache(maxsize=4)
-def _registrar(settings: RegistrationSettings) -> Any:
+def _registrar(settings: RegistrationSettings) -> Registrar:
     from engine.registration import make_registrar
 
     return make_registrar(settings)
@@ -50,14 +65,14 @@ def _gpu_slots(n: int) -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(max(n, 1))
 
 
-def segment_on_worker(files: pipeline.StudyFiles, settings: SegmentationSettings, paths: pipeline.StatePaths,
-                      gpu_slots: int) -> pipeline.SegmentationOutput:
+def segment_on_worker(files: pipeline.StudyFiles, settings: SegmentationSettings, paths: StatePaths,
+                      gpu_slots: int) -> SegmentationOutput:
     with _gpu_slots(gpu_slots):
         return pipeline.compute_segmentation(files, segmenter=_segmenter(settings), paths=paths)
 
 
 def register_on_worker(job: pipeline.RegistrationJob, settings: RegistrationSettings,
-                       paths: pipeline.StatePaths, gpu_slots: int) -> pipeline.RegistrationOutput:
+                       paths: StatePaths, gpu_slots: int) -> pipeline.RegistrationOutput:
     with _gpu_slots(gpu_slots):
         return pipeline.compute_registration(job, registrar=_registrar(settings), paths=paths)
 
@@ -70,7 +85,7 @@ register_task = task(name="register-study", retries=2, retry_delay_seconds=5,
                      retry_condition_fn=retry_if_retryable, cache_policy=NO_CACHE)(register_on_worker)
 
 
-def make_task_runner(settings: Settings) -> Any:
+def make_task_runner(settings: Settings) -> TaskRunner:
     """Threads by default; ``dask://host:port`` runs the heavy tasks on an existing Dask cluster."""
     spec = settings.task_runner.strip()
     if spec.startswith("dask://"):
@@ -80,30 +95,51 @@ def make_task_runner(settings: Settings) -> Any:
     return ThreadPoolTaskRunner(max_workers=max(settings.workers, 1))
 
 
-@flow(name="gliowatch-process-studies", validate_parameters=False)
-def process_studies(runtime: str, study_uids: list[str]) -> list[pipeline.StageOutcome]:
-    """Run the remaining steps of the given studies, as their statuses say (``runtime``: the key
-    of this process's runtime, see ``flows.runtime.runtime_key``)."""
-    from flows.runtime import runtime_for
+@flow(name="gliowatch-segment-studies", validate_parameters=False)
+def segment_flow(files: list[pipeline.StudyFiles], settings: SegmentationSettings, paths: StatePaths,
+                 gpu_slots: int) -> list[SegmentationOutput]:
+    """Segment the studies side by side on the flow's task runner; outputs in the same order."""
+    futures = [segment_task.submit(f, settings, paths, gpu_slots) for f in files]
+    return [fut.result() for fut in futures]
 
-    rt = runtime_for(runtime)
-    settings: Settings = rt.settings
+
+@flow(name="gliowatch-register-studies", validate_parameters=False)
+def register_flow(jobs: list[pipeline.RegistrationJob], settings: RegistrationSettings, paths: StatePaths,
+                  gpu_slots: int) -> list[pipeline.RegistrationOutput]:
+    """Register the jobs side by side on the flow's task runner; outputs in the same order."""
+    futures = [register_task.submit(j, settings, paths, gpu_slots) for j in jobs]
+    return [fut.result() for fut in futures]
+
+
+def segment_on_runner(settings: Settings, paths: StatePaths) -> ComputeSegmentations:
+    """``compute`` for ``segment_studies``: the segment flow on the configured task runner."""
+    def compute(files: Sequence[pipeline.StudyFiles]) -> list[SegmentationOutput]:
+        run = segment_flow.with_options(task_runner=make_task_runner(settings))
+        return run(list(files), settings.segmentation, paths, settings.gpu_slots)
+    return compute
+
+
+def register_on_runner(settings: Settings, paths: StatePaths) -> ComputeRegistrations:
+    """``compute`` for ``register_studies``: the register flow on the configured task runner."""
+    def compute(jobs: Sequence[pipeline.RegistrationJob]) -> list[pipeline.RegistrationOutput]:
+        run = register_flow.with_options(task_runner=make_task_runner(settings))
+        return run(list(jobs), settings.registration, paths, settings.gpu_slots)
+    return compute
+
+
+def process_studies(rt: Runtime, study_uids: list[str]) -> list[pipeline.StageOutcome]:
+    """Run the remaining steps of the given studies, as their statuses say: segment, register,
+    then assess their patients."""
+    settings = rt.settings
     outcomes: list[pipeline.StageOutcome] = []
     if settings.segmentation.enabled:
-        todo = [u for u in study_uids if _status(rt, u) == StudyStatus.INGESTED]
-        files = [pipeline.study_files(rt.store, u) for u in todo]
-        futures = [segment_task.submit(f, settings.segmentation, rt.paths, settings.gpu_slots) for f in files]
-        for f, fut in zip(files, futures, strict=True):
-            outcomes.append(_report(pipeline.commit_segmentation(rt.store, f, fut.result())))
+        outcomes += map(_report, segment_studies(study_uids, store=rt.store,
+                                                 compute=segment_on_runner(settings, rt.paths)))
     if settings.registration.enabled:
         ready = StudyStatus.SEGMENTED if settings.segmentation.enabled else StudyStatus.INGESTED
-        todo = [u for u in study_uids if _status(rt, u) == ready]
-        outcomes += _register(rt, todo)
-        patients = {sql.study_row(rt.store, u)["patient_key"] for u in todo}
-        stale = [u for p in sorted(patients) for u in pipeline.stale_registrations(rt.store, p)]
-        if stale:
-            log.info("baseline changed: re-registering %d studies", len(stale))
-            outcomes += _register(rt, stale)
+        outcomes += map(_report, register_studies(study_uids, store=rt.store, ready=ready,
+                                                  reference_sequence=settings.registration.reference,
+                                                  compute=register_on_runner(settings, rt.paths)))
     if settings.segmentation.enabled:
         patients = sorted({sql.study_row(rt.store, u)["patient_key"] for u in study_uids})
         reassess_patients(rt, patients)
@@ -111,56 +147,15 @@ def process_studies(runtime: str, study_uids: list[str]) -> list[pipeline.StageO
 
 
 @task(name="assess-patient", cache_policy=NO_CACHE)
-def assess_task(rt: Any, patient_key: str) -> Any:
-    from engine.criteria import Mode, load_criteria
-    from engine.patient_assessment import assess_patient_course
-
-    settings: Settings = rt.settings
-    return assess_patient_course(
-        rt.store, patient_key=patient_key, criteria=load_criteria(settings.assessment.profile),
-        mode=Mode(settings.assessment.mode), paths=rt.paths, alert_sinks=tuple(rt.sinks),
-        base_url=settings.alerts.dashboard_base_url)
+def assess_task(store: Store, policy: AssessmentPolicy, patient_key: str) -> PatientReport:
+    return assess_patient(patient_key, store=store, policy=policy)
 
 
-def reassess_patients(rt: Any, patient_keys: list[str]) -> None:
-    """Measure and assess each patient's whole course (writer process: store + alert outbox)."""
-    for key in patient_keys:
-        try:
-            report = assess_task(rt, key)
-        except ConfigError:
-            raise  # a broken criteria file stops the service: every patient would fail the same way
-        except Exception as exc:  # noqa: BLE001 - one patient's failure must not stop the stream
-            _quarantine_patient(rt, key, exc)
-            continue
-        log.info("assessed %s: %d timepoints, %d alerts raised", key, report.n_timepoints, report.n_alerts)
-
-
-def _quarantine_patient(rt: Any, patient_key: str, exc: Exception) -> None:
-    """Assessment failed for a patient: its waiting studies are quarantined with the reason."""
-    from engine.store import ingest as ingest_sql
-
-    reason = (exc.reason if isinstance(exc, GlioWatchError)
-              else f"Assessment failed unexpectedly ({type(exc).__name__})")
-    log.error("assessment of %s failed: %s", patient_key, reason)
-    with rt.store.transaction() as con:
-        for uid in sql.studies_awaiting_assessment(con, patient_key):
-            ingest_sql.add_quarantine(con, stage="assessment", reason=reason, study_uid=uid,
-                                      patient_key=patient_key, detail=repr(exc)[:500])
-            ingest_sql.set_study_status(con, uid, StudyStatus.QUARANTINED)
-        ingest_sql.log_event(con, "error", f"assessment of {patient_key}: {reason}")
-
-
-def _register(rt: Any, study_uids: Iterable[str]) -> list[pipeline.StageOutcome]:
-    settings: Settings = rt.settings
-    jobs = [j for u in study_uids
-            for j in pipeline.registration_jobs(rt.store, u, reference_sequence=settings.registration.reference)]
-    futures = [register_task.submit(j, settings.registration, rt.paths, settings.gpu_slots) for j in jobs]
-    return [_report(pipeline.commit_registration(rt.store, j, fut.result()))
-            for j, fut in zip(jobs, futures, strict=True)]
-
-
-def _status(rt: Any, study_uid: str) -> str:
-    return str(sql.study_row(rt.store, study_uid)["status"])
+def reassess_patients(rt: Runtime, patient_keys: list[str]) -> None:
+    """Measure and assess each patient's course (writer process: store + alert outbox); a
+    patient whose assessment fails has its waiting studies quarantined."""
+    assess_patients(patient_keys, store=rt.store, policy=rt.assessment,
+                    assess=lambda key: assess_task(rt.store, rt.assessment, key))
 
 
 def _report(outcome: pipeline.StageOutcome) -> pipeline.StageOutcome:
@@ -170,16 +165,14 @@ def _report(outcome: pipeline.StageOutcome) -> pipeline.StageOutcome:
     return outcome
 
 
-def run_processing(rt: Any, study_uids: list[str]) -> list[pipeline.StageOutcome]:
-    """``process_studies`` on the configured task runner (nothing to do: no flow run)."""
+def run_processing(rt: Runtime, study_uids: list[str]) -> list[pipeline.StageOutcome]:
+    """``process_studies`` (nothing to do: nothing runs)."""
     if not study_uids:
         return []
-    from flows.runtime import runtime_key
-
-    return process_studies.with_options(task_runner=make_task_runner(rt.settings))(runtime_key(rt), study_uids)
+    return process_studies(rt, study_uids)
 
 
-def process_pending(rt: Any) -> list[pipeline.StageOutcome]:
+def process_pending(rt: Runtime) -> list[pipeline.StageOutcome]:
     """Resume every study left between steps (crash, or a step switched on later)."""
     if not (rt.settings.segmentation.enabled or rt.settings.registration.enabled):
         return []

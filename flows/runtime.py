@@ -1,12 +1,18 @@
-"""The composition root: build every collaborator once from the settings."""
+"""The composition root: build every collaborator once from the settings and hand it on.
+
+A :class:`Runtime` is what one writer process holds: the store (the only writer), the archive, and
+the collaborators the use cases take (``engine.usecases``), built here once. Flows and commands
+pass it, typed, to the use cases; nothing finds it through a global. Work that runs on Dask
+workers takes only picklable primitives (jobs, settings, paths: ``flows.process``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.archive import Archive
+from engine.alerts.protocol import AlertSink
 from engine.alerts.sinks import build_sinks
 from engine.archive.orthanc import OrthancArchive
 from engine.orthanc_server import resolve_password
@@ -15,6 +21,8 @@ from engine.pseudonym import resolve_salt
 from engine.series_rules import SeriesRules, load_series_rules
 from engine.settings import Settings
 from engine.store import Store, open_store
+from engine.usecases.assess_patient import AssessmentPolicy
+from engine.usecases.ingest_study import IngestSources
 
 
 @dataclass(slots=True)
@@ -24,7 +32,9 @@ class Runtime:
     store: Store
     rules: SeriesRules
     key_salt: str
-    sinks: dict[str, Any] = field(default_factory=dict)  # alert sinks by name
+    sinks: dict[str, AlertSink]  # alert sinks by name
+    ingest_sources: IngestSources  # what ingest_study reads and where it writes
+    assessment: AssessmentPolicy  # how assess_patient assesses and alerts
 
     @property
     def volumes_dir(self) -> Path:
@@ -35,23 +45,7 @@ class Runtime:
         return self.settings.state_paths
 
     def close(self) -> None:
-        _ACTIVE.pop(f"rt-{id(self)}", None)
         self.store.close()
-
-
-#: runtimes of this process by key: flows that submit work to Dask take the key, not the runtime,
-#: because a flow's parameters travel with every task it submits and a DuckDB connection cannot.
-_ACTIVE: dict[str, Runtime] = {}
-
-
-def runtime_key(rt: Runtime) -> str:
-    key = f"rt-{id(rt)}"
-    _ACTIVE[key] = rt
-    return key
-
-
-def runtime_for(key: str) -> Runtime:
-    return _ACTIVE[key]
 
 
 def secrets_dir(settings: Settings) -> Path:
@@ -66,12 +60,17 @@ def orthanc_archive(settings: Settings) -> OrthancArchive:
 
 def build_runtime(settings: Settings, *, archive: Archive | None = None) -> Runtime:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    archive = archive if archive is not None else orthanc_archive(settings)
+    rules = load_series_rules(settings.series_rules)
+    key_salt = resolve_salt(settings.privacy.key_salt, secrets_dir(settings))
+    sinks = build_sinks(settings.alerts, allowed_identifiers=settings.privacy.allowed_identifiers,
+                        secrets_dir=secrets_dir(settings))
     return Runtime(
-        settings=settings,
-        archive=archive if archive is not None else orthanc_archive(settings),
-        store=open_store(settings.db_path),
-        rules=load_series_rules(settings.series_rules),
-        key_salt=resolve_salt(settings.privacy.key_salt, secrets_dir(settings)),
-        sinks=build_sinks(settings.alerts, allowed_identifiers=settings.privacy.allowed_identifiers,
-                          secrets_dir=secrets_dir(settings)),
+        settings=settings, archive=archive, store=open_store(settings.db_path), rules=rules, key_salt=key_salt,
+        sinks=sinks,
+        ingest_sources=IngestSources(archive=archive, rules=rules, volumes_dir=settings.volumes_dir,
+                                     key_salt=key_salt, max_instances=settings.watcher.max_series_instances),
+        assessment=AssessmentPolicy(profile=settings.assessment.profile, mode=settings.assessment.mode,
+                                    paths=settings.state_paths, alert_sinks=tuple(sinks),
+                                    base_url=settings.alerts.dashboard_base_url),
     )

@@ -15,9 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from engine.errors import GlioWatchError
 from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.stream import CycleReport
+    from flows.runtime import Runtime
 
 log = logging.getLogger("gliowatch.service")
 
@@ -30,7 +35,7 @@ class LoopOptions:
     stop_when: Callable[[], bool] | None = None
 
 
-def run_one_cycle(rt, *, reconcile: bool):  # noqa: ANN001, ANN201 - Runtime -> CycleReport
+def run_one_cycle(rt: Runtime, *, reconcile: bool) -> CycleReport:
     """Queued backfill requests, then one watch cycle (the unit both service modes repeat)."""
     from flows.cmd_backfill import backfill, take_requests
     from flows.watch import watch_cycle

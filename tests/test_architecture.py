@@ -55,7 +55,9 @@ def test_dashboard_reads_only_the_snapshot() -> None:
 #: the pipeline runtime: the stream, its flows and service, and the dashboard.
 RUNTIME_ROOTS = (
     "flows.process", "flows.watch", "flows.service", "flows.cmd_watch", "flows.cmd_serve", "flows.cmd_backfill",
-    "flows.cmd_rescore", "engine.pipeline", "engine.stream", "engine.ingest", "engine.patient_assessment",
+    "flows.cmd_rescore", "engine.pipeline", "engine.stream", "engine.ingest", "engine.usecases.ingest_study",
+    "engine.usecases.segment_study", "engine.usecases.register_study", "engine.usecases.assess_patient",
+    "engine.usecases.apply_board_request",
     "engine.segmentation", "dashboard.app",
 )
 
@@ -228,3 +230,138 @@ def test_no_import_cycles() -> None:
             visit(module)
     assert not cycles, cycles
     assert len(graph) > 100
+
+
+# ---------------------------------------------------------------- the use-case layer (issue 30)
+
+#: modules the store may import from outside ``engine.store``, for plain value types only (the
+#: rows it reads and writes): dataclasses, enums and exceptions, never a function.
+STORE_VALUE_MODULES = {
+    "engine.errors": "StoreError and the GlioWatch error types",
+    "engine.types": "StudyStatus, SegmentationOutput",
+    "engine.ingest": "IngestedStudy, the row of an ingested study",
+    "engine.alerts.alert": "Alert and its enums",
+    "engine.criteria": "Criteria, Mode: the profile and version a row records",
+    "engine.events": "ClinicalEvent, EventType",
+    "engine.measurement": "StudyMeasurement",
+    "engine.response": "ResponseCall",
+    "engine.risk": "PspEstimate",
+    "engine.trajectory": "GrowthFit",
+    "engine.registration": "RegistrationResult",
+    "engine.reader_values": "LesionRow, ReaderEntry, ReaderInputs, ReaderValueKind: the reader's rows",
+    "engine.response.inputs": "the response's input value types",
+}
+
+
+def _from_imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, names) of every absolute ``from ... import`` in ``path``, and (module, []) of every
+    ``import module``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[tuple[str, list[str]]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            found.extend((a.name, []) for a in node.names)
+    return found
+
+
+def test_the_store_only_stores() -> None:
+    """engine/store/ runs no domain code: from outside the store it imports only value types
+    (classes) of the modules in STORE_VALUE_MODULES, never a function and never a whole module."""
+    import importlib
+
+    checked = 0
+    for path in sorted((ROOT / "engine" / "store").glob("*.py")):
+        for module, names in _from_imports(path):
+            if not module.startswith("engine.") or module.startswith("engine.store"):
+                continue
+            where = f"{path.relative_to(ROOT)} imports {module}"
+            assert module in STORE_VALUE_MODULES, f"{where}: not a value-type module (STORE_VALUE_MODULES)"
+            assert names, f"{where} as a module: import its value types by name"
+            imported = importlib.import_module(module)
+            for name in names:
+                assert isinstance(getattr(imported, name), type), f"{where}.{name}: not a class (domain logic?)"
+                checked += 1
+    assert checked >= 10  # the walk really found the store's value types
+
+
+def test_use_cases_import_no_flows_and_nothing_below_imports_them() -> None:
+    """Reading goes top-down: flows -> engine.usecases -> store and engine. The use cases import
+    no flows (nor Prefect, Streamlit, the dashboard); no engine module outside the use cases
+    imports them (the store and the pure engine never call back up)."""
+    usecases = sorted((ROOT / "engine" / "usecases").glob("*.py"))
+    assert len(usecases) >= 6
+    for path in usecases:
+        bad = _imports(path) & FORBIDDEN_IN_ENGINE
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+    for path in ENGINE_FILES:
+        if "usecases" in path.relative_to(ROOT).parts:
+            continue
+        up = sorted(n for n in _project_imports(path) if n.startswith("engine.usecases"))
+        assert not up, f"{path.relative_to(ROOT)} imports the use cases {up}: only flows and other use cases may"
+
+
+def test_the_compute_parts_do_not_touch_the_store() -> None:
+    """engine/pipeline.py (segmentation and registration on workers) reads and writes files only:
+    the use cases load its jobs from the store and commit its outputs."""
+    assert not [n for n in _project_imports(ROOT / "engine" / "pipeline.py") if n.startswith("engine.store")]
+    assert "duckdb" not in _imports(ROOT / "engine" / "pipeline.py")
+
+
+MUTATORS = {"pop", "setdefault", "update", "append", "extend", "add", "clear", "insert", "remove", "__setitem__"}
+
+
+def _module_level_containers(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        value = getattr(node, "value", None)
+        mutable = isinstance(value, (ast.Dict, ast.List, ast.Set)) or (
+            isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+            and value.func.id in {"dict", "list", "set", "defaultdict", "OrderedDict", "WeakValueDictionary"})
+        if mutable:
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def _mutated_globals(tree: ast.Module) -> set[str]:
+    """Module-level containers that a function changes, and names a function rebinds (``global``)."""
+    containers = _module_level_containers(tree)
+    changed: set[str] = set()
+    for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Global):
+                changed.update(node.names)
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+                targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+                changed.update(t.value.id for t in targets if isinstance(t, ast.Subscript)
+                               and isinstance(t.value, ast.Name) and t.value.id in containers)
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and isinstance(node.func.value, ast.Name) and node.func.value.id in containers
+                  and node.func.attr in MUTATORS):
+                changed.add(node.func.value.id)
+    return changed
+
+
+def test_the_registry_detector(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text("_ACTIVE: dict = {}\nNAMES = {'a': 1}\n\ndef key(rt):\n    _ACTIVE['k'] = rt\n    return NAMES['a']\n")
+    assert _mutated_globals(ast.parse(source.read_text())) == {"_ACTIVE"}
+
+
+def test_flows_hold_no_module_global_registry_and_no_untyped_runtime() -> None:
+    """The composition root (flows/runtime.py) builds the collaborators and passes them on: no
+    flows module keeps objects in a module-level container that its functions fill (the old
+    ``_ACTIVE`` registry keyed by ``runtime_key``) or rebinds a global, and no function takes
+    an untyped runtime (``rt`` without an annotation, or ``rt: Any``)."""
+    files = sorted((ROOT / "flows").glob("*.py"))
+    assert len(files) > 20
+    for path in files:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        assert not _mutated_globals(tree), f"{path.relative_to(ROOT)}: module-global state {_mutated_globals(tree)}"
+        for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            for arg in fn.args.args + fn.args.kwonlyargs:
+                if arg.arg in {"rt", "runtime"}:
+                    untyped = arg.annotation is None or ast.unparse(arg.annotation) in {"Any", "typing.Any"}
+                    assert not untyped, f"{path.relative_to(ROOT)}:{fn.lineno} {fn.name}({arg.arg}) is untyped"

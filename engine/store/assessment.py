@@ -3,7 +3,7 @@
 Write functions take a DuckDB connection and plain values and open **no** transaction of their
 own: the caller wraps one (``with store.transaction() as con: ...``) so that an assessment and
 its alerts commit together. Deciding (response, PsP prior, growth) is not done here:
-``engine.patient_assessment.reassess_patient`` reads through these functions, runs the pure
+``engine.usecases.patient_course.reassess_patient`` reads through these functions, runs the pure
 engine and writes its results back through them.
 """
 
@@ -17,6 +17,7 @@ from datetime import date, datetime, timezone
 
 import duckdb
 
+from engine.store.db import Store
 from engine.criteria import Criteria, Mode
 from engine.events import ClinicalEvent, EventType
 from engine.measurement import LesionSegments, StudyMeasurement
@@ -46,10 +47,12 @@ def write_measurement(
     con: Con, *, study_uid: str, patient_key: str, scan_date: date | None, measurement: StudyMeasurement,
     model: ModelInfo, criteria_label: str, registration_id: str | None = None,
     track_ids: Mapping[int, int] | None = None, new_lesions: Iterable[int] = (),
-    outside_field: Mapping[int, bool] | None = None,
+    outside_field: Mapping[int, bool] | None = None, inputs_sha256: str | None = None,
 ) -> str:
     """Insert a measurement and its lesions; earlier measurements of the study become superseded.
-    Returns the new ``measurement_id``."""
+    ``inputs_sha256``: the fingerprint of what it was measured from (``engine.usecases.
+    course_measurements``), so an unchanged study is not measured again. Returns the new
+    ``measurement_id``."""
     measurement_id = uuid.uuid4().hex
     now = _now()
     con.execute("UPDATE measurements SET superseded = true WHERE study_uid = ? AND NOT superseded", [study_uid])
@@ -58,14 +61,14 @@ def write_measurement(
         """INSERT INTO measurements (measurement_id, study_uid, patient_key, scan_date, et_ml, netc_ml, snfh_ml,
                rc_ml, tc_ml, wt_ml, spd_mm2, sov_target_ml, sov_all_ml, n_lesions, n_measurable, n_targets,
                slice_thickness_mm, min_diameter_mm, obliquity_deg, model_name, model_version, weights_sha256,
-               config_sha256, criteria_version, registration_id, superseded, computed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?)""",
+               config_sha256, criteria_version, registration_id, superseded, computed_at, inputs_sha256)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?, ?)""",
         [measurement_id, study_uid, patient_key, scan_date, v.et_ml, v.netc_ml, v.snfh_ml, v.rc_ml, v.tc_ml,
          v.wt_ml, measurement.spd_mm2, measurement.sov_target_ml, measurement.sov_all_ml,
          len(measurement.lesions), measurement.n_measurable, len(measurement.target_indices),
          measurement.slice_thickness_mm, measurement.min_diameter_mm, measurement.obliquity_deg,
          model.name, model.version, model.weights_sha256, model.config_sha256, criteria_label, registration_id,
-         now],
+         now, inputs_sha256],
     )
     new = set(new_lesions)
     targets = set(measurement.target_indices)
@@ -177,6 +180,13 @@ def read_current_measurements(con: Con, patient_key: str) -> list[dict]:
     """The patient's current (not superseded) measurements, oldest first."""
     return _dicts(con, "SELECT * FROM measurements WHERE patient_key = ? AND NOT superseded ORDER BY scan_date",
                   [patient_key])
+
+
+def current_measurement_inputs(store: Store, patient_key: str) -> dict[str, tuple[str | None, float | None]]:
+    """{study_uid: (inputs fingerprint, RC mL)} of the patient's current measurements."""
+    return {uid: (sha, rc) for uid, sha, rc in store.query(
+        "SELECT study_uid, inputs_sha256, rc_ml FROM measurements WHERE patient_key = ? AND NOT superseded",
+        [patient_key])}
 
 
 def read_lesions(con: Con, measurement_id: str) -> list[dict]:

@@ -1,48 +1,20 @@
-"""Tumour-board actions applied by the one writer: schema, apply with audit, exactly once.
+"""Tumour-board tables and their statements: ``board_requests`` (one row per request applied or
+refused, keyed by ``request_id``, so a request is never applied twice) and ``board_decisions``.
 
-The dashboard never opens the main store. It queues :class:`BoardRequest` files in
-``state_dir/requests/`` (:mod:`engine.store.board_requests`), and the writer process calls
-:func:`apply_board_requests` each cycle: oldest first, every request runs in its own transaction
-together with its audit row and a ``board_requests`` row keyed by ``request_id``, so a request
-applied once is never applied twice (a crash between the commit and the file's removal only
-leaves a file that the next call discards, and so does a copy of the file). A refused request
-is recorded as FAILED and its file parked in ``requests/failed/`` with the reason. The next
-published snapshot shows the result; a page view alone does not make the snapshot stale (no page
-shows it).
-
-Requests: a page view (audit only), acknowledging an alert, recording a decision with a note,
-and correcting a clinical event (e.g. the RT end date; the patient needs re-assessment after it,
-which :class:`AppliedRequests` reports).
+Storing only: what a request means and in which order requests are applied is decided by
+:mod:`engine.usecases.apply_board_request`, which the writer process calls each cycle.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from engine.errors import GlioWatchError, StoreError
-from engine.store.alerts import acknowledge, record_audit
-from engine.store import reader as reader_sql
-from engine.store.board_requests import (
-    READER_KINDS,
-    BoardRequest,
-    Decision,
-    RequestKind,
-    discard_stale_temporaries,
-    park_failed,
-    pending_requests,
-    reader_value,
-    write_request,
-)
+from engine.store.board_requests import BoardRequest
 from engine.store.board_requests import now_utc as _now_utc
 from engine.store.db import Store
-
-__all__ = ["DDL", "SINGLE_EVENTS", "AppliedRequests", "BoardRequest", "Decision", "RequestKind",
-           "apply_board_requests", "correct_event", "pending_requests", "write_request"]
 
 Con = duckdb.DuckDBPyConnection
 
@@ -70,69 +42,15 @@ DDL: tuple[str, ...] = (
     )""",
 )
 
-#: clinical events that occur once per patient, so a correction replaces the stored date.
-SINGLE_EVENTS: frozenset[str] = frozenset({"RT_START", "RT_END", "CHEMO_START", "CHEMO_END",
-                                           "ANTIANGIOGENIC_START"})
-
-
-@dataclass(frozen=True, slots=True)
-class AppliedRequests:
-    applied: tuple[str, ...] = ()
-    failed: tuple[tuple[str, str], ...] = ()  # (file name, reason)
-    skipped: tuple[str, ...] = ()  # already applied earlier (file left behind by a crash)
-    patients_to_reassess: tuple[str, ...] = ()
-
-
-def apply_board_requests(store: Store, requests_dir: Path | str) -> AppliedRequests:
-    """Apply every queued request, oldest first, each in its own transaction with its audit row."""
-    if store.read_only:
-        msg = "Argument 'store' must be the writer's store, not a read-only snapshot"
-        raise ValueError(msg)
-    applied: list[str] = []
-    failed: list[tuple[str, str]] = []
-    skipped: list[str] = []
-    reassess: set[str] = set()
-    discard_stale_temporaries(requests_dir)
-    for path in pending_requests(requests_dir):
-        try:
-            request = BoardRequest.from_json(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            continue
-        except (ValueError, KeyError, TypeError) as exc:
-            reason = f"unreadable request: {exc}"
-            failed.append((path.name, reason))
-            park_failed(path, reason)
-            continue
-        if is_recorded(store, request.request_id):  # applied (or refused) before: a second copy
-            skipped.append(request.request_id)
-            path.unlink(missing_ok=True)
-            continue
-        try:
-            # a page view is audit only: no reader is shown it, so it alone does not republish
-            with store.transaction(visible=request.kind != RequestKind.PAGE_VIEW) as con:
-                _apply_one(con, request)
-                _mark(con, request, status="APPLIED", reason=None)
-        except (GlioWatchError, ValueError, duckdb.Error) as exc:
-            reason = getattr(exc, "message", None) or str(exc)
-            with store.transaction() as con:
-                _mark(con, request, status="FAILED", reason=reason)
-            failed.append((path.name, reason))
-            park_failed(path, reason)
-            continue
-        applied.append(request.request_id)
-        if (request.kind == RequestKind.CORRECT_EVENT or request.kind in READER_KINDS) and request.patient_key:
-            reassess.add(request.patient_key)
-        path.unlink(missing_ok=True)
-    return AppliedRequests(applied=tuple(applied), failed=tuple(failed), skipped=tuple(skipped),
-                           patients_to_reassess=tuple(sorted(reassess)))
-
 
 def is_recorded(store: Store, request_id: str) -> bool:
     """Whether the writer has already applied (or refused) the request ``request_id``."""
     return bool(store.query("SELECT 1 FROM board_requests WHERE request_id = ?", [request_id]))
 
 
-def _mark(con: Con, request: BoardRequest, *, status: str, reason: str | None) -> None:
+def mark_request(con: Con, request: BoardRequest, *, status: str, reason: str | None) -> None:
+    """The request's ``board_requests`` row (APPLIED or FAILED with the reason); a second mark of
+    the same request id is ignored."""
     con.execute(
         "INSERT INTO board_requests VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [request.request_id, request.kind.value, request.user, request.patient_key,
@@ -140,94 +58,33 @@ def _mark(con: Con, request: BoardRequest, *, status: str, reason: str | None) -
     )
 
 
-def _apply_one(con: Con, request: BoardRequest) -> None:
-    p, at, key = request.payload, request.requested_at, request.patient_key
-    if request.kind == RequestKind.PAGE_VIEW:
-        detail = f"page={p['page']}" + (f" study={p['study_uid']}" if p.get("study_uid") else "")
-        record_audit(con, user=request.user, action="view", patient_key=key, detail=detail, now=at)
-    elif request.kind == RequestKind.ACKNOWLEDGE_ALERT:
-        _acknowledge(con, request)
-    elif request.kind in READER_KINDS:
-        _record_reader_value(con, request)
-    elif request.kind == RequestKind.RECORD_DECISION:
-        con.execute(
-            """INSERT INTO board_decisions (patient_key, study_uid, decision, note, decided_by,
-                   decided_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            [key, p.get("study_uid") or None, p["decision"], p["note"], request.user, at,
-             request.request_id],
-        )
-        record_audit(con, user=request.user, action="record_decision", patient_key=key,
-                     detail=f"{p['decision']}: {p['note']}", now=at)
-    else:
-        detail = correct_event(con, patient_key=str(key), event=p["event"],
-                               event_date=date.fromisoformat(p["event_date"]),
-                               old_event_date=p.get("old_event_date") or None,
-                               value=p.get("value") or None, user=request.user)
-        record_audit(con, user=request.user, action="correct_event", patient_key=key,
-                     detail=f"{detail}; note: {p['note']}", now=at)
+def insert_decision(con: Con, *, patient_key: str | None, study_uid: str | None, decision: str, note: str,
+                    decided_by: str, decided_at: Any, request_id: str) -> None:
+    con.execute(
+        """INSERT INTO board_decisions (patient_key, study_uid, decision, note, decided_by,
+               decided_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        [patient_key, study_uid, decision, note, decided_by, decided_at, request_id],
+    )
 
 
-def _record_reader_value(con: Con, request: BoardRequest) -> None:
-    """One reader entry with what was in force before it (the reader's earlier value, else the
-    automatic one), and its audit row; the caller re-assesses the patient afterwards."""
-    key, study_uid = str(request.patient_key), request.payload["study_uid"]
-    if not reader_sql.study_of_patient(con, key, study_uid):
-        raise StoreError("The scan does not belong to this patient", exam=f"patient {key}",
-                         action="Reload the dashboard and choose the scan again.")
-    kind, lesion_index, value = reader_value(request)
-    before = reader_sql.current_value(con, patient_key=key, study_uid=study_uid, kind=kind, lesion_index=lesion_index)
-    if before is None and lesion_index is not None:
-        before = reader_sql.automatic_lesion(con, study_uid, lesion_index)
-        if before is None:
-            raise StoreError(f"Lesion {lesion_index} is not in this scan's current measurement",
-                             exam=f"patient {key}", action="Reload the dashboard; the lesions may have changed.")
-    note = request.payload["note"].strip()
-    reader_sql.insert_entry(con, patient_key=key, study_uid=study_uid, kind=kind, lesion_index=lesion_index,
-                            value=value, before=before, note=note, user=request.user, at=request.requested_at,
-                            request_id=request.request_id)
-    lesion = f" lesion {lesion_index}" if lesion_index is not None else ""
-    record_audit(con, user=request.user, action=f"reader_{kind.value.lower()}", patient_key=key,
-                 detail=f"study={study_uid}{lesion}: {before or 'proposed'} -> {value}"
-                        + (f"; note: {note}" if note else ""), now=request.requested_at)
-
-
-def _acknowledge(con: Con, request: BoardRequest) -> None:
-    """The alerts module's ``acknowledge`` writes the acknowledgement and its audit row."""
-    try:
-        alert_id = int(request.payload["alert_id"])
-    except ValueError as exc:
-        msg = f"Alert id {request.payload['alert_id']!r} is not a number"
-        raise StoreError(msg) from exc
+def alert_patient(con: Con, alert_id: int) -> str | None:
+    """The patient key of alert ``alert_id`` (None: no such alert)."""
     rows = con.execute("SELECT patient_key FROM alerts WHERE alert_id = ?", [alert_id]).fetchall()
-    if not rows or rows[0][0] != request.patient_key:
-        raise StoreError(f"Alert {alert_id} does not exist for this patient",
-                         exam=f"patient {request.patient_key}",
-                         action="Reload the dashboard; the alert list may have changed.")
-    if not acknowledge(con, alert_id, user=request.user, note=request.payload["note"],
-                       now=request.requested_at):
-        raise StoreError(f"Alert {alert_id} was already acknowledged",
-                         exam=f"patient {request.patient_key}")
+    return rows[0][0] if rows else None
 
 
-def correct_event(
-    con: Con,
-    *,
-    patient_key: str,
-    event: str,
-    event_date: date,
-    user: str,
-    old_event_date: str | None = None,
-    value: str | None = None,
-) -> str:
-    """Replace a clinical event's date; returns 'EVENT old -> new' for the audit row."""
-    if event not in SINGLE_EVENTS and old_event_date is None:
-        raise StoreError(f"{event} can occur several times; say which date to correct",
-                         exam=f"patient {patient_key}", action="Give the date being corrected.")
+def replace_event(
+    con: Con, *, patient_key: str, event: str, event_date: date, user: str,
+    old_event_date: date | None = None, value: str | None = None,
+) -> list[date]:
+    """Replace the patient's ``event`` rows (those on ``old_event_date`` when given, else all of
+    them) by one row on ``event_date``, entered by the board; the value is ``value`` or the first
+    replaced row's. Returns the replaced dates, oldest first."""
     where = "patient_key = ? AND event = ?"
     params: list[Any] = [patient_key, event]
     if old_event_date is not None:
         where += " AND event_date = ?"
-        params.append(date.fromisoformat(old_event_date))
+        params.append(old_event_date)
     old = con.execute(f"SELECT event_date, value FROM clinical_events WHERE {where} ORDER BY event_date",
                       params).fetchall()
     con.execute(f"DELETE FROM clinical_events WHERE {where}", params)
@@ -237,5 +94,4 @@ def correct_event(
                entered_at) VALUES (?, ?, ?, ?, 'board', ?, ?)""",
         [patient_key, event_date, event, kept_value, user, _now_utc()],
     )
-    before = ", ".join(str(r[0]) for r in old) or "none"
-    return f"{event} {before} -> {event_date.isoformat()}"
+    return [r[0] for r in old]

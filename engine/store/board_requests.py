@@ -4,8 +4,8 @@ The dashboard never opens the main store, for reading or writing. It writes each
 view, an acknowledgement, a decision, an event correction) as one JSON file: under a temporary
 name first, flushed to disk, then ``os.replace``-d to its final name, so the queue never holds a
 half-written request. Only the writer process reads the queue with a purpose
-(:func:`engine.store.board.apply_board_requests`): it applies the files in name order (the name
-starts with the UTC time of the request), each in one transaction recorded by ``request_id``,
+(:func:`engine.usecases.apply_board_request.apply_board_requests`): it applies the files in name
+order (the name starts with the UTC time of the request), each in one transaction recorded by ``request_id``,
 then removes the file, or parks it in ``failed/`` with the reason.
 
 Why files rather than a second small database: the two processes share no lock, so neither can

@@ -74,6 +74,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               revision.create),
     Migration(3, "reader values: diameter ends on lesions (d1_p0 .. d2_p1), reader_values table",
               schema_reader.create),
+    Migration(4, "measurements.inputs_sha256: the fingerprint of a measurement's inputs, so an unchanged "
+                 "study is not measured again", lambda con: con.execute(
+                     "ALTER TABLE measurements ADD COLUMN IF NOT EXISTS inputs_sha256 VARCHAR")),
 )
 
 #: the schema version this code writes and reads

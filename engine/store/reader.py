@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from engine.reader_values import LesionRow, ReaderEntry, ReaderInputs, ReaderValueKind, in_force
+from engine.reader_values import LesionRow, ReaderEntry, ReaderInputs, ReaderValueKind
 
 from engine.store.db import Store
 
@@ -39,14 +39,6 @@ def read_reader_inputs(con: Con, patient_key: str) -> ReaderInputs:
     return ReaderInputs(entries=read_entries(con, patient_key),
                         lesions=tuple(LesionRow(*r) for r in lesions),
                         baseline_uid=baseline[0][0] if baseline else None)
-
-
-def current_value(con: Con, *, patient_key: str, study_uid: str, kind: ReaderValueKind,
-                  lesion_index: int | None) -> dict[str, Any] | None:
-    """The value in force for that key (the reader's latest), or None."""
-    force = in_force(read_entries(con, patient_key))
-    entry = force.get(("" if kind is ReaderValueKind.TARGETS else study_uid, kind, lesion_index))
-    return dict(entry.value) if entry is not None else None
 
 
 def automatic_lesion(con: Con, study_uid: str, lesion_index: int) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """A state folder produced by the real pipeline, for the pages that read pipeline files.
 
 One synthetic progression patient (3 visits, test size) read from a ``FolderArchive`` and taken
-through the engine steps the flow runs (``flows.process``), without Prefect: ingestion,
+through the use cases' steps the flow runs (``flows.process``), without Prefect: ingestion,
 segmentation with the shipped model, registration to the baseline with the configured registrar,
 measurement and assessment, then the published snapshot. Paths are the runtime's
 (``flows.runtime.Runtime.paths``), so the files lie exactly where a running service puts them.
@@ -18,7 +18,9 @@ from engine.archive.folder import FolderArchive
 from engine.auth import add_user
 from engine.criteria import Mode, load_criteria
 from engine.ingest import ingest_study
-from engine.patient_assessment import assess_patient_course
+from engine.usecases.patient_course import assess_patient_course
+from engine.usecases.register_study import commit_registration, registration_jobs
+from engine.usecases.segment_study import commit_segmentation, study_files
 from engine.registration import make_registrar
 from engine.segmentation import load_segmenter
 from engine.settings import Settings
@@ -66,8 +68,8 @@ def build_pipeline_state(root: Path) -> PipelineState:
 def _segment(rt: Runtime, study_uids: tuple[str, ...]) -> None:
     segmenter = load_segmenter(rt.settings.segmentation)
     for uid in study_uids:
-        files = pipeline.study_files(rt.store, uid)
-        outcome = pipeline.commit_segmentation(
+        files = study_files(rt.store, uid)
+        outcome = commit_segmentation(
             rt.store, files, pipeline.compute_segmentation(files, segmenter=segmenter, paths=rt.paths))
         if not outcome.ok:
             msg = f"The pipeline state cannot be built: segmentation failed: {outcome.message}"
@@ -77,8 +79,8 @@ def _segment(rt: Runtime, study_uids: tuple[str, ...]) -> None:
 def _register(rt: Runtime, study_uids: tuple[str, ...]) -> None:
     registrar = make_registrar(rt.settings.registration)
     for uid in study_uids:
-        for job in pipeline.registration_jobs(rt.store, uid, reference_sequence=rt.settings.registration.reference):
-            outcome = pipeline.commit_registration(
+        for job in registration_jobs(rt.store, uid, reference_sequence=rt.settings.registration.reference):
+            outcome = commit_registration(
                 rt.store, job, pipeline.compute_registration(job, registrar=registrar, paths=rt.paths))
             if not outcome.ok and job.kind == "baseline":
                 msg = f"The pipeline state cannot be built: registration failed: {outcome.message}"

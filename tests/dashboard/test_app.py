@@ -6,7 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.store import open_store, publish_snapshot
-from engine.store.board import apply_board_requests, pending_requests
+from engine.store.board_requests import pending_requests
+from engine.usecases.apply_board_request import apply_board_requests
 from tests.dashboard.conftest import APP_PATH, log_in, open_page
 from tests.dashboard.store_factory import (EXPECTED_ORDER, RADIOLOGIST, URGENCY_ORDER, VIEWER, Built,
                                            add_urgency_patients)

@@ -11,14 +11,8 @@ import pytest
 
 from dashboard.board_queue import submit
 from engine.store import open_store
-from engine.store.board import (
-    BoardRequest,
-    Decision,
-    RequestKind,
-    apply_board_requests,
-    pending_requests,
-    write_request,
-)
+from engine.store.board_requests import BoardRequest, Decision, RequestKind, pending_requests, write_request
+from engine.usecases.apply_board_request import apply_board_requests
 from engine.store.writer_presence import WriterState
 from tests.dashboard.store_factory import Built
 

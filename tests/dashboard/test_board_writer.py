@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.board_queue import queued_count, submit, waiting_actions, writer_status
 from engine.store import open_store
-from engine.store.board import apply_board_requests
+from engine.usecases.apply_board_request import apply_board_requests
 from engine.store.board_requests import (
     BoardRequest,
     RequestKind,

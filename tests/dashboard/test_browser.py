@@ -17,7 +17,7 @@ import pytest
 
 from engine.settings import Settings
 from engine.store import open_store, publish_snapshot
-from engine.store.board import apply_board_requests
+from engine.usecases.apply_board_request import apply_board_requests
 from engine.store.board_requests import requests_dir
 from flows.cmd_dashboard import start_dashboard
 from tests.dashboard.pipeline_state import PipelineState

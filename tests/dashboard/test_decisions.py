@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.board_queue import waiting_actions
 from engine.store import open_store, publish_snapshot
-from engine.store.board import apply_board_requests
+from engine.usecases.apply_board_request import apply_board_requests
 from engine.store.board_requests import RequestKind, requests_dir
 from tests.dashboard.conftest import APP_PATH, log_in, open_page
 from tests.dashboard.store_factory import Built

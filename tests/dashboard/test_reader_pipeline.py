@@ -17,10 +17,10 @@ from dashboard.image_volumes import study_sources
 from dashboard.rano_lines import draw_segments, measured_slice, segments_on_slice
 from dashboard.slices import Plane, extract_slice
 from engine.criteria import Mode, load_criteria
-from engine.patient_assessment import assess_patient_course
+from engine.usecases.patient_course import assess_patient_course
 from engine.settings import Settings
 from engine.store import open_store, publish_snapshot
-from engine.store.board import apply_board_requests
+from engine.usecases.apply_board_request import apply_board_requests
 from engine.store.board_requests import BoardRequest, RequestKind, requests_dir
 from engine.types import Label
 from tests.dashboard.conftest import APP_PATH, log_in, open_page

@@ -21,12 +21,11 @@ from engine.pipeline import (
     RegistrationOutput,
     StatePaths,
     StudyFiles,
-    commit_registration,
-    commit_segmentation,
     compute_segmentation,
     sidecar_path,
-    study_files,
 )
+from engine.usecases.register_study import commit_registration
+from engine.usecases.segment_study import commit_segmentation, study_files
 from engine.registration import SimpleItkRegistrar
 from engine.registration.phantom import load_template
 from engine.segmentation.inference import MonaiSegmenter
@@ -229,7 +228,7 @@ def _labels_with_cavity(rc_voxels: int) -> Volume:
 def test_a_cavity_before_the_first_recorded_surgery_raises_a_qa_alert(tmp_path: Path, surgery_day: int | None) -> None:
     from engine.criteria import Mode, Profile, load_criteria
     from engine.events import ClinicalEvent, EventType
-    from engine.patient_assessment import assess_patient_course
+    from engine.usecases.patient_course import assess_patient_course
     from engine.pipeline import SegmentationOutput
     from engine.store import assessment as assessment_sql
     from engine.store import pipeline as pipeline_sql

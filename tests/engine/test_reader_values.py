@@ -13,12 +13,12 @@ import pytest
 from engine.criteria import Mode, load_criteria
 from engine.events import parse_clinical_events
 from engine.measurement import measure_study
-from engine.patient_assessment import reassess_patient
+from engine.usecases.patient_course import reassess_patient
 from engine.reader_values import Confirmation, ReaderValueKind, confirmation
 from engine.store import open_store
 from engine.store import reader as reader_sql
 from engine.store.assessment import ModelInfo, import_clinical_events, read_timeline, write_measurement
-from engine.store.board import apply_board_requests
+from engine.usecases.apply_board_request import apply_board_requests
 from engine.store.board_requests import BoardRequest, RequestKind, write_request
 from engine.types import Label, Volume
 

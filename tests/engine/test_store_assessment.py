@@ -11,7 +11,7 @@ from engine.criteria import Mode, load_criteria
 from engine.events import parse_clinical_events, patient_context
 from engine.measurement import measure_study
 from engine.response import Timepoint, assess_patient
-from engine.patient_assessment import reassess_patient
+from engine.usecases.patient_course import reassess_patient
 from engine.risk import psp_evidence, psp_probability
 from engine.store import open_store
 from engine.store.assessment import (

@@ -13,7 +13,8 @@ import pytest
 
 from engine.store import Store, open_store, publish_snapshot
 from engine.store import ingest as ingest_sql
-from engine.store.board import BoardRequest, RequestKind, apply_board_requests, write_request
+from engine.store.board_requests import BoardRequest, RequestKind, write_request
+from engine.usecases.apply_board_request import apply_board_requests
 from engine.store.db import insert_frame
 from engine.store.snapshot import copy_snapshot, stale_reason
 from tests.support import file_identity

@@ -1,22 +1,19 @@
 """Measure and assess one patient's whole course, then queue its alerts — in one transaction.
 
-For every usable study of the patient (segmented, and registered unless registration is off):
-volumes per label come from the labels on the study's own T1c grid; ET lesions and the SPD are
-measured in the baseline space (the labels resampled onto the baseline's T1c grid), where the
-baseline's target lesions are chosen and followed by IoU matching (Hungarian), so a follow-up's
-SPD sums the continuations of the baseline targets and an unmatched component is a new lesion.
-Then the response state machine, PsP prior and growth fits run over the stored measurements
-(:func:`reassess_patient`: read through the store, decided by the pure engine, written back
-through the store), and the alerts they raise are written to the
-outbox in the same transaction (exactly once per event, by idempotency key). Quality events
-(quarantine, failed registration, segmentation flags) raise QA alerts; one flag needs the
-clinical record and is added here: a resection cavity on a scan before the first recorded surgery.
+The usable studies (segmented, and registered unless registration is off) are measured by
+:func:`engine.usecases.course_measurements.measure_course`, which re-measures only the studies
+whose inputs changed and keeps the stored measurement of the others. Then the response state
+machine, PsP prior and growth fits run over the stored measurements (:func:`reassess_patient`:
+read through the store, decided by the pure engine, written back through the store), and the
+alerts they raise are written to the outbox in the same transaction (exactly once per event, by
+idempotency key). Quality events (quarantine, failed registration, segmentation flags) raise QA
+alerts; one flag needs the clinical record and is added here: a resection cavity on a scan before
+the first recorded surgery.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -25,14 +22,11 @@ from collections.abc import Mapping
 from engine.alerts import AlertInput, QaEvents, evaluate_alerts
 from engine.alerts.adapter import alert_inputs
 from engine.criteria import Criteria, Mode
-from engine.dicom.nifti import read_nifti
 from engine.events import patient_context, with_clinical_values
-from engine.measurement import StudyMeasurement, followup_findings, label_volumes, measure_study
-from engine.pipeline import reference_study
 from engine.reader_values import apply_reader_values
 from engine.response import PatientContext, ResponseCall, Timepoint, assess_patient
 from engine.risk import PspEstimate, psp_at_preliminary_pds
-from engine.state_paths import StatePaths, StoredFile
+from engine.state_paths import StatePaths
 from engine.segmentation.sanity import cavity_before_surgery_flag
 from engine.store import Store
 from engine.store import alerts as alerts_sql
@@ -42,6 +36,8 @@ from engine.store import ingest as ingest_sql
 from engine.store import reader as reader_sql
 from engine.trajectory import GrowthFit, fit_growth_since_nadir
 from engine.types import StudyStatus
+from engine.usecases.course_measurements import measure_course
+from engine.usecases.register_study import reference_study
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,43 +53,23 @@ def assess_patient_course(
     alert_sinks: tuple[str, ...], base_url: str,
 ) -> PatientReport:
     rows = course.usable_studies(store, patient_key)
-    baseline_uid = reference_study(store, patient_key)
-    baseline = next((r for r in rows if r["study_uid"] == baseline_uid), None)
-    base = None
-    measured: list[tuple[dict, StudyMeasurement, dict, tuple[int, ...]]] = []
-    for r in rows:
-        native = read_nifti(paths.resolve(StoredFile.LABELS, r["labels_path"]))
-        resampled = json.loads(r["resampled"]) if r["resampled"] else {}
-        tracked = (r is not baseline and base is not None and "labels" in resampled
-                   and r["reference_study_uid"] == baseline_uid)
-        if not tracked:  # the baseline itself, scans before it, or no registration into its space
-            m = measure_study(native, criteria=criteria.measurability)
-            tracks, new = {}, ()
-            if r is baseline:
-                base = m
-                tracks = {lesion.lesion_index: lesion.lesion_index for lesion in m.lesions}
-        else:
-            labels = read_nifti(paths.resolve(StoredFile.REGISTERED, resampled["labels"]))
-            m = measure_study(labels, criteria=criteria.measurability, target_indices=())
-            found = followup_findings(baseline=base, current=m, criteria=criteria.measurability,
-                                      spacing_mm=min(labels.spacing_mm))
-            m = dataclasses.replace(m, spd_mm2=found.spd_mm2, volumes=label_volumes(native))
-            tracks = {match.current_index: match.previous_index for match in found.matching.matches}
-            tracks.update({c: p for p, c in found.matching.fragments})
-            new = found.matching.new
-        measured.append((r, m, tracks, new))
+    measured = measure_course(rows, baseline_uid=reference_study(store, patient_key), criteria=criteria,
+                              paths=paths, stored=sql.current_measurement_inputs(store, patient_key))
     qa = _qa_events(store, patient_key)
     with store.transaction() as con:
-        for r, m, tracks, new in measured:
+        for c in measured:
+            if c.measurement is None:  # inputs unchanged: the stored measurement stands
+                continue
+            r = c.row
             sql.write_measurement(
-                con, study_uid=r["study_uid"], patient_key=patient_key, scan_date=r["study_date"],
-                measurement=m, model=sql.ModelInfo(r["model_name"], r["model_version"], r["weights_sha256"],
-                                                     r["config_sha256"] or None),
+                con, study_uid=c.study_uid, patient_key=patient_key, scan_date=c.scan_date,
+                measurement=c.measurement, model=sql.ModelInfo(r["model_name"], r["model_version"],
+                                                               r["weights_sha256"], r["config_sha256"] or None),
                 criteria_label=criteria.label,
                 registration_id=str(r["registration_id"]) if r["registration_id"] is not None else None,
-                track_ids=tracks, new_lesions=new)
+                track_ids=c.tracks, new_lesions=c.new_lesions, inputs_sha256=c.inputs_sha256)
         result = reassess_patient(con, patient_key=patient_key, criteria=criteria, mode=mode)
-        qa = _with_cavity_flags(qa, [(r["study_uid"], r["study_date"], m.volumes.rc_ml) for r, m, *_ in measured],
+        qa = _with_cavity_flags(qa, [(c.study_uid, c.scan_date, c.rc_ml) for c in measured],
                                 first_surgery=result.context.surgery_date if result.context else None)
         inputs = list(alert_inputs(result.calls, result.timepoints, patient_key=patient_key,
                                    risks=result.risks, qa=qa,
@@ -104,9 +80,10 @@ def assess_patient_course(
                               criteria=criteria.label, qa=events)
                    for uid, events in qa.items() if uid not in called]
         alerts = [a for i in inputs for a in evaluate_alerts(i, base_url=base_url)]
-        alerts_sql.enqueue_alerts(con, alerts, list(alert_sinks))
-        for r, *_ in measured:
-            ingest_sql.set_study_status(con, r["study_uid"], StudyStatus.ASSESSED)
+        known = course.stored_alert_keys(con, [a.idempotency_key for a in alerts])  # raised before: once, ever
+        alerts_sql.enqueue_alerts(con, [a for a in alerts if a.idempotency_key not in known], list(alert_sinks))
+        for c in measured:
+            ingest_sql.set_study_status(con, c.study_uid, StudyStatus.ASSESSED)
     lines = tuple(f"{c.scan_date} {c.category.value:<17} final {c.final_category.value:<17} {c.reason}"
                   for c in result.calls)
     return PatientReport(patient_key, len(result.calls), len(alerts), lines)
