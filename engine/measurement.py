@@ -12,12 +12,14 @@ on labels already resampled into the baseline space.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.criteria import MeasurabilityCriteria
 from engine.lesions import (
+    AxialView,
     Lesion,
     Matching,
     axial_view,
@@ -59,6 +61,9 @@ class StudyMeasurement:
     slice_thickness_mm: float
     min_diameter_mm: float
     obliquity_deg: float
+    #: per lesion index, the RANO diameters' endpoints in RAS+ mm of the measured grid's world
+    #: (d1 start, d1 end, then d2 start, d2 end): :func:`diameter_lines_ras`
+    diameter_lines_ras: Mapping[int, tuple[tuple[float, float, float], ...]] = field(default_factory=dict)
 
     @property
     def n_measurable(self) -> int:
@@ -110,7 +115,33 @@ def measure_study(
         slice_thickness_mm=view.slice_thickness_mm,
         min_diameter_mm=criteria.min_diameter_mm(view.slice_thickness_mm),
         obliquity_deg=view.obliquity_deg,
+        diameter_lines_ras=diameter_lines_ras(lesions, view=view, affine=labels.affine),
     )
+
+
+def diameter_lines_ras(
+    lesions: tuple[Lesion, ...], *, view: AxialView, affine: np.ndarray
+) -> dict[int, tuple[tuple[float, float, float], ...]]:
+    """Each lesion's diameter endpoints (view pixels on its slice) as RAS+ mm points of ``affine``.
+
+    >>> from engine.lesions import axial_view
+    >>> vol = Volume(np.zeros((4, 4, 3), np.uint8), np.diag([2.0, 2.0, 5.0, 1.0]), {})
+    >>> lesion = Lesion(1, 0.1, 1, 4.0, 2.0, 2, True, "", ((0.5, 1.0), (2.5, 1.0), (1.5, 0.5), (1.5, 1.5)))
+    >>> diameter_lines_ras((lesion,), view=axial_view(vol), affine=vol.affine)[1][:2]
+    ((1.0, 2.0, 10.0), (5.0, 2.0, 10.0))
+    """
+    lines = {}
+    for lesion in lesions:
+        if not lesion.ends_px:
+            continue
+        points = []
+        for a, b in lesion.ends_px:
+            index = np.zeros(4)
+            index[list(view.axes)] = (a, b, lesion.slice_index)
+            index[3] = 1.0
+            points.append(tuple(round(float(v), 4) for v in (affine @ index)[:3]))
+        lines[lesion.lesion_index] = tuple(points)
+    return lines
 
 
 def followup_spd(*, baseline_targets: tuple[int, ...], matching: Matching, lesions: tuple[Lesion, ...]) -> float:

@@ -34,6 +34,9 @@ class Lesion:
     slice_index: int
     measurable: bool
     note: str  # why it is (not) measurable, with the numbers
+    #: the diameters' endpoints on ``slice_index``, in the view's in-plane pixel coordinates (a, b):
+    #: (d1 start, d1 end) then (d2 start, d2 end) when d2 was found; () when not measured
+    ends_px: tuple[tuple[float, float], ...] = ()
 
     @property
     def product_mm2(self) -> float:
@@ -78,8 +81,16 @@ def find_lesions(
             slice_index=best_slice + box[2].start,
             measurable=bool(measurable),
             note=note,
+            ends_px=_offset_ends(best, box),
         ))
     return labels, tuple(lesions)
+
+
+def _offset_ends(found: SliceDiameters, box: tuple[slice, ...]) -> tuple[tuple[float, float], ...]:
+    """The endpoints of ``found`` (pixel coordinates inside ``box``) in the whole view's (a, b)."""
+    a0, b0 = box[0].start, box[1].start
+    pairs = [pair for pair in (found.d1_ends, found.d2_ends) if pair is not None]
+    return tuple((float(a) + a0, float(b) + b0) for pair in pairs for a, b in pair)
 
 
 def _best_slice(component: np.ndarray, view: AxialView, criteria: MeasurabilityCriteria) -> tuple[SliceDiameters, int]:

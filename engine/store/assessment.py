@@ -73,11 +73,16 @@ def write_measurement(
     fields = dict(outside_field or {})
     rows = [[measurement_id, study_uid, patient_key, l.lesion_index, tracks.get(l.lesion_index), l.volume_ml,
              l.d1_mm, l.d2_mm, l.product_mm2, l.slice_index, l.n_slices, l.measurable,
-             l.lesion_index in targets, l.lesion_index in new, fields.get(l.lesion_index), l.note]
+             l.lesion_index in targets, l.lesion_index in new, fields.get(l.lesion_index), l.note,
+             _lines_json(measurement.diameter_lines_ras.get(l.lesion_index))]
             for l in measurement.lesions]
-    if rows:
-        con.executemany("INSERT INTO lesions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    if rows:  # diameters_ras: migration 3 (engine.store.writeback), the last column
+        con.executemany("INSERT INTO lesions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return measurement_id
+
+
+def _lines_json(points: Sequence[Sequence[float]] | None) -> str | None:
+    return json.dumps([list(p) for p in points]) if points else None
 
 
 def replace_assessment(

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 import duckdb
 
 from engine.errors import StoreError
-from engine.store import revision
+from engine.store import revision, writeback
 
 Con = duckdb.DuckDBPyConnection
 
@@ -72,6 +72,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: ingest, pipeline, assessment, alert and board tables; timeline view", _baseline),
     Migration(2, "store_revision: the change counter that decides when the snapshot is published",
               revision.create),
+    Migration(3, "write-back: writeback_objects, writeback_status; lesions.diameters_ras",
+              writeback.create),
 )
 
 #: the schema version this code writes and reads
