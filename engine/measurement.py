@@ -64,6 +64,7 @@ class StudyMeasurement:
     #: per lesion index, the RANO diameters' endpoints in RAS+ mm of the measured grid's world
     #: (d1 start, d1 end, then d2 start, d2 end): :func:`diameter_lines_ras`
     diameter_lines_ras: Mapping[int, tuple[tuple[float, float, float], ...]] = field(default_factory=dict)
+    grid_affine: np.ndarray | None = None  # the voxel -> RAS+ mm affine of the grid measured on
 
     @property
     def n_measurable(self) -> int:
@@ -116,6 +117,7 @@ def measure_study(
         min_diameter_mm=criteria.min_diameter_mm(view.slice_thickness_mm),
         obliquity_deg=view.obliquity_deg,
         diameter_lines_ras=diameter_lines_ras(lesions, view=view, affine=labels.affine),
+        grid_affine=np.asarray(labels.affine, dtype=float),
     )
 
 

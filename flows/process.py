@@ -25,6 +25,7 @@ from engine.settings import RegistrationSettings, SegmentationSettings, Settings
 from engine.store import pipeline as sql
 from engine.types import StudyStatus
 from flows.watch_retry import retry_if_retryable
+from flows.writeback import write_back_pending
 
 log = logging.getLogger("gliowatch.process")
 
@@ -107,6 +108,7 @@ def process_studies(runtime: str, study_uids: list[str]) -> list[pipeline.StageO
     if settings.segmentation.enabled:
         patients = sorted({sql.study_row(rt.store, u)["patient_key"] for u in study_uids})
         reassess_patients(rt, patients)
+    outcomes += write_back_pending(rt)  # SEG + SR into the archive (issue 33)
     return outcomes
 
 
@@ -184,4 +186,4 @@ def process_pending(rt: Any) -> list[pipeline.StageOutcome]:
     if not (rt.settings.segmentation.enabled or rt.settings.registration.enabled):
         return []
     pending = sql.pending_studies(rt.store, (StudyStatus.INGESTED, StudyStatus.SEGMENTED, StudyStatus.REGISTERED))
-    return run_processing(rt, [row["study_uid"] for row in pending])
+    return run_processing(rt, [row["study_uid"] for row in pending]) + write_back_pending(rt)  # issue 33

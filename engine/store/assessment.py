@@ -74,15 +74,20 @@ def write_measurement(
     rows = [[measurement_id, study_uid, patient_key, l.lesion_index, tracks.get(l.lesion_index), l.volume_ml,
              l.d1_mm, l.d2_mm, l.product_mm2, l.slice_index, l.n_slices, l.measurable,
              l.lesion_index in targets, l.lesion_index in new, fields.get(l.lesion_index), l.note,
-             _lines_json(measurement.diameter_lines_ras.get(l.lesion_index))]
+             _lines_json(measurement.diameter_lines_ras.get(l.lesion_index), measurement.grid_affine)]
             for l in measurement.lesions]
     if rows:  # diameters_ras: migration 3 (engine.store.writeback), the last column
         con.executemany("INSERT INTO lesions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return measurement_id
 
 
-def _lines_json(points: Sequence[Sequence[float]] | None) -> str | None:
-    return json.dumps([list(p) for p in points]) if points else None
+def _lines_json(points: Sequence[Sequence[float]] | None, grid_affine: object) -> str | None:
+    """``{"ras_mm": [[x, y, z], ...], "grid_affine": 4x4}``: the diameters' endpoints and the grid
+    they were measured on (the study's own T1c grid, or the baseline's for a tracked follow-up)."""
+    if not points:
+        return None
+    affine = None if grid_affine is None else [[float(v) for v in row] for row in grid_affine]
+    return json.dumps({"ras_mm": [list(p) for p in points], "grid_affine": affine})
 
 
 def replace_assessment(

@@ -12,9 +12,10 @@ Tables (migration 3, :func:`create`):
   and the assessment time it covers (``assessed_at``): a study is due when it is ASSESSED and its
   latest assessment is newer than that, so a crash between assessment and write-back, or a new
   assessment (new scan of the patient, re-score), is picked up by the next cycle.
-* ``lesions.diameters_ras``: the RANO diameters' endpoints (JSON ``[[x, y, z], ...]``, RAS+ mm of
-  the grid the lesion was measured on; d1 start, d1 end, then d2 start, d2 end), written by
-  ``engine.store.assessment.write_measurement``.
+* ``lesions.diameters_ras``: the RANO diameters' endpoints, JSON ``{"ras_mm": [[x, y, z], ...],
+  "grid_affine": 4x4}``: RAS+ mm of the grid the lesion was measured on (d1 start, d1 end, then
+  d2 start, d2 end) and that grid's affine (a tracked follow-up is measured on the baseline's
+  grid), written by ``engine.store.assessment.write_measurement``.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ import engine
 from engine.types import Label
 from engine.writeback import report_codes as rc
 from engine.writeback.report_content import LesionReport, ReportContent
-from engine.writeback.segmentation import MANUFACTURER
+from engine.writeback.segmentation import MANUFACTURER, TYPE2_COPIED
 
 _LO_MAX = 64
 
@@ -63,10 +63,12 @@ def build_report(
         name=content.model_name[:_LO_MAX], version=content.model_version[:_LO_MAX],
         parameters=[f"weights_sha256={content.weights_sha256}"],
     )
-    groups: list[Any] = [_label_group(content, name, ml, segmentation, time_point, algorithm)
-                         for name, ml in content.volumes_ml]
-    groups += [_lesion_group(content, lesion, frame_of_reference, time_point, algorithm)
-               for lesion in content.lesions if lesion.d1_line is not None]
+    headers = _headers(t1c_datasets)
+    # lesions first: a viewer opening the report (OHIF) shows its first group's image
+    groups: list[Any] = [_lesion_group(content, lesion, headers, frame_of_reference, time_point, algorithm)
+                         for lesion in content.lesions if lesion.d1_line is not None]
+    groups += [_label_group(content, name, ml, segmentation, time_point, algorithm)
+               for name, ml in content.volumes_ml]
     rano = _rano_group(content, time_point)
     if rano is not None:
         groups.append(rano)
@@ -83,7 +85,7 @@ def build_report(
         title=codes.cid7021.ImagingMeasurementReport,
     )
     return hd.sr.Comprehensive3DSR(
-        evidence=[*_headers(t1c_datasets), segmentation, *prior_evidence],
+        evidence=[*headers, segmentation, *prior_evidence],
         content=report,
         series_instance_uid=series_uid,
         series_number=series_number,
@@ -103,6 +105,9 @@ def _headers(datasets: Sequence[Any]) -> list[Dataset]:
         for element in ds:
             if element.keyword != "PixelData":
                 copy.add(element)
+        for keyword in TYPE2_COPIED:  # type 2 in the SR, copied from the evidence: empty when absent
+            if keyword not in copy:
+                setattr(copy, keyword, "")
         out.append(copy)
     return out
 
@@ -141,8 +146,8 @@ def _label_group(content: ReportContent, name: str, ml: float, segmentation: Dat
     )
 
 
-def _lesion_group(content: ReportContent, lesion: LesionReport, frame_of_reference: str,
-                  time_point: hd.sr.TimePointContext,
+def _lesion_group(content: ReportContent, lesion: LesionReport, sources: Sequence[Dataset],
+                  frame_of_reference: str, time_point: hd.sr.TimePointContext,
                   algorithm: hd.sr.AlgorithmIdentification) -> Any:
     if lesion.track_id is not None:
         uid = rc.tracking_uid(content.patient_key, f"lesion/{lesion.track_id}")
@@ -151,20 +156,13 @@ def _lesion_group(content: ReportContent, lesion: LesionReport, frame_of_referen
         uid = rc.tracking_uid(content.patient_key, f"study/{content.study_uid}/lesion/{lesion.lesion_index}")
         identifier = f"Untracked lesion {lesion.lesion_index} of TP{content.timepoint}"
 
-    def line(points: Any) -> np.ndarray:
-        return np.asarray(points, dtype=float)
-
-    measurements = [hd.sr.Measurement(
-        name=rc.LONG_AXIS, value=lesion.d1_mm, unit=rc.MM,
-        referenced_coordinates=[hd.sr.CoordinatesForMeasurement3D(
-            graphic_type="POLYLINE", graphic_data=line(lesion.d1_line),
-            frame_of_reference_uid=frame_of_reference)])]
+    measurements = [hd.sr.Measurement(name=rc.LONG_AXIS, value=lesion.d1_mm, unit=rc.MM,
+                                      referenced_coordinates=_line_coordinates(lesion.d1_line, sources,
+                                                                               frame_of_reference))]
     if lesion.d2_line is not None:
         measurements.append(hd.sr.Measurement(
             name=rc.SHORT_AXIS, value=lesion.d2_mm, unit=rc.MM,
-            referenced_coordinates=[hd.sr.CoordinatesForMeasurement3D(
-                graphic_type="POLYLINE", graphic_data=line(lesion.d2_line),
-                frame_of_reference_uid=frame_of_reference)]))
+            referenced_coordinates=_line_coordinates(lesion.d2_line, sources, frame_of_reference)))
     measurements += [hd.sr.Measurement(name=rc.PRODUCT, value=lesion.product_mm2, unit=rc.MM2),
                      hd.sr.Measurement(name=rc.VOLUME, value=lesion.volume_ml, unit=rc.ML)]
     flags = [(rc.MEASURABLE, lesion.measurable), (rc.TARGET_LESION, lesion.is_target),
@@ -178,6 +176,48 @@ def _lesion_group(content: ReportContent, lesion: LesionReport, frame_of_referen
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(name, rc.YES if value else rc.NO)
                                  for name, value in flags],
     )
+
+
+def _line_coordinates(points: Any, sources: Sequence[Dataset], frame_of_reference: str) -> list[Any]:
+    """The line as SCOORD (pixel coordinates on the T1c image it lies on, what viewers such as
+    OHIF draw) when it lies within half a slice of one image, then always as SCOORD3D (patient
+    coordinates, LPS mm, in the T1c's frame of reference)."""
+    lps = np.asarray(points, dtype=float)
+    out: list[Any] = []
+    image = _image_under(lps, sources)
+    if image is not None:
+        ds, pixels = image
+        out.append(hd.sr.CoordinatesForMeasurement(
+            graphic_type="POLYLINE", graphic_data=pixels,
+            source_image=hd.sr.SourceImageForRegion.from_source_image(ds)))
+    out.append(hd.sr.CoordinatesForMeasurement3D(graphic_type="POLYLINE", graphic_data=lps,
+                                                 frame_of_reference_uid=frame_of_reference))
+    return out
+
+
+def _image_under(lps: np.ndarray, sources: Sequence[Dataset]) -> tuple[Dataset, np.ndarray] | None:
+    """The single-frame image whose plane holds ``lps`` (within half its slice thickness), and
+    the points in its pixel coordinates (column, row; the top-left pixel's centre is 0.5, 0.5)."""
+    best, best_distance = None, np.inf
+    for ds in sources:
+        if "ImagePositionPatient" not in ds or int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            continue
+        origin = np.array([float(v) for v in ds.ImagePositionPatient])
+        orientation = np.array([float(v) for v in ds.ImageOrientationPatient])
+        row_dir, col_dir = orientation[:3], orientation[3:]
+        distance = float(np.max(np.abs((lps - origin) @ np.cross(row_dir, col_dir))))
+        if distance < best_distance:
+            best, best_distance = (ds, origin, row_dir, col_dir), distance
+    if best is None:
+        return None
+    ds, origin, row_dir, col_dir = best
+    thickness = float(ds.get("SliceThickness") or 1.0)
+    if best_distance > thickness / 2:
+        return None
+    spacing_rows, spacing_columns = (float(v) for v in ds.PixelSpacing)
+    columns = (lps - origin) @ row_dir / spacing_columns + 0.5
+    rows = (lps - origin) @ col_dir / spacing_rows + 0.5
+    return ds, np.stack([columns, rows], axis=1)
 
 
 def _rano_group(content: ReportContent, time_point: hd.sr.TimePointContext) -> Any:

@@ -1,0 +1,105 @@
+"""Read one study's report content from the store (:class:`ReportContent`), and put the RANO
+lines into the study's own DICOM frame.
+
+The lesions' diameter endpoints are stored in RAS+ mm of the grid they were measured on
+(``lesions.diameters_ras``): the study's own T1c grid, or, for a follow-up tracked against the
+baseline, the baseline's T1c grid. In the second case the registration (moving RAS -> reference
+RAS) is inverted to bring them back onto the follow-up's T1c, then RAS becomes DICOM's LPS.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+
+from engine.store import Store
+from engine.store import pipeline as pipeline_sql
+from engine.store import writeback_report as sql
+from engine.types import Label
+from engine.writeback.report_content import (
+    GrowthReport,
+    LesionReport,
+    PspReport,
+    ReportContent,
+    ResponseReport,
+)
+
+_SAME_GRID_MM = 1e-3
+_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def load_report_content(store: Store, study_uid: str, *, native_affine: np.ndarray) -> ReportContent | None:
+    """The content of the study's report; None when the study has no current measurement."""
+    study = sql.study_for_report(store, study_uid)
+    measurement = sql.current_measurement(store, study_uid)
+    if study is None or measurement is None:
+        return None
+    patient_key = str(study["patient_key"])
+    timepoints = sql.assessed_study_uids(store, patient_key)
+    order = timepoints.index(study_uid) + 1 if study_uid in timepoints else len(timepoints) + 1
+    assessment = sql.latest_assessment(store, study_uid)
+    matrix = None
+    if measurement.get("registration_id") is not None:
+        text = sql.registration_matrix(store, int(measurement["registration_id"]))
+        matrix = np.asarray(json.loads(text), dtype=float) if text else None
+    lesions = tuple(_lesion(row, native_affine, matrix) for row in
+                    sql.measurement_lesions(store, str(measurement["measurement_id"])))
+    rt_end = pipeline_sql.rt_end_date(store, patient_key)
+    scan_date: date | None = study["study_date"]
+    response = psp = None
+    if assessment is not None:
+        response = ResponseReport(
+            category=assessment["response"], final_category=assessment["final_response"],
+            reason=assessment["reason"], final_reason=assessment["final_reason"],
+            criteria=assessment["criteria"], burden=assessment["burden"],
+            change_vs_baseline=assessment["change_vs_baseline"],
+            change_vs_nadir=assessment["change_vs_nadir"])
+        if assessment["psp_probability"] is not None:
+            psp = PspReport(assessment["psp_probability"], assessment["psp_low"], assessment["psp_high"],
+                            assessment["psp_model"])
+    growth = tuple(GrowthReport(g["label"], g["model"], bool(g["evaluable"]), g["reason"], g["vdt_days"],
+                                g["sgr_per_day"]) for g in sql.growth_fits(store, patient_key))
+    return ReportContent(
+        patient_key=patient_key, study_uid=study_uid, scan_date=scan_date, timepoint=order,
+        is_baseline=bool(assessment is not None and assessment["response"] == "BASELINE"),
+        days_since_rt_end=(scan_date - rt_end).days if scan_date and rt_end else None,
+        volumes_ml=tuple((label.name, float(measurement[f"{label.name.lower()}_ml"] or 0.0))
+                         for label in Label),
+        lesions=lesions, response=response, psp=psp, growth=growth,
+        model_name=str(study["model_name"]), model_version=str(study["model_version"]),
+        weights_sha256=str(study["weights_sha256"] or ""),
+        prior_study_uids=tuple(timepoints[: order - 1]),
+    )
+
+
+def _lesion(row: dict, native_affine: np.ndarray, matrix: np.ndarray | None) -> LesionReport:
+    lines = _lines_lps(row.get("diameters_ras"), native_affine, matrix)
+    return LesionReport(
+        lesion_index=int(row["lesion_index"]),
+        track_id=None if row["track_id"] is None else int(row["track_id"]),
+        volume_ml=float(row["volume_ml"]), d1_mm=float(row["d1_mm"]), d2_mm=float(row["d2_mm"]),
+        product_mm2=float(row["product_mm2"]), measurable=bool(row["measurable"]),
+        is_target=bool(row["is_target"]), is_new=bool(row["is_new"]),
+        d1_line=lines[0] if lines else None,
+        d2_line=lines[1] if lines and len(lines) > 1 else None,
+    )
+
+
+def _lines_lps(stored: str | None, native_affine: np.ndarray, matrix: np.ndarray | None) -> list | None:
+    """The stored endpoints as ((d1 start, d1 end), (d2 start, d2 end)) in LPS mm of the study's
+    own frame; None when none are stored or they lie on another grid without a registration."""
+    if not stored:
+        return None
+    data = json.loads(stored)
+    points = np.asarray(data["ras_mm"], dtype=float)
+    grid = data.get("grid_affine")
+    on_own_grid = grid is not None and np.allclose(np.asarray(grid), native_affine, atol=_SAME_GRID_MM)
+    if not on_own_grid:
+        if matrix is None:
+            return None
+        points = (np.c_[points, np.ones(len(points))] @ np.linalg.inv(matrix).T)[:, :3]
+    lps = (np.c_[points, np.ones(len(points))] @ _RAS_TO_LPS.T)[:, :3]
+    pairs = [tuple(tuple(float(v) for v in p) for p in lps[i:i + 2]) for i in range(0, len(lps) - 1, 2)]
+    return pairs
