@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 import duckdb
 
 from engine.errors import StoreError
-from engine.store import revision, writeback
+from engine.store import revision, writeback_schema
 
 Con = duckdb.DuckDBPyConnection
 
@@ -73,7 +73,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "store_revision: the change counter that decides when the snapshot is published",
               revision.create),
     Migration(3, "write-back: writeback_objects, writeback_status; lesions.diameters_ras",
-              writeback.create),
+              writeback_schema.create),
 )
 
 #: the schema version this code writes and reads

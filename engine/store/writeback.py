@@ -1,7 +1,7 @@
 """SQL of the write-back step (``engine.writeback.step``): the DICOM objects GlioWatch stored into
 the archive, the step's status per study, and the reads a study's report is built from.
 
-Tables (migration 3, :func:`create`):
+Tables (migration 3, :mod:`engine.store.writeback_schema`):
 
 * ``writeback_objects``: one row per object written (SEG or SR): its series and SOP instance
   UIDs, what it was made from (``content_key``: the segmentation identity for a SEG, the report's
@@ -28,36 +28,6 @@ import duckdb
 from engine.store.db import Store
 
 Con = duckdb.DuckDBPyConnection
-
-DDL: tuple[str, ...] = (
-    "ALTER TABLE lesions ADD COLUMN IF NOT EXISTS diameters_ras VARCHAR",
-    """CREATE TABLE IF NOT EXISTS writeback_objects (
-        series_uid VARCHAR PRIMARY KEY,       -- the series GlioWatch wrote (one instance each)
-        sop_instance_uid VARCHAR NOT NULL,
-        study_uid VARCHAR NOT NULL,
-        patient_key VARCHAR NOT NULL,
-        kind VARCHAR NOT NULL,                -- SEG, SR
-        content_key VARCHAR NOT NULL,         -- SEG: segmentation identity; SR: content digest
-        file_path VARCHAR NOT NULL,           -- relative to <state>/writeback
-        archive_instance_id VARCHAR,          -- the archive's id of the stored instance
-        written_at TIMESTAMP NOT NULL,
-        superseded_by VARCHAR,                -- series_uid of the object that replaced it
-        deleted_at TIMESTAMP                  -- when it was deleted from the archive
-    )""",
-    """CREATE TABLE IF NOT EXISTS writeback_status (
-        study_uid VARCHAR PRIMARY KEY,
-        status VARCHAR NOT NULL,              -- WRITTEN, FAILED
-        reason VARCHAR,
-        assessed_at TIMESTAMP,                -- the assessment the objects describe
-        updated_at TIMESTAMP NOT NULL
-    )""",
-)
-
-
-def create(con: Con) -> None:
-    """Migration 3: the write-back tables and the lesions' diameter endpoints."""
-    for statement in DDL:
-        con.execute(statement)
 
 
 def _now() -> datetime:

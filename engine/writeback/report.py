@@ -84,7 +84,7 @@ def build_report(
         imaging_measurements=groups,
         title=codes.cid7021.ImagingMeasurementReport,
     )
-    return hd.sr.Comprehensive3DSR(
+    report_dataset = hd.sr.Comprehensive3DSR(
         evidence=[*headers, segmentation, *prior_evidence],
         content=report,
         series_instance_uid=series_uid,
@@ -96,6 +96,8 @@ def build_report(
         series_description="GlioWatch RANO report",
         software_versions=engine.__version__,
     )
+    report_dataset.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: reasons quote "mm²", "≥"
+    return report_dataset
 
 
 def _headers(datasets: Sequence[Any]) -> list[Dataset]:

@@ -1,6 +1,6 @@
 """The OHIF viewer (``@ohif/app``, ``make viewer``) in a real headless Chromium, served by
 ``engine.viewer`` over the real Orthanc's DICOMweb: it opens an assessed study (T1c, SEG and
-TID 1500 SR written by engine.writeback, see ``viewer_study``), draws the RANO lines of the SR on
+TID 1500 SR written by engine.writeback, see ``tests.writeback_study``), draws the RANO lines of the SR on
 the T1c slice with their lengths, and the SEG's four segments in GlioWatch's colours.
 
 Screenshots: test-artifacts/viewer-1-study.png, viewer-2-rano-lines.png, viewer-3-segmentation.png.
@@ -20,7 +20,7 @@ from PIL import Image
 from engine.archive.orthanc import OrthancArchive
 from engine.settings import PROJECT_ROOT, Settings
 from engine.viewer import ViewerConfig, make_server, serve_in_thread, viewer_url
-from tests.integration.viewer_study import write_viewer_study
+from tests.writeback_study import write_viewer_study
 
 pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
