@@ -37,8 +37,8 @@ window.config = {
     // (TID 1411, a SEG segment) and its RANO group (TID 1501) have none: give them an empty one,
     // so they are listed and skipped instead of stopping the viewer.
     onBeforeSRAddMeasurement: {
-      $set: ({ measurement }) =>
-        measurement.coords && measurement.coords.length ? measurement : Object.assign({}, measurement, { coords: [{}] }),
+      $set: ({ measurement }) => (measurement.coords && measurement.coords.length
+        ? measurement : Object.assign({}, measurement, { coords: [{}] })),
     },
   },
   showStudyList: true,

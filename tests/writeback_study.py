@@ -1,7 +1,8 @@
 """A small assessed study for the write-back tests: an axial T1c with a lesion, its SEG and its
-RANO report (built by engine.writeback), as files (the viewer test uploads them into Orthanc). Known geometry: 96 x 96 x 12 voxels of
-1 x 1 x 3 mm; ET a disc of radius 12 mm (slices 4-7) around a necrotic core, oedema around it;
-the RANO lines on slice 6: d1 along x, d2 along y, both 24 mm through the centre.
+RANO report (built by engine.writeback), as files (the viewer test uploads them into Orthanc).
+Known geometry: 96 x 96 x 12 voxels of 1 x 1 x 3 mm; ET a disc of radius 12 mm (slices 4-7)
+around a necrotic core, oedema around it; the RANO lines on slice 6: d1 along x, d2 along y,
+both 24 mm through the centre.
 """
 
 from __future__ import annotations

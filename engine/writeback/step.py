@@ -111,7 +111,9 @@ def _write(store: Store, archive: Archive, study: dict[str, Any], *, paths: Stat
     seg_key = "|".join(str(study[k] or "") for k in ("model_name", "model_version", "weights_sha256",
                                                      "config_sha256", "labels_path")) + f"|{options.segmentation_type}"
     current_seg = sql.current_object(store, study_uid, "SEG")
-    if current_seg is not None and current_seg["content_key"] == seg_key and (writeback_dir / current_seg["file_path"]).is_file():
+    reusable = (current_seg is not None and current_seg["content_key"] == seg_key
+                and (writeback_dir / current_seg["file_path"]).is_file())
+    if reusable:
         seg = pydicom.dcmread(writeback_dir / current_seg["file_path"], stop_before_pixels=True)
         sources = None
     else:
