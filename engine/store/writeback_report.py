@@ -38,10 +38,15 @@ def measurement_lesions(store: Store, measurement_id: str) -> list[dict[str, Any
                              [measurement_id])
 
 
-def registration_matrix(store: Store, registration_id: int) -> str | None:
-    """The JSON 4x4 (moving RAS mm -> reference RAS mm) of a registration."""
-    rows = store.query("SELECT matrix FROM registrations WHERE registration_id = ?", [registration_id])
-    return str(rows[0][0]) if rows else None
+def registration_for_report(store: Store, registration_id: int) -> dict[str, Any] | None:
+    """A registration's matrix (JSON 4x4, moving RAS mm -> reference RAS mm), resampled files,
+    its moving and reference study UIDs and their dates."""
+    return _one(store,
+                """SELECT r.matrix, r.resampled, r.study_uid, r.reference_study_uid,
+                          s.study_date, b.study_date AS reference_date
+                   FROM registrations r JOIN studies s ON s.study_uid = r.study_uid
+                   LEFT JOIN studies b ON b.study_uid = r.reference_study_uid
+                   WHERE r.registration_id = ?""", [registration_id])
 
 
 def latest_assessment(store: Store, study_uid: str) -> dict[str, Any] | None:

@@ -2,9 +2,12 @@
 lines into the study's own DICOM frame.
 
 The lesions' diameter endpoints are stored in RAS+ mm of the grid they were measured on
-(``lesions.diameters_ras``): the study's own T1c grid, or, for a follow-up tracked against the
-baseline, the baseline's T1c grid. In the second case the registration (moving RAS -> reference
-RAS) is inverted to bring them back onto the follow-up's T1c, then RAS becomes DICOM's LPS.
+(``lesions.diameters_ras``, with that grid's affine): the study's own T1c grid, or, for a
+follow-up tracked against the baseline, the baseline's T1c grid. In the second case the
+registration (moving RAS -> reference RAS) is inverted to bring them back onto the follow-up's
+T1c, then RAS becomes DICOM's LPS. Rows with the reader's columns instead (issue 32:
+``d1_p0 .. d2_p1``, no grid recorded) are placed by the assessment's own rule
+(:func:`_tracked_on_reference_grid`).
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ def load_report_content(store: Store, study_uid: str, *, native_affine: np.ndarr
     timepoints = sql.assessed_study_uids(store, patient_key)
     order = timepoints.index(study_uid) + 1 if study_uid in timepoints else len(timepoints) + 1
     assessment = sql.latest_assessment(store, study_uid)
-    matrix = None
+    matrix, tracked = None, False
     if measurement.get("registration_id") is not None:
-        text = sql.registration_matrix(store, int(measurement["registration_id"]))
-        matrix = np.asarray(json.loads(text), dtype=float) if text else None
-    lesions = tuple(_lesion(row, native_affine, matrix) for row in
+        registration = sql.registration_for_report(store, int(measurement["registration_id"]))
+        if registration is not None:
+            matrix = np.asarray(json.loads(registration["matrix"]), dtype=float)
+            tracked = _tracked_on_reference_grid(registration)
+    lesions = tuple(_lesion(row, native_affine, matrix, tracked=tracked) for row in
                     sql.measurement_lesions(store, str(measurement["measurement_id"])))
     rt_end = pipeline_sql.rt_end_date(store, patient_key)
     scan_date: date | None = study["study_date"]
@@ -74,8 +79,24 @@ def load_report_content(store: Store, study_uid: str, *, native_affine: np.ndarr
     )
 
 
-def _lesion(row: dict, native_affine: np.ndarray, matrix: np.ndarray | None) -> LesionReport:
-    lines = _lines_lps(row.get("diameters_ras"), native_affine, matrix)
+def _tracked_on_reference_grid(registration: dict) -> bool:
+    """Whether ``engine.patient_assessment`` measured the study's lesions on its reference's grid:
+    a passed registration into another study (the baseline) with resampled labels, the reference
+    earlier in (date, UID) order, so already measured when the study came."""
+    resampled = json.loads(registration["resampled"]) if registration["resampled"] else {}
+    reference = (registration["reference_date"], registration["reference_study_uid"])
+    own = (registration["study_date"], registration["study_uid"])
+    return (registration["reference_study_uid"] != registration["study_uid"] and "labels" in resampled
+            and None not in (reference[0], own[0]) and reference < own)
+
+
+def _lesion(row: dict, native_affine: np.ndarray, matrix: np.ndarray | None, *, tracked: bool) -> LesionReport:
+    stored = row.get("diameters_ras")
+    if not stored and row.get("d1_p0"):  # the reader's columns (issue 32): no grid recorded
+        ends = [row["d1_p0"], row["d1_p1"]] + ([row["d2_p0"], row["d2_p1"]] if row.get("d2_p1") else [])
+        stored = json.dumps({"ras_mm": [json.loads(e) for e in ends],
+                             "grid_affine": None if tracked else np.asarray(native_affine).tolist()})
+    lines = _lines_lps(stored, native_affine, matrix)
     return LesionReport(
         lesion_index=int(row["lesion_index"]),
         track_id=None if row["track_id"] is None else int(row["track_id"]),

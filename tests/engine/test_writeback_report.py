@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import date
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 from engine.writeback.report import build_report
 from engine.writeback.report_codes import tracking_uid
 from engine.writeback.report_content import content_digest
-from engine.writeback.report_inputs import _lines_lps
+from engine.writeback.report_inputs import _lesion, _lines_lps, _tracked_on_reference_grid
 from engine.writeback.step import derived_uid
 from tests.writeback_study import ViewerStudy, write_viewer_study
 
@@ -144,3 +145,31 @@ def test_lines_measured_on_the_baseline_grid_come_back_through_the_registration(
     own = json.dumps({"ras_mm": [[20, 5, 9], [44, 5, 9]], "grid_affine": native.tolist()})
     assert np.allclose(_lines_lps(own, native, matrix)[0], [[-20, -5, 9], [-44, -5, 9]])  # no registration
     assert _lines_lps(stored, native, None) is None  # another grid and no registration: no line
+
+
+def test_a_follow_up_is_measured_on_its_reference_grid_only_after_the_reference() -> None:
+    """The rule of engine.patient_assessment: tracked when registered (with resampled labels) into
+    an earlier study; a scan before the baseline, or the baseline itself, is measured natively."""
+    registration = {"resampled": json.dumps({"labels": "P/1.2/labels.nii.gz"}), "study_uid": "1.2",
+                    "reference_study_uid": "1.1", "study_date": date(2025, 2, 1),
+                    "reference_date": date(2025, 1, 1)}
+    assert _tracked_on_reference_grid(registration)
+    assert not _tracked_on_reference_grid({**registration, "study_date": date(2024, 12, 1)})
+    assert not _tracked_on_reference_grid({**registration, "reference_study_uid": "1.2"})
+    assert not _tracked_on_reference_grid({**registration, "resampled": None})
+
+
+def test_the_reader_columns_give_the_same_lines() -> None:
+    """Rows with the diameter ends of issue 32 (``d1_p0 .. d2_p1``, no grid recorded): the
+    registration is inverted for a tracked follow-up only."""
+    native = np.diag([1.0, 1.0, 3.0, 1.0])
+    matrix = np.eye(4)
+    matrix[0, 3] = 10.0
+    row = {"lesion_index": 1, "track_id": 1, "volume_ml": 1.0, "d1_mm": 24.0, "d2_mm": 24.0,
+           "product_mm2": 576.0, "measurable": True, "is_target": True, "is_new": False,
+           "d1_p0": "[20, 5, 9]", "d1_p1": "[44, 5, 9]", "d2_p0": "[32, -7, 9]", "d2_p1": "[32, 17, 9]"}
+    tracked = _lesion(row, native, matrix, tracked=True)
+    assert np.allclose(tracked.d1_line, [[-10, -5, 9], [-34, -5, 9]])
+    assert np.allclose(tracked.d2_line, [[-22, 7, 9], [-22, -17, 9]])
+    assert np.allclose(_lesion(row, native, matrix, tracked=False).d1_line, [[-20, -5, 9], [-44, -5, 9]])
+    assert _lesion({**row, "d2_p0": None, "d2_p1": None}, native, matrix, tracked=False).d2_line is None
