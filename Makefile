@@ -6,15 +6,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system demo test test-fast bench lock clean device-wheels
+.PHONY: install system demo test test-fast bench lock clean device-wheels viewer
+
+# The OHIF viewer (issue 33): @ohif/app's built dist/ (~50 MB download, 213 MB unpacked), pinned, in an ignored folder.
+OHIF_VERSION := 3.13.2
+OHIF_DIR := build/ohif
+OHIF_TGZ := $(OHIF_DIR)/ohif-app-$(OHIF_VERSION).tgz
+OHIF_STAMP := $(OHIF_DIR)/package/dist/index.html
 
 # Debian packages: Orthanc and its DICOMweb plugin, Chromium for the browser tests, dicom3tools (dciodvfy) for the
 # write-back objects.
 system:
-	@if ! command -v Orthanc >/dev/null || ! command -v chromium >/dev/null || ! command -v dciodvfy >/dev/null || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
-	  echo ">> installing Debian packages (orthanc, orthanc-dicomweb, chromium, dicom3tools)"; \
+	@if ! command -v Orthanc >/dev/null || ! command -v chromium >/dev/null || ! command -v dciodvfy >/dev/null || ! command -v npm >/dev/null || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
+	  echo ">> installing Debian packages (orthanc, orthanc-dicomweb, chromium, dicom3tools, npm)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q orthanc orthanc-dicomweb chromium dicom3tools; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q orthanc orthanc-dicomweb chromium dicom3tools npm; \
 	fi
 
 $(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
@@ -25,7 +31,19 @@ $(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $(STAMP)
 
-install: system $(STAMP)
+install: system $(STAMP) viewer
+
+viewer: $(OHIF_STAMP)
+
+$(OHIF_TGZ):
+	@command -v npm >/dev/null || { echo "need npm (Debian package 'npm')"; exit 1; }
+	mkdir -p $(OHIF_DIR)
+	npm pack --silent @ohif/app@$(OHIF_VERSION) --pack-destination $(OHIF_DIR)
+
+$(OHIF_STAMP): $(OHIF_TGZ)
+	tar -xzf $(OHIF_TGZ) -C $(OHIF_DIR) package/dist package/package.json
+	@grep -q '"version": "$(OHIF_VERSION)"' $(OHIF_DIR)/package/package.json
+	@touch $(OHIF_STAMP)
 
 demo: install
 	$(BIN)/gliowatch demo

@@ -31,6 +31,7 @@ from dashboard.slices import (
 from dashboard.rano_lines import draw_segments, measured_slice, segments_on_slice
 from engine.errors import GlioWatchError
 from engine.settings import Settings
+from engine.viewer import viewer_url
 from engine.types import Label, Volume
 
 
@@ -73,6 +74,9 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
     second = c2.selectbox("Later timepoint", names, index=len(names) - 1, key="img_b")
     plane = Plane(c3.radio("Plane", [p.value for p in Plane], horizontal=True, key="img_plane"))
     row_a, row_b = studies.iloc[labels_of[first]], studies.iloc[labels_of[second]]
+    st.markdown(" · ".join(f"[{name}: SEG and RANO report in the DICOM viewer]"  # issue 33: OHIF (gliowatch viewer)
+                           f"({viewer_url(settings.viewer.base_url, str(r['study_uid']))})"
+                           for name, r in ((first, row_a), (second, row_b))))
     registered = _in_baseline_space(row_a) and _in_baseline_space(row_b)
     if registered:
         st.success("Registered volumes (baseline space).")

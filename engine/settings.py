@@ -123,6 +123,28 @@ class AlertSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteBackSettings:
+    """Results stored into the study in the archive as DICOM SEG + SR (engine.writeback)."""
+
+    enabled: bool = True
+    labelmap: bool = False  # LABELMAP SEG (fewer viewers read it) instead of BINARY
+    delete_superseded: bool = False  # delete a re-score's superseded SEG/SR from the archive
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerSettings:
+    """The OHIF viewer served on loopback (``gliowatch viewer``, engine.viewer)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8643
+    dist_dir: str = "build/ohif/package/dist"  # @ohif/app's built viewer (make viewer), under the project
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     state_dir: Path = PROJECT_ROOT / "state"
     series_rules: Path = CONFIG_DIR / "series_rules.toml"
@@ -138,6 +160,8 @@ class Settings:
     assessment: AssessmentSettings = field(default_factory=AssessmentSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    writeback: WriteBackSettings = field(default_factory=WriteBackSettings)
+    viewer: ViewerSettings = field(default_factory=ViewerSettings)
 
     @property
     def db_path(self) -> Path:
@@ -159,6 +183,11 @@ class Settings:
     @property
     def orthanc_dir(self) -> Path:
         return self.state_dir / "orthanc"
+
+    @property
+    def writeback_dir(self) -> Path:
+        """The DICOM objects written back into the archive, as files (``gliowatch export``)."""
+        return self.state_dir / "writeback"
 
 
 def load_settings(

@@ -20,6 +20,7 @@ from engine.errors import ArchiveError
 from engine.ingest import IngestedStudy, parse_dicom_date
 from engine.store import Store
 from engine.store import ingest as sql
+from engine.store import writeback as writeback_sql
 
 log = logging.getLogger("gliowatch.stream")
 
@@ -170,9 +171,20 @@ def _advance(store: Store, change_seq: int | None) -> None:
 
 
 def _needs_ingest(archive: Archive, store: Store, info: StudyInfo) -> bool:
-    """New study, or one the archive has grown (more instances) since we recorded it."""
+    """New study, or one the archive has grown (more instances) since we recorded it.
+
+    GlioWatch's own objects (the SEG and SR series the write-back step stored into the study,
+    ``writeback_objects``) are not input: they are left out of both counts, so storing them, which
+    re-stabilises the study in the archive, neither re-ingests it nor loops.
+    """
     if sql.known_study(store, info.study_uid) is None:
         return True
-    stored = sql.stored_instance_count(store, info.study_uid)
-    archive_instances = sum(len(archive.series(sid).instance_ids) for sid in info.series_ids)
+    ours = writeback_sql.written_series_uids(store, info.study_uid)
+    stored = writeback_sql.instance_count_without_writeback(store, info.study_uid) if ours else \
+        sql.stored_instance_count(store, info.study_uid)
+    archive_instances = 0
+    for series_id in info.series_ids:
+        series = archive.series(series_id)
+        if series.series_uid not in ours:
+            archive_instances += len(series.instance_ids)
     return archive_instances != int(stored)

@@ -35,6 +35,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "events",
     "alerts",
     "dashboard",
+    "viewer",
+    "export",
     "users",
     "demo",
 )

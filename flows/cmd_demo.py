@@ -155,6 +155,9 @@ def _serve_dashboard(settings: Settings, args: argparse.Namespace, sink) -> int:
     password = add_user(settings.state_dir / "users.toml", name="demo", role="radiologist", force=True)
     proc = start_dashboard(settings, port=args.port, log_path=settings.state_dir / "dashboard.log")
     print(f"[6/6] dashboard: http://127.0.0.1:{args.port}/  login: demo / {password}")
+    from flows.cmd_viewer import start_viewer_if_installed  # issue 33: OHIF over Orthanc's DICOMweb
+
+    start_viewer_if_installed(settings)
     print(f"      alerts received by the local sink: {settings.state_dir / 'alert-sink' / 'received.jsonl'}")
     print(f"      Orthanc: {settings.orthanc.url} (stop with GLIOWATCH_STATE_DIR={settings.state_dir} "
           "gliowatch orthanc stop)")

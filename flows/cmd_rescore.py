@@ -39,6 +39,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.types import StudyStatus
     from flows.process import reassess_patients, run_processing
     from flows.runtime import build_runtime
+    from flows.writeback import write_back_pending
+    from engine.errors import GlioWatchError
 
     rt = build_runtime(settings)
     try:
@@ -51,6 +53,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             run_processing(rt, [r["study_uid"] for r in rows])
         else:
             reassess_patients(rt, patients)
+            try:  # the new SEG/SR now rather than at the service's next cycle
+                write_back_pending(rt)
+            except GlioWatchError as exc:
+                print(f"write-back deferred to the service's next cycle: {exc.reason}")
         publish_snapshot(rt.store, settings.snapshot_path)
     finally:
         rt.close()

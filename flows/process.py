@@ -37,6 +37,7 @@ from engine.usecases.register_study import ComputeRegistrations, register_studie
 from engine.usecases.segment_study import ComputeSegmentations, segment_studies
 from flows.runtime import Runtime
 from flows.watch_retry import retry_if_retryable
+from flows.writeback import write_back_pending
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -143,6 +144,7 @@ def process_studies(rt: Runtime, study_uids: list[str]) -> list[pipeline.StageOu
     if settings.segmentation.enabled:
         patients = sorted({sql.study_row(rt.store, u)["patient_key"] for u in study_uids})
         reassess_patients(rt, patients)
+    outcomes += write_back_pending(rt)  # SEG + SR into the archive (issue 33)
     return outcomes
 
 
@@ -177,4 +179,4 @@ def process_pending(rt: Runtime) -> list[pipeline.StageOutcome]:
     if not (rt.settings.segmentation.enabled or rt.settings.registration.enabled):
         return []
     pending = sql.pending_studies(rt.store, (StudyStatus.INGESTED, StudyStatus.SEGMENTED, StudyStatus.REGISTERED))
-    return run_processing(rt, [row["study_uid"] for row in pending])
+    return run_processing(rt, [row["study_uid"] for row in pending]) + write_back_pending(rt)  # issue 33

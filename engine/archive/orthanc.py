@@ -112,6 +112,11 @@ class OrthancArchive:
         return list(self.client.upload_file(str(path)))
 
     @_translated
+    def delete_instance(self, instance_id: str) -> None:
+        """Delete one instance (a superseded write-back object; engine.writeback.step)."""
+        self.client.instances.delete(orthanc_id=instance_id)
+
+    @_translated
     def delete_everything(self) -> None:
         """Wipe the archive (tests and demo resets only)."""
         self.client.delete_all_content()

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 import duckdb
 
 from engine.errors import StoreError
-from engine.store import revision, schema_reader
+from engine.store import revision, schema_reader, writeback_schema
 
 Con = duckdb.DuckDBPyConnection
 
@@ -77,6 +77,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "measurements.inputs_sha256: the fingerprint of a measurement's inputs, so an unchanged "
                  "study is not measured again", lambda con: con.execute(
                      "ALTER TABLE measurements ADD COLUMN IF NOT EXISTS inputs_sha256 VARCHAR")),
+    Migration(5, "write-back: writeback_objects, writeback_status", writeback_schema.create),
 )
 
 #: the schema version this code writes and reads

@@ -40,7 +40,7 @@ from engine.writeback.source_grid import labels_on_source_frames
 SEGMENTATION_TYPES = ("BINARY", "LABELMAP")
 MANUFACTURER = "GlioWatch"
 #: attributes highdicom copies from the source (type 2 in the SEG): empty when a source lacks them.
-_TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
                  "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")  # fmt: skip
 _LO_MAX = 64  # characters of a LO value (AlgorithmName, AlgorithmVersion)
 
@@ -125,7 +125,7 @@ def _header_copy(ds: Any, exam: str | None) -> Dataset:
     for element in ds:
         if element.keyword not in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
             copy.add(element)
-    for keyword in _TYPE2_COPIED:
+    for keyword in TYPE2_COPIED:
         if keyword not in copy:
             setattr(copy, keyword, "")
     if not copy.get("FrameOfReferenceUID"):

@@ -74,6 +74,8 @@ def test_link_with_patient_query_opens_timeline(built_state: Built) -> None:
 def test_image_review_slider_and_registered_volumes(built_state: Built) -> None:
     at = _goto(log_in(_app(), *RADIOLOGIST), "Image review", "P-ALERT")
     assert any("Registered volumes" in s.value for s in at.success)
+    links = [m.value for m in at.markdown if "StudyInstanceUIDs=" in m.value]  # both studies, in the viewer
+    assert len(links) == 1 and links[0].count("](http://127.0.0.1:8643/viewer?StudyInstanceUIDs=") == 2, links
     slider = at.slider(key="img_slice_axial")
     assert slider.value == 5
     slider.set_value(3).run()
