@@ -12,7 +12,9 @@ grid so GlioWatch's resampling onto the T1c grid is part of the path):
    ``case_000N.nii.gz`` and ``nnUNetv2_predict`` (the command, a subprocess, a temporary
    ``nnUNet_results`` linking the model folder) predicts them with the same folds and mirroring;
 3. the command's label file is mapped through the same label mapping and compared voxel by voxel:
-   Dice per label (1.0 when both are empty) and the share of equal voxels.
+   Dice per label (1.0 when both are empty) and the share of equal voxels; and the class
+   probabilities (``--save_probabilities``) against the runner's, the largest difference (this
+   holds even where a barely trained model's labels are mostly background).
 
 Both times are printed: the command's wall time (Python start, imports, model load, prediction,
 file I/O) and GlioWatch's model load and per-study segmentation. The default model is the tiny test
@@ -80,7 +82,7 @@ def run_cli(model_dir: Path, input_dir: Path, output_dir: Path, *, folds: tuple[
         link.symlink_to(model_dir.resolve(), target_is_directory=True)
     command = [str(Path(sys.executable).parent / "nnUNetv2_predict"), "-i", str(input_dir), "-o", str(output_dir),
                "-d", plans["dataset_name"], "-c", configuration, "-tr", trainer, "-p", plans["plans_name"],
-               "-f", *folds, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_progress_bar"]
+               "-f", *folds, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_progress_bar", "--save_probabilities"]
     if not mirroring:
         command.append("--disable_tta")
     env = {**os.environ, "nnUNet_results": str(results), "nnUNet_raw": str(results), "nnUNet_preprocessed": str(results)}
@@ -98,7 +100,7 @@ def parity(*, model_dir: Path = FIXTURE, labels: str = "brats2024-post", folds: 
     start = time.perf_counter()
     segmenter = NnUNetSegmenter(model_dir=model_dir, labels=labels, folds=folds, mirroring=mirroring, device="cpu")
     load_s = time.perf_counter() - start
-    ours, segment_s = {}, []
+    ours, ours_maps, segment_s = {}, {}, []
     with tempfile.TemporaryDirectory(prefix="nnunet-parity-") as tmp:
         input_dir, output_dir = Path(tmp) / "input", Path(tmp) / "output"
         input_dir.mkdir()
@@ -109,15 +111,18 @@ def parity(*, model_dir: Path = FIXTURE, labels: str = "brats2024-post", folds: 
             ours[seed] = result.labels
             reference = volumes[Sequence.T1C]
             stack = model_input(volumes, channels=segmenter.folder.channels, reference=reference)
+            ours_maps[seed] = segmenter.predict(stack, spacing_mm=reference.spacing_mm, probabilities=True)[1]
             for channel, image in enumerate(stack):
                 nib.save(nib.Nifti1Image(image, reference.affine), input_dir / f"case{seed}_{channel:04d}.nii.gz")
         cli_s = run_cli(model_dir, input_dir, output_dir, folds=folds, mirroring=mirroring)
         rows = []
         for seed, labels_volume in ours.items():
             theirs = np.asarray(nib.load(output_dir / f"case{seed}.nii.gz").dataobj).astype(np.uint8)
-            theirs = segmenter._lut[theirs]  # the same label mapping
+            theirs = segmenter.label_lut[theirs]  # the same label mapping
             mine = np.asarray(labels_volume.array)
+            their_maps = np.load(output_dir / f"case{seed}.npz")["probabilities"].transpose(0, 3, 2, 1)
             rows.append({"seed": seed, "shape": list(mine.shape), "equal_voxels": float((mine == theirs).mean()),
+                         "max_probability_difference": float(np.abs(ours_maps[seed] - their_maps).max()),
                          "dice": {name: dice(mine == i, theirs == i) for i, name in enumerate(LABELS, start=1)},
                          "voxels": {name: [int((mine == i).sum()), int((theirs == i).sum())]
                                     for i, name in enumerate(LABELS, start=1)}})
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in report["cases"]:
         dices = "  ".join(f"{k} {v:.4f}" for k, v in row["dice"].items())
         print(f"case {row['seed']} {row['shape']}: Dice {dices}; equal voxels {row['equal_voxels']:.5f}; "
+              f"max |probability difference| {row['max_probability_difference']:.2e}; "
               f"voxels (ours, nnunetv2) {row['voxels']}")
     segment = ", ".join(f"{s:.2f}" for s in report["gliowatch_segment_s"])
     print(f"nnUNetv2_predict (command, {len(report['cases'])} cases, incl. start-up): {report['nnunetv2_predict_s']:.2f} s")

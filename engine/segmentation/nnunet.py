@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,6 +67,10 @@ def load_predictor(folder: NnUNetFolder, *, device: str, mirroring: bool, tile_s
         )
         try:
             predictor.initialize_from_trained_model_folder(str(folder.root), use_folds=folder.folds)
+        except ImportError as exc:  # nnunetv2 imports trainer modules while looking the trainer up by name
+            msg = f"nnU-Net model {folder.name}: nnunetv2 cannot import what its trainer needs ({exc.name or exc})"
+            raise ConfigError(msg, action="Install that package (a Primus trainer needs timm<1.0.23 and torchvision "
+                              "matching torch), or use a model trained with nnUNetTrainer.", detail=repr(exc)) from exc
         except (RuntimeError, KeyError, ValueError, OSError) as exc:
             msg = f"nnU-Net model {folder.name}: the trained-model folder does not load"
             raise ConfigError(msg, detail=repr(exc)[:2000]) from exc
@@ -96,9 +101,11 @@ class NnUNetSegmenter:
         self.limits = limits
         self.predictor = load_predictor(self.folder, device=device, mirroring=mirroring, tile_step_size=tile_step_size)
         self.device = str(self.predictor.device)
-        self._lut = np.zeros(256, dtype=np.uint8)
+        #: nnunetv2 loads each fold's weights into one network in turn: one prediction at a time.
+        self._lock = threading.Lock()
+        self.label_lut = np.zeros(256, dtype=np.uint8)
         for value, label in self.folder.labels.items():
-            self._lut[value] = int(label)
+            self.label_lut[value] = int(label)
 
     @property
     def required_sequences(self) -> tuple[Sequence, ...]:
@@ -123,15 +130,24 @@ class NnUNetSegmenter:
 
     def predict_labels(self, stack: np.ndarray, *, spacing_mm: tuple[float, float, float]) -> np.ndarray:
         """(C, X, Y, Z) channels on one grid -> GlioWatch labels (X, Y, Z) through nnunetv2."""
+        return self.predict(stack, spacing_mm=spacing_mm)[0]
+
+    def predict(self, stack: np.ndarray, *, spacing_mm: tuple[float, float, float],
+                probabilities: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (X, Y, Z) and, with ``probabilities``, nnU-Net's class probabilities
+        (K, X, Y, Z; K = background + the model's labels, in its own order)."""
         spacing = [float(s) for s in spacing_mm]
         if self.folder.axes == "zyx":
             stack, spacing = np.ascontiguousarray(stack.transpose(0, 3, 2, 1)), spacing[::-1]
-        with contextlib.redirect_stdout(io.StringIO()):
-            values = self.predictor.predict_single_npy_array(stack, {"spacing": spacing})
+        with self._lock:
+            output = self.predictor.predict_single_npy_array(stack, {"spacing": spacing},
+                                                             save_or_return_probabilities=probabilities)
+        values, maps = (output if probabilities else (output, None))
         values = np.asarray(values)
         if self.folder.axes == "zyx":
             values = values.transpose(2, 1, 0)
-        return self._lut[values.astype(np.uint8)]
+            maps = None if maps is None else np.asarray(maps).transpose(0, 3, 2, 1)
+        return self.label_lut[values.astype(np.uint8)], maps
 
     def _aligned(self, volumes: Mapping[Sequence, Volume], reference: Sequence) -> tuple[Mapping[Sequence, Volume], tuple]:
         if not self.align_sequences or len(volumes) < 2:

@@ -52,7 +52,7 @@ def channel_sequence(name: str, *, model: str) -> Sequence:
     """The sequence a ``dataset.json`` channel name means.
 
     >>> [str(channel_sequence(n, model="m")) for n in ("T1", "t1c", "T1Gd", "t2w", "T2-FLAIR", "t2f")]
-    ['T1', 'T1c', 'T2', 'FLAIR', 'FLAIR', 'FLAIR']
+    ['T1', 'T1c', 'T1c', 'T2', 'FLAIR', 'FLAIR']
     """
     key = re.sub(r"[^a-z0-9]", "", str(name).lower())
     if key not in CHANNEL_ALIASES:

@@ -117,3 +117,29 @@ def test_the_runner_matches_nnunetv2_predict_voxel_for_voxel() -> None:
     report = parity(model_dir=FIXTURE, folds=("0", "1"), mirroring=True, seeds=(2024,))
     assert report["min_dice"] >= 0.999, report["cases"]
     assert report["cases"][0]["equal_voxels"] >= 0.999
+    assert report["cases"][0]["max_probability_difference"] < 1e-4  # not only where both say background
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="needs CUDA (the runner's GPU path: predictor and sliding window on the device)")
+def test_the_runner_on_cuda_gives_the_labels_of_the_cpu(tiny: NnUNetSegmenter) -> None:
+    gpu = NnUNetSegmenter(model_dir=FIXTURE, labels="brats2024-post", folds=("0", "1"), mirroring=False,
+                          device="cuda", name="tiny")
+    volumes = synthetic_volumes()
+    on_gpu, on_cpu = gpu.segment(volumes), tiny.segment(volumes)
+    assert on_gpu.device.startswith("cuda")
+    assert (on_gpu.labels.array == on_cpu.labels.array).mean() >= 0.999
+
+
+def test_the_doctests_of_the_folder_reader_pass() -> None:
+    import doctest
+
+    from engine.segmentation import nnunet_folder
+
+    assert doctest.testmod(nnunet_folder).failed == 0
