@@ -43,6 +43,13 @@ CHANNEL_ALIASES: dict[str, Sequence] = {
     **dict.fromkeys(("t2", "t2w"), Sequence.T2),
     **dict.fromkeys(("flair", "t2f", "t2flair", "t2wflair"), Sequence.FLAIR),
 }
+#: dataset.json label names that say which region a value is (lower case, letters and digits only).
+LABEL_NAME_HINTS: dict[str, Label] = {
+    **dict.fromkeys(("netc", "ncr", "necrosis", "necrotic", "necroticcore", "nonenhancingtumorcore"), Label.NETC),
+    **dict.fromkeys(("snfh", "ed", "edema", "oedema", "peritumoraledema"), Label.SNFH),
+    **dict.fromkeys(("et", "enhancing", "enhancingtumor", "enhancingtissue"), Label.ET),
+    **dict.fromkeys(("rc", "cavity", "resectioncavity"), Label.RC),
+}
 CHECKPOINT = "checkpoint_final.pth"
 #: the readers nnU-Net uses for NIfTI: how they order a volume's axes (see NnUNetSegmenter).
 READERS = {"SimpleITKIO": "zyx", "NibabelIO": "xyz"}
@@ -127,6 +134,13 @@ def read_nnunet_folder(
         names = ", ".join(f"{v} ({outputs[v]})" for v in uncovered)
         msg = f"nnU-Net model {name}: output label(s) {names} are not covered by the label mapping {labels!r}"
         raise ConfigError(msg, action="Choose the preset of the model's convention or give an explicit label_map.")
+    for value, label_name in outputs.items():
+        hint = LABEL_NAME_HINTS.get(re.sub(r"[^a-z0-9]", "", label_name.lower()))
+        if hint is not None and mapping[value] is not hint:
+            msg = (f"nnU-Net model {name}: label {value} is named {label_name!r} in dataset.json, but the label "
+                   f"mapping {labels!r} makes it {mapping[value].name}")
+            raise ConfigError(msg, action="Check which convention the model was trained with (nnU-Net's own BraTS "
+                              "conversions renumber the labels) and give the matching preset or label_map.")
     chosen = tuple(str(f) for f in folds) or _available_folds(root)
     missing = [f for f in chosen if not (root / f"fold_{f}" / CHECKPOINT).is_file()]
     if not chosen or missing:
@@ -177,10 +191,10 @@ def output_values(dataset_json: Mapping[str, Any]) -> dict[int, str]:
     """
     labels = dict(dataset_json.get("labels", {}))
     labels.pop("ignore", None)
-    if any(isinstance(v, list | tuple) for v in labels.values()):
+    if any(isinstance(v, list | tuple) for v in labels.values()):  # regions: the i-th gets regions_class_order[i]
         order = dataset_json.get("regions_class_order") or []
-        names = {int(v if not isinstance(v, list | tuple) else v[-1]): k for k, v in labels.items()}
-        return {int(v): names.get(int(v), f"region {v}") for v in order if int(v) != 0}
+        regions = [k for k, v in labels.items() if v != 0 and v != [0]]
+        return {int(v): name for name, v in zip(regions, order, strict=False) if int(v) != 0}
     return {int(v): str(k) for k, v in labels.items() if int(v) != 0}
 
 

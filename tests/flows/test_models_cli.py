@@ -29,6 +29,7 @@ kind = "nnunet"
 path = "{FIXTURE}"
 labels = "brats2024-post"
 folds = [0, 1]
+mirroring = false
 
 [[segmentation.models]]
 name = "wrong-labels"
