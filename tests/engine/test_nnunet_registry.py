@@ -84,16 +84,20 @@ def test_load_segmenter_keeps_the_skull_stripped_route_around_the_chooser() -> N
     assert isinstance(alone, ModelChooser) and [e.name for e in alone.entries] == ["tiny"]
 
 
+#: a fallback that needs only a T1c or T1 and runs in seconds (no network): the anomaly model.
+FALLBACK = ModelEntry(name="fallback", kind="anomaly", path="models/gliowatch-anomaly")
+
+
 def test_each_study_runs_the_first_model_its_sequences_allow() -> None:
-    chooser = ModelChooser(entries=registry_entries(_settings(TINY))[:2], settings=_settings(TINY))
+    chooser = ModelChooser(entries=(TINY, FALLBACK), settings=_settings(TINY, FALLBACK))
     full = chooser.segment(synthetic_volumes(), exam="full")
     assert full.model_name == "nnunet:tiny" and not any(f.startswith("reduced_input") for f in full.flags)
     assert full.labels.metadata["registry_model"] == "tiny"
     no_flair = synthetic_volumes()
     del no_flair[Sequence.FLAIR]
     reduced = chooser.segment(no_flair, exam="no FLAIR")
-    assert reduced.flags[0] == "reduced_input:default"
-    assert reduced.model_name != "nnunet:tiny"  # the built-in network ran
+    assert reduced.flags[0] == "reduced_input:fallback"
+    assert reduced.model_name != "nnunet:tiny" and reduced.labels.metadata["registry_model"] == "fallback"
     assert reduced.labels.metadata["passed_over"] == {"tiny": "needs FLAIR"}
 
 
@@ -142,8 +146,8 @@ def _store_with_one_study(tmp_path: Path):  # noqa: ANN202
 
 
 @pytest.mark.parametrize(("entry", "reason"), [
-    (WRONG_LABELS, "Segmentation model wrong-labels cannot be used: nnU-Net model wrong-labels: output label(s) 3 (ET), "
-                   "4 (RC) are not covered by the label mapping 'brats2021'"),
+    (WRONG_LABELS, "Segmentation model wrong-labels cannot be used: nnU-Net model wrong-labels: output label(s) 3 (ET) "
+                   "are not covered by the label mapping 'brats2021'"),
     (MISSING_FOLD, "Segmentation model missing-fold cannot be used: nnU-Net model missing-fold: fold(s) 4 have no "
                    "fold_N/checkpoint_final.pth (folds present: 0, 1)"),
 ])

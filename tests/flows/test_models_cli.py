@@ -51,7 +51,7 @@ def test_models_list_shows_every_model_and_whether_it_loads(settings_file: Path,
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert list(rows) == ["tiny", "wrong-labels", "absent", "default", "skull-stripped"]
     assert rows["tiny"].split()[1:5] == ["nnunet", "native", "T1,T1c,T2,FLAIR", "yes"]
-    assert "no       (nnU-Net model wrong-labels: output label(s) 3 (ET), 4 (RC) are not covered" in rows["wrong-labels"]
+    assert "no       (nnU-Net model wrong-labels: output label(s) 3 (ET) are not covered" in rows["wrong-labels"]
     assert "no       (nnU-Net model absent: dataset.json is missing" in rows["absent"]
     assert rows["default"].split()[1:5] == ["builtin", "native", "T1c|T1", "yes"]
 
@@ -67,7 +67,7 @@ def test_models_check_runs_the_model_on_a_synthetic_study(settings_file: Path, c
 
 def test_models_check_exits_1_with_the_reason(settings_file: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["--config", str(settings_file), "models", "check", "wrong-labels", "--spacing-mm", "4"]) == 1
-    assert "model wrong-labels: FAILED: nnU-Net model wrong-labels: output label(s) 3 (ET), 4 (RC)" in capsys.readouterr().out
+    assert "model wrong-labels: FAILED: nnU-Net model wrong-labels: output label(s) 3 (ET) are not" in capsys.readouterr().out
     assert main(["--config", str(settings_file), "models", "check", "nope"]) == 1
     assert "No segmentation model is named 'nope'" in capsys.readouterr().out
 
