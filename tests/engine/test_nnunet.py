@@ -151,8 +151,8 @@ def test_the_runner_matches_nnunetv2_predict_voxel_for_voxel() -> None:
     """The same weights, folds and mirroring through ``nnUNetv2_predict`` (the command).
 
     Marked slow: the command's own start-up (importing nnunetv2 in a new process) and eight
-    mirrored passes per fold took minutes on the shared 2-core machine (3.3 min for the command
-    alone, load average ~10); run it with ``-m slow`` or ``python -m benchmarks.bench_nnunet_parity``."""
+    mirrored passes per fold took minutes on the shared 2-core machine (this test: 5.3 min, load
+    average 10-20); run it with ``-m slow`` or ``python -m benchmarks.bench_nnunet_parity``."""
     from benchmarks.bench_nnunet_parity import parity
 
     report = parity(model_dir=FIXTURE, folds=("0", "1"), mirroring=True, seeds=(2024,))
