@@ -54,6 +54,40 @@ class WatcherSettings:
     max_series_instances: int = 2000
 
 
+#: what ``[[segmentation.models]]`` entries may say (engine.segmentation.registry).
+MODEL_KINDS = ("builtin", "monai-bundle", "nnunet", "anomaly")
+MODEL_SPACES = ("native", "brats-sri24")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One ``[[segmentation.models]]`` entry of the model registry (engine.segmentation.registry)."""
+
+    name: str
+    kind: str  # builtin | monai-bundle | nnunet | anomaly
+    path: str
+    #: sequences the model needs (nnunet: also every channel of its dataset.json); empty: T1c or T1.
+    sequences: tuple[str, ...] = ()
+    labels: str = ""  # a label preset (nnunet: brats2021|brats2023|brats2024-post; bundle: its convention)
+    #: explicit {value = "NETC|SNFH|ET|RC"}, wins over labels (left out of the hash: settings are cache keys).
+    label_map: dict[int, str] = field(default_factory=dict, hash=False)
+    space: str = "native"  # native | brats-sri24 (engine.segmentation.space)
+    device: str = ""  # empty: segmentation.device
+    folds: tuple[str, ...] = ()  # nnunet: the folds to ensemble; empty: every fold found
+    mirroring: bool = True  # nnunet: test-time mirroring
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            msg = "Argument 'name' of a segmentation model must not be empty"
+            raise ValueError(msg)
+        if self.kind not in MODEL_KINDS:
+            msg = f"Argument 'kind' of model {self.name!r} must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}"
+            raise ValueError(msg)
+        if self.space not in MODEL_SPACES:
+            msg = f"Argument 'space' of model {self.name!r} must be one of {', '.join(MODEL_SPACES)}, got {self.space!r}"
+            raise ValueError(msg)
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentationSettings:
     enabled: bool = True
@@ -67,6 +101,18 @@ class SegmentationSettings:
     #: the segmenter for skull-stripped studies (engine.segmentation.input_kind): a model folder
     #: (``gliowatch-anomaly`` or a network); empty: the model above for every study.
     stripped_model_dir: str = "models/gliowatch-anomaly"
+    #: the model registry, best first: each study runs the first model whose sequences it has
+    #: (engine.segmentation.registry); model_dir / bundle_dir above are the last, implicit, entry.
+    models: tuple[ModelEntry, ...] = ()
+    #: run only this registry model for every study (``gliowatch rescore --model NAME``); empty: choose per study.
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            msg = f"Argument 'models' names each model once, got {', '.join(duplicates)} twice"
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rescore",
     "status",
     "segment",
+    "models",
     "train",
     "calibrate",
     "evaluate",

@@ -10,55 +10,35 @@ torch and MONAI are imported only when a segmenter is built or run.
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from engine.segmentation.loading import load_model, resolve_model_dir
 from engine.segmentation.result import SegmentationResult, Segmenter
-from engine.settings import PROJECT_ROOT, SegmentationSettings
-
-
-def resolve_model_dir(path: str | Path) -> Path:
-    """A model folder; relative paths are relative to the project root."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
+from engine.settings import SegmentationSettings
 
 
 def load_segmenter(settings: SegmentationSettings) -> Segmenter:
     """The configured segmenter: the shipped model (or the user's MONAI bundle when
     ``settings.bundle_dir`` is set) for whole-head studies and, when ``settings.stripped_model_dir``
-    is set, that model for skull-stripped ones (:class:`engine.segmentation.input_kind.InputRouter`)."""
-    main = load_model(settings, settings.model_dir)
+    is set, that model for skull-stripped ones (:class:`engine.segmentation.input_kind.InputRouter`).
+
+    With ``[[segmentation.models]]`` entries, whole-head studies go to a
+    :class:`engine.segmentation.registry.ModelChooser` over those entries and, last, the model
+    above; with ``settings.model`` set, to that one registry model alone (loaded on first use)."""
+    if settings.models or settings.model:
+        from engine.segmentation.registry import ModelChooser, find_entry, registry_entries
+
+        every = registry_entries(settings)  # refuses a configured entry named like an implicit one
+        entries = (find_entry(settings, settings.model),) if settings.model else every[: len(settings.models) + 1]
+        main: Segmenter = ModelChooser(entries=entries, settings=settings)
+        if settings.model:
+            return main
+    else:
+        main = load_model(settings, settings.model_dir)
     if not settings.stripped_model_dir:
         return main
     from engine.segmentation.input_kind import InputRouter
 
     return InputRouter(whole_head=main, skull_stripped_segmenter=load_model(settings, settings.stripped_model_dir,
                                                                             bundle=False))
-
-
-def load_model(settings: SegmentationSettings, model_dir: str, *, bundle: bool = True) -> Segmenter:
-    """One model folder as a segmenter: an anomaly model (``"method": "anomaly"`` in its config),
-    else the network it describes; or the MONAI bundle of ``settings.bundle_dir`` (``bundle``)."""
-    if bundle and settings.bundle_dir:
-        from engine.segmentation.bundle import BundleSegmenter
-
-        return BundleSegmenter(
-            bundle_dir=resolve_model_dir(settings.bundle_dir),
-            labels=settings.bundle_labels,
-            device=settings.device,
-            align_sequences=settings.align_sequences,
-        )
-    from engine.segmentation.anomaly import AnomalySegmenter, is_anomaly_model, load_anomaly_parameters
-    from engine.segmentation.inference import MonaiSegmenter
-    from engine.segmentation.model_config import load_model_config
-    from engine.segmentation.network import load_network
-
-    folder = resolve_model_dir(model_dir)
-    if is_anomaly_model(folder):
-        return AnomalySegmenter(parameters=load_anomaly_parameters(folder), align_sequences=settings.align_sequences)
-    config = load_model_config(folder)
-    net, sha = load_network(config)
-    return MonaiSegmenter(config=config, net=net, weights_sha256=sha, device=settings.device,
-                          align_sequences=settings.align_sequences)
 
 
 __all__ = ["SegmentationResult", "Segmenter", "load_model", "load_segmenter", "resolve_model_dir"]
