@@ -15,7 +15,8 @@ pytest.importorskip("nnunetv2", reason="nnunetv2 is not installed (requirements.
 from engine.dicom.nifti import write_nifti  # noqa: E402
 from engine.errors import ConfigError, SegmentationError  # noqa: E402
 from engine.ingest import IngestedStudy  # noqa: E402
-from engine.pipeline import commit_segmentation, compute_segmentation, study_files  # noqa: E402
+from engine.pipeline import compute_segmentation  # noqa: E402
+from engine.usecases.segment_study import commit_segmentation, study_files  # noqa: E402
 from engine.segmentation import load_segmenter  # noqa: E402
 from engine.segmentation.input_kind import InputRouter  # noqa: E402
 from engine.segmentation.registry import ModelChooser, build_segmenter, find_entry, registry_entries  # noqa: E402
