@@ -9,8 +9,8 @@ series after series. Timed in the same run, on the same study in a real Orthanc 
   (``SERIES_THREADS``) over one keep-alive pool, then the same validation and assembly;
 - ``per-instance, pooled``: the fallback when Orthanc has no DICOMweb plugin (one REST request per
   instance on the same pooled session, series concurrently);
-- ``per-instance, before``: the path before (orthanc-api-client ``/instances/{id}/file``, 4
-  threads per series, series one after another);
+- ``per-instance, before``: the fetch before (orthanc-api-client ``/instances/{id}/file``, 4
+  threads per series, series one after another), with today's decode and assembly;
 - ``local decode+assemble``: our decode + assembly alone on the local files (no fetch).
 
 Run: ``python -m benchmarks.bench_ingest`` (starts its own Orthanc on free ports).
@@ -39,13 +39,10 @@ from engine.settings import load_settings
 REPEATS = 7
 
 
-def _best(fn: Callable[[], object], repeats: int = REPEATS) -> tuple[float, float]:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main() -> dict[str, float]:
@@ -99,14 +96,11 @@ def main() -> dict[str, float]:
                      "local": local, "baseline": baseline}
             for fn in paths.values():
                 fn()  # warm-up: imports, connection pools, page cache
-            t: dict[str, tuple[float, float]] = {k: (float("inf"), 0.0) for k in paths}
-            medians: dict[str, list[float]] = {k: [] for k in paths}
+            runs: dict[str, list[float]] = {k: [] for k in paths}
             for _ in range(REPEATS):  # interleaved, so load changes hit every path alike
                 for name, fn in paths.items():
-                    best, _med = _best(fn, repeats=1)
-                    t[name] = (min(t[name][0], best), 0.0)
-                    medians[name].append(best)
-            t = {k: (t[k][0], statistics.median(medians[k])) for k in paths}
+                    runs[name].append(_timed(fn))
+            t = {k: (min(v), statistics.median(v)) for k, v in runs.items()}
     base = t["baseline"][0]
     print(f"study: 4 series, {n_inst} instances, {n_bytes / 1e6:.1f} MB (synthetic demo size); best / median "
           f"of {REPEATS}, paths interleaved")

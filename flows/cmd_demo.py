@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import shutil
 import threading
@@ -131,9 +132,16 @@ def _write_cohort(rt, args: argparse.Namespace) -> tuple[int, Path]:  # noqa: AN
     from engine.modelling.synth import generate_cohort
     from flows.cmd_events import import_events
 
-    cohort_dir = rt.settings.state_dir / "cohort"
-    manifest_path = generate_cohort(n_patients=args.patients, seed=args.seed, out_dir=cohort_dir,
-                                    size="demo", n_visits=args.visits)
+    cohort_dir = _cohort_cache(rt.settings.state_dir.parent, args)
+    manifest_path = cohort_dir / "cohort.json"
+    if manifest_path.exists() and (cohort_dir / "clinical_events.csv").exists():
+        print(f"      reusing the cohort written by an earlier demo (same seed, size and generator code): "
+              f"{cohort_dir}", flush=True)
+    else:
+        print("      writing the synthetic cohort (the longest step before the stream; kept for the next "
+              "demo) ...", flush=True)
+        generate_cohort(n_patients=args.patients, seed=args.seed, out_dir=cohort_dir, size="demo",
+                        n_visits=args.visits, force=True)
     n_events, n_patients, _ = import_events(rt.store, cohort_dir / "clinical_events.csv",
                                             key_salt=rt.key_salt, entered_by="demo")
     manifest = json.loads(manifest_path.read_text())
@@ -141,6 +149,19 @@ def _write_cohort(rt, args: argparse.Namespace) -> tuple[int, Path]:  # noqa: AN
     print(f"[3/6] synthetic cohort: {len(manifest['patients'])} patients, {n_studies} studies in "
           f"{cohort_dir}; {n_events} clinical events imported for {n_patients} patients", flush=True)
     return n_studies, manifest_path
+
+
+def _cohort_cache(root: Path, args: argparse.Namespace) -> Path:
+    """Where the demo's cohort is kept between demos: outside the demo state that each demo wipes,
+    keyed by seed, patients, visits and a digest of the generator's source, so any change to the
+    generator writes a new one (cohort.json and clinical_events.csv are written last: a folder
+    without them is incomplete and written again)."""
+    import engine.modelling.synth as synth
+
+    digest = hashlib.sha256()
+    for source in sorted(Path(synth.__file__).parent.rglob("*.py")):
+        digest.update(source.read_bytes())
+    return root / "demo-cohorts" / f"seed{args.seed}-{args.patients}x{args.visits}-{digest.hexdigest()[:12]}"
 
 
 def _stream(rt, manifest_path: Path, n_studies: int, *, timeout_s: float, started: float) -> None:  # noqa: ANN001
