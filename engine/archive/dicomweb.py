@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from engine.errors import ArchiveError, ArchiveUnavailableError
 
@@ -67,7 +68,13 @@ class SeriesFetcher:
         self.timeout_s = timeout_s
         self.session = requests.Session()
         self.session.auth = (username, password)
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_SIZE, max_retries=0)
+        # Orthanc may close an idle keep-alive connection just as it is reused ("Remote end closed
+        # connection without response", seen under load): GETs are idempotent, so try again on a
+        # fresh connection before reporting Orthanc unreachable. A retry happens only before a
+        # response has begun, never in the middle of a streamed series.
+        retry = Retry(total=3, connect=3, read=2, status=0, other=0, allowed_methods=frozenset({"GET"}),
+                      backoff_factor=0.2, raise_on_status=False)
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_SIZE, max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._use_dicomweb = use_dicomweb
