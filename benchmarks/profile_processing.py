@@ -1,7 +1,7 @@
 """Where a study's processing time goes: each step timed, the whole profiled, and the same studies
 through the real Prefect flow, one study per flow run as the live stream runs them.
 
-Cohort: 1 synthetic patient, demo size, ``--visits`` timepoints, ingested from a folder (no
+Cohort: 1 synthetic patient, ``--size`` (demo by default), ``--visits`` timepoints, ingested from a folder (no
 Orthanc). Part A runs the steps directly in one thread under cProfile (segmentation, registration
 + commits, the patient's reassessment, in date order, so the reassessment sees 1, 2, ... N
 timepoints). Part B copies the same ingested state and runs ``flows.process.run_processing`` per
@@ -88,13 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="profile_processing")
     parser.add_argument("--visits", type=int, default=5)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--size", choices=("test", "demo"), default="demo")
     args = parser.parse_args(argv or [])
     from engine.modelling.synth import generate_cohort
     from flows.prefect_env import configure_prefect
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        generate_cohort(n_patients=1, seed=SEED, out_dir=work / "cohort", size="demo", n_visits=args.visits)
+        generate_cohort(n_patients=1, seed=SEED, out_dir=work / "cohort", size=args.size, n_visits=args.visits)
         base = _settings(work / "base")
         configure_prefect(base)  # before Prefect is imported
         from prefect import flow
