@@ -11,7 +11,8 @@ submission to the last assessment committed. Prefect's ephemeral server and the 
 are warmed first (a long-running service pays them once, not per study); the model is loaded by
 each worker on its first task, inside the timing.
 
-Run: ``python -m benchmarks.bench_scaleout [--patients 2] [--visits 3] [--workers 1 2] [--json F]``.
+Run: ``python -m benchmarks.bench_scaleout [--patients 2] [--visits 3] [--size demo|test] [--workers 1 2]
+[--json F]``.
 Per-step costs without a cluster: ``bench_scaleout_steps``.
 """
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--patients", type=int, default=2)
     parser.add_argument("--visits", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--size", choices=("test", "demo"), default="demo")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv or [])
     from engine.modelling.synth import generate_cohort
@@ -105,14 +107,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cohort = work / "cohort"
-        generate_cohort(n_patients=args.patients, seed=SEED, out_dir=cohort, size="demo", n_visits=args.visits)
+        generate_cohort(n_patients=args.patients, seed=SEED, out_dir=cohort, size=args.size, n_visits=args.visits)
         base = _settings(work / "base")
         configure_prefect(base)  # before Prefect is imported: it reads its settings once
         from prefect import flow
 
         flow(name="bench-warm-up")(lambda: None)()  # start Prefect's ephemeral server outside the timing
         uids, ingest_s = _ingest(base, cohort)
-        print(f"cohort: {args.patients} patients x {args.visits} visits = {len(uids)} studies (demo size), "
+        print(f"cohort: {args.patients} patients x {args.visits} visits = {len(uids)} studies ({args.size} size), "
               f"ingested once in {ingest_s:.1f} s (not in the figures below)", flush=True)
         for n in args.workers:
             state = work / f"workers-{n}"

@@ -91,7 +91,7 @@ def study_line(store: Any, row: dict[str, Any], index: int, total: int) -> str:
         return f"      [{index}/{total}] patient {row['patient_key']}: ASSESSED"
     r = match.iloc[-1]
     return (f"      [{index}/{total}] patient {row['patient_key']}, MRI {r['scan_date']}: "
-            f"{r['response']} (timepoint {timeline.index.get_loc(match.index[-1]) + 1})")
+            f"{r['response'] or 'no response call'} (timepoint {timeline.index.get_loc(match.index[-1]) + 1})")
 
 
 def stream_until_done(rt: Any, uploader: PacedUploader, n_studies: int, *, timeout_s: float,
