@@ -4,7 +4,7 @@ The production scale-out (docs/ARCHITECTURE.md, Scale-out): segmentation and reg
 Dask workers through prefect-dask (``GLIOWATCH_TASK_RUNNER=dask://host:port``), the flow process
 stays the only DuckDB writer (commits, measurement, assessment, alerts). Here the cluster is a
 ``distributed.LocalCluster`` of N worker processes (1 thread each) on this machine, N = 1 (the
-baseline) and N = 2, in one run, on the same cohort (synthetic, demo size): the cohort is ingested
+baseline) and N = 2, in one run, on the same cohort (synthetic, ``--size``, demo by default): it is ingested
 once (FolderArchive: the same fetch-free start for both), its state copied, and
 ``flows.process.run_processing`` (the real Prefect flow: segment, register, reassess) timed from
 submission to the last assessment committed. Prefect's ephemeral server and the workers' imports
