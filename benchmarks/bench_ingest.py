@@ -1,10 +1,19 @@
-"""Fetch + decode + assemble one 4-series study from Orthanc, against SimpleITK's ImageSeriesReader.
+"""Fetch + decode + assemble one 4-series study from Orthanc, against SimpleITK reading the same
+files from local disk, and against the per-instance path ingest used before DICOMweb; one run.
 
-Baseline: ``SimpleITK.ImageSeriesReader`` on the same DICOM files read from local disk (no network).
-Ours is timed twice: the full path the watcher runs (per-instance HTTP download from a real Orthanc
-on loopback + pydicom decode + geometry checks + stacking) and the decode+assemble part alone from
-the same local files, so the ratio against the baseline compares like with like.
-Run: ``python -m benchmarks.bench_ingest`` (starts its own Orthanc on a free port).
+Baseline: ``SimpleITK.ImageSeriesReader`` on the study's DICOM files on local disk (no network),
+series after series. Timed in the same run, on the same study in a real Orthanc on loopback:
+
+- ``dicomweb``: what ``engine.ingest`` runs now: every series as one WADO-RS multipart response
+  (Orthanc's DICOMweb plugin), parsed part by part as it streams, series fetched concurrently
+  (``SERIES_THREADS``) over one keep-alive pool, then the same validation and assembly;
+- ``per-instance, pooled``: the fallback when Orthanc has no DICOMweb plugin (one REST request per
+  instance on the same pooled session, series concurrently);
+- ``per-instance, before``: the fetch before (orthanc-api-client ``/instances/{id}/file``, 4
+  threads per series, series one after another), with today's decode and assembly;
+- ``local decode+assemble``: our decode + assembly alone on the local files (no fetch).
+
+Run: ``python -m benchmarks.bench_ingest`` (starts its own Orthanc on free ports).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,19 +32,17 @@ from benchmarks.harness import orthanc_environ, running_orthanc
 from engine.archive.orthanc import OrthancArchive
 from engine.dicom.reader import datasets_from_bytes, load_dataset_files
 from engine.dicom.volume import assemble_volume
-from engine.settings import load_settings
+from engine.ingest import SERIES_THREADS, fetch_series_objects
 from engine.modelling.synth import generate_cohort
+from engine.settings import load_settings
 
-REPEATS = 5
+REPEATS = 7
 
 
-def _best(fn, repeats: int = REPEATS) -> tuple[float, float]:  # noqa: ANN001
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main() -> dict[str, float]:
@@ -46,23 +54,35 @@ def main() -> dict[str, float]:
         series_dirs = [root / "cohort" / s["dir"] for s in visit["series"]]
         files = {d: sorted(d.glob("*.dcm")) for d in series_dirs}
         n_inst = sum(len(v) for v in files.values())
+        n_bytes = sum(f.stat().st_size for v in files.values() for f in v)
         settings = load_settings(environ=orthanc_environ(root / "state", password="bench"))
         with running_orthanc(settings):
-            archive = OrthancArchive(settings.orthanc.url, username="gliowatch", password="bench")
+            url = settings.orthanc.url
+            web = OrthancArchive(url, username="gliowatch", password="bench")
+            rest = OrthancArchive(url, username="gliowatch", password="bench", use_dicomweb=False)
             for fs in files.values():
                 for f in fs:
-                    archive.upload_file(f)
-            study_id = archive.list_studies()[0]
-            info = archive.study(study_id)
-            series = [archive.series(s) for s in info.series_ids]
+                    web.upload_file(f)
+            info = web.study(web.list_studies()[0])
+            series = [web.series(s) for s in info.series_ids]
+            assert web.fetcher.uses_dicomweb, "Orthanc has no DICOMweb plugin (install orthanc-dicomweb)"
 
-            def ours_full() -> None:
+            def streamed(archive: OrthancArchive) -> Callable[[], None]:
+                def run() -> None:
+                    def one(meta):  # noqa: ANN001, ANN202
+                        return assemble_volume(fetch_series_objects(archive, info, meta).images)
+
+                    with ThreadPoolExecutor(max_workers=SERIES_THREADS) as pool:
+                        list(pool.map(one, series))
+                return run
+
+            def before() -> None:
                 for s in series:
                     with ThreadPoolExecutor(max_workers=4) as pool:
-                        blobs = list(pool.map(archive.fetch_instance, s.instance_ids))
+                        blobs = list(pool.map(web.fetch_instance, s.instance_ids))
                     assemble_volume(datasets_from_bytes(blobs))
 
-            def ours_local() -> None:
+            def local() -> None:
                 for fs in files.values():
                     assemble_volume(load_dataset_files(fs))
 
@@ -72,17 +92,28 @@ def main() -> dict[str, float]:
                     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(d)))
                     sitk.GetArrayFromImage(reader.Execute())
 
-            ours_full()  # warm-up (imports, connection pool)
-            t_full, m_full = _best(ours_full)
-            t_local, m_local = _best(ours_local)
-            t_base, m_base = _best(baseline)
-    print(f"study: 4 series, {n_inst} instances (synthetic demo size), best of {REPEATS}")
-    print(f"baseline SimpleITK ImageSeriesReader (local files):   {t_base:.3f} s (median {m_base:.3f})")
-    print(f"ours decode+assemble (local files):                   {t_local:.3f} s (median {m_local:.3f})")
-    print(f"ours fetch (HTTP, per instance) + decode + assemble:  {t_full:.3f} s (median {m_full:.3f})")
-    print(f"ratio baseline/ours, local decode+assemble: {t_base / t_local:.2f}x  (>1 = ours faster)")
-    print(f"ratio baseline/ours, ours incl. HTTP fetch: {t_base / t_full:.2f}x")
-    return {"baseline_s": t_base, "ours_local_s": t_local, "ours_full_s": t_full, "instances": n_inst}
+            paths = {"dicomweb": streamed(web), "rest_pooled": streamed(rest), "before": before,
+                     "local": local, "baseline": baseline}
+            for fn in paths.values():
+                fn()  # warm-up: imports, connection pools, page cache
+            runs: dict[str, list[float]] = {k: [] for k in paths}
+            for _ in range(REPEATS):  # interleaved, so load changes hit every path alike
+                for name, fn in paths.items():
+                    runs[name].append(_timed(fn))
+            t = {k: (min(v), statistics.median(v)) for k, v in runs.items()}
+    base = t["baseline"][0]
+    print(f"study: 4 series, {n_inst} instances, {n_bytes / 1e6:.1f} MB (synthetic demo size); best / median "
+          f"of {REPEATS}, paths interleaved")
+    rows = [("baseline", "SimpleITK ImageSeriesReader, local files"),
+            ("dicomweb", "ours: DICOMweb series stream + decode + assemble"),
+            ("rest_pooled", "ours: per-instance fallback (pooled) + same"),
+            ("before", "ours before: per-instance (4 threads/series) + same"),
+            ("local", "ours: decode + assemble only, local files")]
+    for key, label in rows:
+        print(f"  {label:<52} {t[key][0]:.3f} s (median {t[key][1]:.3f})  baseline/this {base / t[key][0]:.2f}x")
+    print(f"ratio baseline/ours (DICOMweb, incl. fetch): {base / t['dicomweb'][0]:.2f}x  (>1 = ours faster); "
+          f"DICOMweb vs before: {t['before'][0] / t['dicomweb'][0]:.1f}x faster")
+    return {"instances": n_inst, **{f"{k}_s": v[0] for k, v in t.items()}}
 
 
 if __name__ == "__main__":

@@ -1,141 +1,136 @@
-"""Studies/hour per added worker: per-study costs measured here, throughput simulated from them.
+"""Studies/hour of the real pipeline on a Dask cluster of 1 and of 2 worker processes, measured.
 
-GlioWatch scales out by moving segmentation and registration (the *worker* steps) to Dask
-workers, while one flow process stays the only DuckDB writer (the *writer* steps: fetch from
-Orthanc + decode + NIfTI + ingest commit, the segmentation and registration commits, the
-patient's measurement/assessment and alert enqueue). This benchmark times each step for the
-studies of a synthetic cohort (demo size, 1 patient per scenario), uploaded to the project's own
-Orthanc, in one process on this machine, with the shipped model and the default registrar.
+The production scale-out (docs/ARCHITECTURE.md, Scale-out): segmentation and registration run on
+Dask workers through prefect-dask (``GLIOWATCH_TASK_RUNNER=dask://host:port``), the flow process
+stays the only DuckDB writer (commits, measurement, assessment, alerts). Here the cluster is a
+``distributed.LocalCluster`` of N worker processes (1 thread each) on this machine, N = 1 (the
+baseline) and N = 2, in one run, on the same cohort (synthetic, ``--size``, demo by default): it is ingested
+once (FolderArchive: the same fetch-free start for both), its state copied, and
+``flows.process.run_processing`` (the real Prefect flow: segment, register, reassess) timed from
+submission to the last assessment committed. Prefect's ephemeral server and the workers' imports
+are warmed first (a long-running service pays them once, not per study); the model is loaded by
+each worker on its first task, inside the timing.
 
-From those figures, a pipeline with N workers (each a machine like this one) and one writer
-processes at most ``min(N / worker_s, 1 / writer_s)`` studies per second: the estimate printed
-for N = 1..8, with the ratio against N = 1 (the named baseline, the same run's figures). It is a
-*simulated* estimate: it ignores network transfer of volumes to workers (shared file system
-assumed) and Prefect/Dask scheduling overhead (the Dask test in tests/integration measured the
-real 2-worker path's results, not its speed).
-
-Run: ``python -m benchmarks.bench_scaleout [--patients 1] [--visits 3] [--json out.json]``.
+Run: ``python -m benchmarks.bench_scaleout [--patients 2] [--visits 3] [--size demo|test] [--workers 1 2]
+[--json F]``.
+Per-step costs without a cluster: ``bench_scaleout_steps``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import statistics
+import shutil
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_latency import PASSWORD, SALT
-from benchmarks.harness import orthanc_environ, running_orthanc
-from engine import pipeline
-from engine.settings import load_settings
-from engine.modelling.synth import generate_cohort
-from engine.modelling.synth.cohort import upload_in_visit_order
+from engine.settings import Settings, load_settings
 
 SEED = 616161
+SALT = "bench-scaleout-salt"
 
 
-def measure(*, patients: int, visits: int, work: Path) -> list[dict[str, Any]]:
-    from engine.criteria import Mode, load_criteria
+def _settings(state: Path) -> Settings:
+    return load_settings(environ={"GLIOWATCH_STATE_DIR": str(state), "GLIOWATCH_PRIVACY__KEY_SALT": SALT,
+                                  "GLIOWATCH_ORTHANC__PASSWORD": "unused"})
+
+
+def _ingest(settings: Settings, cohort: Path) -> tuple[list[str], float]:
+    from engine.archive.folder import FolderArchive
     from engine.ingest import ingest_study
-    from engine.usecases.patient_course import assess_patient_course
-    from engine.usecases.register_study import commit_registration, registration_jobs
-    from engine.usecases.segment_study import commit_segmentation, study_files
     from engine.stream import run_cycle
-    from flows.process import _registrar, _segmenter
     from flows.runtime import build_runtime
 
-    settings = load_settings(environ=orthanc_environ(work / "state", password=PASSWORD,
-                                                     GLIOWATCH_ORTHANC__STABLE_AGE_S="1",
-                                                     GLIOWATCH_PRIVACY__KEY_SALT=SALT))
-    rows: list[dict[str, Any]] = []
-    with running_orthanc(settings):
-        rt = build_runtime(settings)
-        manifest = generate_cohort(n_patients=patients, seed=SEED, out_dir=work / "cohort", size="demo",
-                                   n_visits=visits, force=True)
-        upload_in_visit_order(manifest, rt.archive)
-        deadline = time.monotonic() + 120
-        while len(rt.archive.list_studies()) < patients * visits and time.monotonic() < deadline:
-            time.sleep(0.5)
-        time.sleep(3)  # StableAge 1 s: let every study become stable
-        segmenter = _segmenter(settings.segmentation)
-        registrar = _registrar(settings.registration)
-        criteria = load_criteria(settings.assessment.profile)
-        timings: dict[str, float] = {}
-
-        def ingest(study_id: str):  # noqa: ANN202
-            t0 = time.perf_counter()
-            out = ingest_study(rt.archive, study_id, rules=rt.rules, volumes_dir=rt.volumes_dir, key_salt=rt.key_salt)
-            timings[out.study_uid] = time.perf_counter() - t0
-            return out
-
-        t_cycle = time.perf_counter()
-        report = run_cycle(archive=rt.archive, store=rt.store, ingest=ingest, batch_size=1000)
-        cycle_s = time.perf_counter() - t_cycle
-        order = rt.store.query("SELECT study_uid, patient_key FROM studies ORDER BY patient_key, study_date")
-        commit_overhead = max(cycle_s - sum(timings.values()), 0.0) / max(len(order), 1)
-        for study_uid, patient_key in order:
-            row: dict[str, Any] = {"study_uid": study_uid, "ingest_s": timings.get(study_uid, 0.0) + commit_overhead}
-            files = study_files(rt.store, study_uid)
-            t0 = time.perf_counter()
-            seg = pipeline.compute_segmentation(files, segmenter=segmenter, paths=rt.paths)
-            row["segment_s"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            commit_segmentation(rt.store, files, seg)
-            row["segment_commit_s"] = time.perf_counter() - t0
-            row["register_s"] = row["register_commit_s"] = 0.0
-            for job in registration_jobs(rt.store, study_uid, reference_sequence=settings.registration.reference):
-                t0 = time.perf_counter()
-                out = pipeline.compute_registration(job, registrar=registrar, paths=rt.paths)
-                row["register_s"] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                commit_registration(rt.store, job, out)
-                row["register_commit_s"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            assess_patient_course(rt.store, patient_key=patient_key, criteria=criteria,
-                                  mode=Mode(settings.assessment.mode), paths=rt.paths, alert_sinks=tuple(rt.sinks),
-                                  base_url=settings.alerts.dashboard_base_url)
-            row["assess_s"] = time.perf_counter() - t0
-            row["worker_s"] = row["segment_s"] + row["register_s"]
-            row["writer_s"] = row["ingest_s"] + row["segment_commit_s"] + row["register_commit_s"] + row["assess_s"]
-            rows.append(row)
-            print("  " + " ".join(f"{k} {v:.1f}" for k, v in row.items() if k.endswith("_s")), flush=True)
-        print(f"  cycle: {report.summary()}")
+    rt = build_runtime(settings, archive=FolderArchive(cohort))
+    try:
+        t0 = time.perf_counter()
+        run_cycle(archive=rt.archive, store=rt.store, batch_size=1000,
+                  ingest=lambda sid: ingest_study(rt.archive, sid, rules=rt.rules, volumes_dir=rt.volumes_dir,
+                                                  key_salt=rt.key_salt))
+        elapsed = time.perf_counter() - t0
+        uids = [r[0] for r in rt.store.query("SELECT study_uid FROM studies WHERE status = 'INGESTED' "
+                                             "ORDER BY study_date")]
+    finally:
         rt.close()
-    return rows
+    return uids, elapsed
 
 
-def estimate(rows: list[dict[str, Any]], max_workers: int = 8) -> dict[str, Any]:
-    worker_s = statistics.median(r["worker_s"] for r in rows)
-    writer_s = statistics.median(r["writer_s"] for r in rows)
-    per_worker_h = 3600.0 / worker_s
-    writer_cap_h = 3600.0 / writer_s
-    table = {n: min(n * per_worker_h, writer_cap_h) for n in range(1, max_workers + 1)}
-    print(f"per study, median over {len(rows)}: worker steps {worker_s:.1f} s (segment + register), "
-          f"writer steps {writer_s:.1f} s (ingest + commits + assessment)")
-    print(f"one worker: {table[1]:.0f} studies/h; writer cap: {writer_cap_h:.0f} studies/h; "
-          f"each added worker (CPU like this machine): +{per_worker_h:.0f} studies/h until the cap")
-    for n, v in table.items():
-        print(f"  {n} workers: {v:6.0f} studies/h  ({v / table[1]:.2f}x the 1-worker baseline)")
-    return {"worker_s_median": worker_s, "writer_s_median": writer_s, "studies_per_hour_per_worker": per_worker_h,
-            "writer_cap_studies_per_hour": writer_cap_h, "studies_per_hour": table,
-            "workers_to_saturate_writer": writer_cap_h / per_worker_h}
+def _warm_worker() -> None:
+    import flows.process  # noqa: F401 - torch, MONAI, SimpleITK, the pipeline
+
+
+def _process_on_cluster(settings: Settings, uids: list[str], n_workers: int) -> dict[str, Any]:
+    import distributed
+
+    from flows.process import run_processing
+    from flows.runtime import build_runtime
+
+    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as cluster, \
+            distributed.Client(cluster) as client:
+        client.run(_warm_worker)
+        on_dask = dataclasses.replace(settings, task_runner=f"dask://{cluster.scheduler_address.removeprefix('tcp://')}")
+        rt = build_runtime(on_dask)
+        try:
+            with distributed.get_task_stream(client) as stream:
+                t0 = time.perf_counter()
+                run_processing(rt, uids)
+                wall = time.perf_counter() - t0
+            statuses = dict(rt.store.query("SELECT study_uid, status FROM studies"))
+        finally:
+            rt.close()
+    workers = {t["worker"] for t in stream.data}
+    assessed = sum(1 for s in statuses.values() if s == "ASSESSED")
+    return {"workers": n_workers, "workers_used": len(workers), "studies": len(uids), "assessed": assessed,
+            "wall_s": wall, "studies_per_hour": 3600.0 * len(uids) / wall}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_scaleout")
-    parser.add_argument("--patients", type=int, default=1)
+    parser.add_argument("--patients", type=int, default=2)
     parser.add_argument("--visits", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--size", choices=("test", "demo"), default="demo")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv or [])
+    from engine.modelling.synth import generate_cohort
+    from flows.prefect_env import configure_prefect
+
+    # worker processes are spawned and re-import the parent's __main__: give them an empty one
+    sys.modules.setdefault("__mp_main__", types.ModuleType("__mp_main__"))
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(patients=args.patients, visits=args.visits, work=Path(tmp))
-    summary = estimate(rows)
+        work = Path(tmp)
+        cohort = work / "cohort"
+        generate_cohort(n_patients=args.patients, seed=SEED, out_dir=cohort, size=args.size, n_visits=args.visits)
+        base = _settings(work / "base")
+        configure_prefect(base)  # before Prefect is imported: it reads its settings once
+        from prefect import flow
+
+        flow(name="bench-warm-up")(lambda: None)()  # start Prefect's ephemeral server outside the timing
+        uids, ingest_s = _ingest(base, cohort)
+        print(f"cohort: {args.patients} patients x {args.visits} visits = {len(uids)} studies ({args.size} size), "
+              f"ingested once in {ingest_s:.1f} s (not in the figures below)", flush=True)
+        for n in args.workers:
+            state = work / f"workers-{n}"
+            shutil.copytree(base.state_dir, state, ignore=shutil.ignore_patterns("prefect", "*.wal"))
+            row = _process_on_cluster(_settings(state), uids, n)
+            results.append(row)
+            print(f"  {n} worker process(es): {row['wall_s']:.1f} s for {row['studies']} studies "
+                  f"({row['assessed']} assessed, {row['workers_used']} workers ran tasks) = "
+                  f"{row['studies_per_hour']:.0f} studies/hour", flush=True)
+    first = results[0]
+    for row in results[1:]:
+        print(f"ratio {row['workers']} vs {first['workers']} worker(s): "
+              f"{row['studies_per_hour'] / first['studies_per_hour']:.2f}x studies/hour (measured, same run)")
+    summary = {"ingest_s": ingest_s, "runs": results}
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1, default=str))
+        args.json.write_text(json.dumps(summary, indent=1))
     return summary
 
 

@@ -32,7 +32,8 @@ from engine.series_choice import finest_per_sequence
 from engine.series_rules import SeriesRules, classify_series, series_header
 from engine.types import STUDY_SEQUENCES, Sequence
 
-DOWNLOAD_THREADS = 4
+#: series of one study fetched and assembled at once (each one streamed: decode overlaps transfer)
+SERIES_THREADS = 4
 log = logging.getLogger(__name__)
 
 
@@ -106,14 +107,13 @@ def ingest_study(
     key = make_patient_key(info.patient_id or f"unknown:{info.study_uid}", salt=key_salt)
     study_date = parse_dicom_date(info.study_date)
     exam = exam_label(key, study_date)
-    series: list[IngestedSeries] = []
-    for series_id in info.series_ids:
-        meta = archive.series(series_id)
-        series.append(
-            _ingest_series(archive, info, meta, exam=exam, rules=rules, volumes_dir=volumes_dir,
-                           patient_key=key, max_instances=max_instances)
-        )
-    series = _pick_one_per_sequence(series)
+
+    def one_series(series_id: str) -> IngestedSeries:
+        return _ingest_series(archive, info, archive.series(series_id), exam=exam, rules=rules,
+                              volumes_dir=volumes_dir, patient_key=key, max_instances=max_instances)
+
+    with ThreadPoolExecutor(max_workers=SERIES_THREADS) as pool:  # archive errors re-raised here
+        series = _pick_one_per_sequence(list(pool.map(one_series, info.series_ids)))
     result = IngestedStudy(
         archive_study_id=archive_study_id,
         study_uid=info.study_uid,
@@ -157,7 +157,7 @@ def _ingest_series(
                               status="REFUSED",
                               reason=f"{label} has {len(meta.instance_ids)} instances (limit {max_instances})")
     try:
-        objects = _fetch_series_objects(archive, meta)
+        objects = fetch_series_objects(archive, info, meta)
         left_out = describe_ignored(objects.ignored)
         if not objects.images:
             return IngestedSeries(**base, sequence=Sequence.OTHER, rule="non-image",
@@ -201,11 +201,14 @@ def _ingest_series(
     )
 
 
-def _fetch_series_objects(archive: Archive, meta: SeriesInfo) -> SeriesObjects:
-    """Download every instance of a series and set its non-image objects apart (logged)."""
-    with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
-        blobs = list(pool.map(archive.fetch_instance, meta.instance_ids))
-    objects = split_series_objects(datasets_from_bytes(blobs))
+def fetch_series_objects(archive: Archive, info: StudyInfo, meta: SeriesInfo) -> SeriesObjects:
+    """Download every instance of a series, parsing each as it arrives, and set its non-image
+    objects apart (logged)."""
+    datasets = datasets_from_bytes(archive.fetch_series(info, meta))
+    if len(datasets) != len(meta.instance_ids):
+        log.info("series %s: %d instances listed, %d received (the series changed meanwhile)",
+                 meta.series_uid, len(meta.instance_ids), len(datasets))
+    objects = split_series_objects(datasets)
     if objects.ignored:
         log.info("series %s: left out %s (not images)", meta.series_uid,
                  describe_ignored(objects.ignored))

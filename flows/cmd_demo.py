@@ -1,20 +1,26 @@
 """`gliowatch demo`: the whole stream on embedded defaults, end to end, on this machine.
 
 Starts the project's Orthanc (its own state dir under ``<state>/demo``, StableAge 5 s so the demo
-does not wait a minute per study), writes a small synthetic cohort, uploads it in visit order, and
-runs the watcher until every study is processed; then prints a per-patient summary from DuckDB.
+does not wait a minute per study) and the dashboard first, so the stream can be watched from the
+start; writes a small synthetic cohort, sends it to Orthanc study by study in visit order while the
+watcher processes each study as it becomes stable (``flows.demo_stream``: a console line per
+study, the dashboard's snapshot published each cycle); then prints a per-patient summary from
+DuckDB and keeps the service and the dashboard running.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import shutil
+import threading
 import time
+import urllib.request
+from pathlib import Path
 
 from engine import orthanc_server
-from engine.errors import GlioWatchError
 from engine.settings import Settings
 from flows.prefect_env import configure_prefect
 from flows.runtime import Runtime, secrets_dir
@@ -65,51 +71,115 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = demo_settings(settings, port=args.port, webhook_url=sink.url)
     configure_prefect(settings)
     password = orthanc_server.resolve_password(settings.orthanc, secrets_dir(settings))
+    started = time.monotonic()
     pid = orthanc_server.start(settings.orthanc, paths, password=password)
     print(f"[1/6] Orthanc {settings.orthanc.url} running (pid {pid}), StableAge {DEMO_STABLE_AGE_S} s; "
-          f"local alert sink (HMAC-checked webhook) at {sink.url}")
+          f"local alert sink (HMAC-checked webhook) at {sink.url}", flush=True)
 
-    from engine.modelling.synth import generate_cohort
-    from flows.cmd_events import import_events
+    from engine.store import publish_snapshot
     from flows.runtime import build_runtime
 
-    cohort_dir = settings.state_dir / "cohort"
     rt = build_runtime(settings)
+    dashboard = None
     try:
-        manifest_path = generate_cohort(n_patients=args.patients, seed=args.seed, out_dir=cohort_dir,
-                                        size="demo", n_visits=args.visits)
-        n_events, n_patients, _ = import_events(rt.store, cohort_dir / "clinical_events.csv",
-                                                key_salt=rt.key_salt, entered_by="demo")
-        manifest = json.loads(manifest_path.read_text())
-        n_studies = sum(len(p["visits"]) for p in manifest["patients"])
-        print(f"[2/6] synthetic cohort: {len(manifest['patients'])} patients, {n_studies} studies in "
-              f"{cohort_dir}; {n_events} clinical events imported for {n_patients} patients")
-        from engine.modelling.synth.cohort import upload_in_visit_order
-
-        upload_in_visit_order(manifest_path, rt.archive)
-        print("[3/6] uploaded to Orthanc in visit order", flush=True)
-        _stream_until_done(rt, n_studies, timeout_s=args.timeout)
+        publish_snapshot(rt.store, settings.snapshot_path)  # the dashboard has a (still empty) stream to show
+        dashboard = _start_dashboard(settings, args, started)
+        n_studies, manifest_path = _write_cohort(rt, args)
+        _stream(rt, manifest_path, n_studies, timeout_s=args.timeout, started=started)
         _wait_for_alerts(rt, sink)
+    except BaseException:
+        if dashboard is not None:
+            dashboard.terminate()
+        sink.stop()
+        raise
     finally:
         rt.close()
     _print_summary(settings)
-    return _serve_dashboard(settings, args, sink)
+    print(f"      the stream took {time.monotonic() - started:.0f} s from the start of the demo to this summary")
+    return _serve_dashboard(settings, args, sink, dashboard)
 
 
-def _stream_until_done(rt: Runtime, n_studies: int, *, timeout_s: float) -> None:
-    from engine.store.pipeline import processed_study_count
-    from flows.watch import watch_cycle
+def _start_dashboard(settings: Settings, args: argparse.Namespace, started: float):  # noqa: ANN202
+    """The dashboard from the start (it reads each cycle's snapshot); a thread says when it answers."""
+    from engine.auth import add_user
+    from flows.cmd_dashboard import start_dashboard
 
-    print("[4/6] watching Orthanc until every study is stable and processed ...", flush=True)
+    password = add_user(settings.state_dir / "users.toml", name="demo", role="radiologist", force=True)
+    proc = start_dashboard(settings, port=args.port, log_path=settings.state_dir / "dashboard.log")
+    url = f"http://127.0.0.1:{args.port}/"
+    print(f"[2/6] dashboard starting: {url}  login: demo / {password} (page 'Stream health' follows the "
+          "stream; patients appear on the worklist as their studies are processed)", flush=True)
+    threading.Thread(target=_say_when_up, args=(url, proc, started), daemon=True).start()
+    return proc
+
+
+def _say_when_up(url: str, proc, started: float, timeout_s: float = 300.0) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        watch_cycle(rt, reconcile=True)
-        done = processed_study_count(rt.store)
-        print(f"      {done}/{n_studies} studies processed (assessed or quarantined)", flush=True)
-        if done >= n_studies:
-            return
-        time.sleep(rt.settings.watcher.poll_interval_s)
-    raise GlioWatchError(f"The demo stream did not finish {n_studies} studies within {timeout_s:.0f} s")
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    print(f"      dashboard is up at {url} ({time.monotonic() - started:.0f} s after the demo "
+                          "started)", flush=True)
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    print(f"      the dashboard did not answer at {url} (see {proc.args} output in dashboard.log)", flush=True)
+
+
+def _write_cohort(rt: Runtime, args: argparse.Namespace) -> tuple[int, Path]:
+    from engine.modelling.synth import generate_cohort
+    from flows.cmd_events import import_events
+
+    cohort_dir = _cohort_cache(rt.settings.state_dir.parent, args)
+    manifest_path = cohort_dir / "cohort.json"
+    if manifest_path.exists() and (cohort_dir / "clinical_events.csv").exists():
+        print(f"      reusing the cohort written by an earlier demo (same seed, size and generator code): "
+              f"{cohort_dir}", flush=True)
+    else:
+        print("      writing the synthetic cohort (the longest step before the stream; kept for the next "
+              "demo) ...", flush=True)
+        generate_cohort(n_patients=args.patients, seed=args.seed, out_dir=cohort_dir, size="demo",
+                        n_visits=args.visits, force=True)
+    n_events, n_patients, _ = import_events(rt.store, cohort_dir / "clinical_events.csv",
+                                            key_salt=rt.key_salt, entered_by="demo")
+    manifest = json.loads(manifest_path.read_text())
+    n_studies = sum(len(p["visits"]) for p in manifest["patients"])
+    print(f"[3/6] synthetic cohort: {len(manifest['patients'])} patients, {n_studies} studies in "
+          f"{cohort_dir}; {n_events} clinical events imported for {n_patients} patients", flush=True)
+    return n_studies, manifest_path
+
+
+def _cohort_cache(root: Path, args: argparse.Namespace) -> Path:
+    """Where the demo's cohort is kept between demos: outside the demo state that each demo wipes,
+    keyed by seed, patients, visits and a digest of the generator's source, so any change to the
+    generator writes a new one (cohort.json and clinical_events.csv are written last: a folder
+    without them is incomplete and written again)."""
+    import engine.modelling.synth as synth
+
+    digest = hashlib.sha256()
+    for source in sorted(Path(synth.__file__).parent.rglob("*.py")):
+        digest.update(source.read_bytes())
+    return root / "demo-cohorts" / f"seed{args.seed}-{args.patients}x{args.visits}-{digest.hexdigest()[:12]}"
+
+
+def _stream(rt: Runtime, manifest_path: Path, n_studies: int, *, timeout_s: float, started: float) -> None:
+    from flows.demo_stream import DEMO_AHEAD, PacedUploader, stream_until_done, studies_in_visit_order
+    from flows.runtime import orthanc_archive
+
+    sender = orthanc_archive(rt.settings)  # the uploader's own connection
+    uploader = PacedUploader(studies_in_visit_order(manifest_path), sender.upload_file)
+    print(f"[4/6] streaming: studies go to Orthanc one by one in visit order (at most {DEMO_AHEAD} waiting), "
+          "each is processed once stable ...", flush=True)
+    uploader.start()
+    try:
+        cycles = stream_until_done(rt, uploader, n_studies, timeout_s=timeout_s,
+                                   print_line=lambda line: print(line, flush=True))
+    finally:
+        uploader.stop()
+    print(f"      all {n_studies} studies processed in {cycles} watch cycles, "
+          f"{time.monotonic() - started:.0f} s after the demo started", flush=True)
 
 
 def _print_summary(settings: Settings) -> None:
@@ -131,7 +201,7 @@ def _print_summary(settings: Settings) -> None:
                   f"threshold crossing {r['crossing_date'] or '-'}")
 
 
-def _wait_for_alerts(rt: Runtime, sink, timeout_s: float = 60.0) -> None:  # noqa: ANN001 - sink: WebhookReceiver
+def _wait_for_alerts(rt: Runtime, sink, timeout_s: float = 60.0) -> None:  # noqa: ANN001
     """Deliver the outbox until it is empty (the demo's sink is up, so this is quick)."""
     from engine.store.alerts import count_alerts, count_pending_deliveries
     from flows.watch import deliver_alerts
@@ -148,13 +218,8 @@ def _wait_for_alerts(rt: Runtime, sink, timeout_s: float = 60.0) -> None:  # noq
           f"(duplicates dropped: {sink.duplicates})")
 
 
-def _serve_dashboard(settings: Settings, args: argparse.Namespace, sink) -> int:  # noqa: ANN001
-    from engine.auth import add_user
-    from flows.cmd_dashboard import start_dashboard
-
-    password = add_user(settings.state_dir / "users.toml", name="demo", role="radiologist", force=True)
-    proc = start_dashboard(settings, port=args.port, log_path=settings.state_dir / "dashboard.log")
-    print(f"[6/6] dashboard: http://127.0.0.1:{args.port}/  login: demo / {password}")
+def _serve_dashboard(settings: Settings, args: argparse.Namespace, sink, proc) -> int:  # noqa: ANN001
+    print(f"[6/6] dashboard: http://127.0.0.1:{args.port}/  (login printed at [2/6])")
     from flows.cmd_viewer import start_viewer_if_installed  # issue 33: OHIF over Orthanc's DICOMweb
 
     start_viewer_if_installed(settings)

@@ -7,6 +7,7 @@ walks a cohort in visit order. Archive ids are the DICOM UIDs; instance ids are 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,9 @@ class FolderArchive:
 
     def fetch_instance(self, instance_id: str) -> bytes:
         return (self.root / instance_id).read_bytes()
+
+    def fetch_series(self, study: StudyInfo, series: SeriesInfo) -> Iterator[bytes]:
+        return (self.fetch_instance(i) for i in series.instance_ids)
 
     def mark_study(self, archive_study_id: str, value: str) -> None:
         self.marks[archive_study_id] = value

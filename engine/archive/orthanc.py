@@ -5,7 +5,7 @@ Orthanc 1.10.1 has no labels; work is marked with study metadata at a numeric in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from orthanc_api_client import OrthancApiClient
 from orthanc_api_client import exceptions as oac
 
+from engine.archive.dicomweb import SeriesFetcher
 from engine.archive.protocol import ArchiveChange, ChangeBatch, SeriesInfo, StudyInfo
 from engine.errors import ArchiveError, ArchiveUnavailableError
 
@@ -51,10 +52,15 @@ def _translated(func: Callable[..., T]) -> Callable[..., T]:
 class OrthancArchive:
     """The project's Orthanc (or a hospital's), reached over HTTP with basic auth."""
 
-    def __init__(self, url: str, *, username: str, password: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, *, username: str, password: str, timeout_s: float = 30.0,
+                 use_dicomweb: bool | None = None) -> None:
+        """``use_dicomweb``: None = whole series over DICOMweb when Orthanc has the plugin (asked
+        once), False = always instance by instance over the REST API."""
         self.url = url
         self.client = OrthancApiClient(url, user=username, pwd=password)
         self.timeout_s = timeout_s
+        self.fetcher = SeriesFetcher(url, username=username, password=password, timeout_s=timeout_s,
+                                     use_dicomweb=use_dicomweb)
 
     @_translated
     def changes(self, *, since: int, limit: int) -> ChangeBatch:
@@ -102,6 +108,11 @@ class OrthancArchive:
     @_translated
     def fetch_instance(self, instance_id: str) -> bytes:
         return self.client.instances.get_file(instance_id)
+
+    def fetch_series(self, study: StudyInfo, series: SeriesInfo) -> Iterator[bytes]:
+        """Every instance of ``series``, yielded as it arrives: one DICOMweb multipart response
+        when Orthanc has the plugin, else one REST request per instance (``engine.archive.dicomweb``)."""
+        return self.fetcher.series_files(study.study_uid, series.series_uid, series.instance_ids)
 
     @_translated
     def mark_study(self, archive_study_id: str, value: str) -> None:

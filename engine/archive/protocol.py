@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -60,6 +61,10 @@ class Archive(Protocol):
     def series(self, archive_series_id: str) -> SeriesInfo: ...
 
     def fetch_instance(self, instance_id: str) -> bytes: ...
+
+    def fetch_series(self, study: StudyInfo, series: SeriesInfo) -> Iterable[bytes]:
+        """Every instance of ``series`` as DICOM Part 10 bytes, in any order, as they arrive."""
+        ...
 
     def mark_study(self, archive_study_id: str, value: str) -> None: ...
 

@@ -32,6 +32,8 @@ from engine.dicom.reader import READ_ERRORS, text_value
 #: what decoding can raise (pydicom, its handlers and the pylibjpeg plugins).
 DECODE_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, RuntimeError, MemoryError)
 _PYO3_PANIC = "PanicException"
+#: uncompressed little-endian syntaxes whose pixels are the element's bytes as they are
+_NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
@@ -140,7 +142,9 @@ def _decoded(
         if raw is not None and len(raw) == 0:
             reason = f"instance {name} has empty (zero-length) pixel data"
             raise series_refusal(label, reason, exam=exam)
-        pixels = ds.pixel_array
+        pixels = _native_frame(ds, raw) if ndim == 2 else None
+        if pixels is None:
+            pixels = ds.pixel_array
     except DECODE_ERRORS as exc:
         syntax = _transfer_syntax_name(ds)
         reason = f"the pixel data of instance {name} cannot be decoded ({syntax}): {exc}"
@@ -160,6 +164,29 @@ def _decoded(
         reason = f"instance {name} decodes to an array of shape {pixels.shape}, not {ndim}D"
         raise series_refusal(label, reason, exam=exam)
     return pixels
+
+
+def _native_frame(ds: Any, raw: Any) -> np.ndarray | None:
+    """The single frame of uncompressed little-endian pixel data read straight from its bytes
+    (what ``pixel_array`` returns, without its per-call machinery), or None to let pydicom decode:
+    other syntaxes, colour, multi-frame, BitsStored < BitsAllocated (pydicom sign-extends those),
+    or a length that is not exactly one frame (pydicom then names the problem)."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or str(meta.get("TransferSyntaxUID", "")) not in _NATIVE_SYNTAXES:
+        return None
+    if not isinstance(raw, bytes) or ds.get("SamplesPerPixel", 1) not in (1, None):
+        return None
+    if ds.get("NumberOfFrames") not in (None, "", 1, "1"):
+        return None
+    bits, stored, sign = ds.get("BitsAllocated"), ds.get("BitsStored"), ds.get("PixelRepresentation", 0)
+    rows, columns = ds.get("Rows"), ds.get("Columns")
+    if bits not in (8, 16, 32) or stored != bits or sign not in (0, 1) or not rows or not columns:
+        return None
+    size = int(rows) * int(columns) * (bits // 8)
+    if len(raw) not in (size, size + 1):  # one pad byte makes an odd length even
+        return None
+    dtype = np.dtype(f"<{'i' if sign else 'u'}{bits // 8}")
+    return np.frombuffer(raw, dtype=dtype, count=int(rows) * int(columns)).reshape(int(rows), int(columns))
 
 
 def _narrowest_int(values: np.ndarray) -> np.ndarray:
