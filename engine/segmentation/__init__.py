@@ -25,19 +25,30 @@ def resolve_model_dir(path: str | Path) -> Path:
 def load_segmenter(settings: SegmentationSettings) -> Segmenter:
     """The configured segmenter: the shipped model (or the user's MONAI bundle when
     ``settings.bundle_dir`` is set) for whole-head studies and, when ``settings.stripped_model_dir``
-    is set, that model for skull-stripped ones (:class:`engine.segmentation.input_kind.InputRouter`)."""
-    main = load_model(settings, settings.model_dir)
+    is set, that model for skull-stripped ones (:class:`engine.segmentation.input_kind.InputRouter`).
+    With ``settings.brain_extraction = "hd-bet"`` whole-head studies go to the stripped model too,
+    after HD-BET brain extraction."""
+    if settings.brain_extraction not in ("none", "hd-bet"):
+        from engine.errors import ConfigError
+
+        raise ConfigError(f"segmentation.brain_extraction must be 'none' or 'hd-bet', got {settings.brain_extraction!r}")
     if not settings.stripped_model_dir:
-        return main
+        return load_model(settings, settings.model_dir)
     from engine.segmentation.input_kind import InputRouter
 
-    return InputRouter(whole_head=main, skull_stripped_segmenter=load_model(settings, settings.stripped_model_dir,
-                                                                            bundle=False))
+    stripped = load_model(settings, settings.stripped_model_dir, bundle=False)
+    if settings.brain_extraction == "hd-bet":
+        main = load_model(settings, settings.stripped_model_dir, bundle=False, brain_extraction=True)
+    else:
+        main = load_model(settings, settings.model_dir)
+    return InputRouter(whole_head=main, skull_stripped_segmenter=stripped)
 
 
-def load_model(settings: SegmentationSettings, model_dir: str, *, bundle: bool = True) -> Segmenter:
-    """One model folder as a segmenter: an anomaly model (``"method": "anomaly"`` in its config),
-    else the network it describes; or the MONAI bundle of ``settings.bundle_dir`` (``bundle``)."""
+def load_model(settings: SegmentationSettings, model_dir: str, *, bundle: bool = True,
+               brain_extraction: bool = False) -> Segmenter:
+    """One model folder as a segmenter: an anomaly model (``"method": "anomaly"`` in its config;
+    with HD-BET brain extraction for whole-head input when ``brain_extraction``), else the network
+    it describes; or the MONAI bundle of ``settings.bundle_dir`` (``bundle``)."""
     if bundle and settings.bundle_dir:
         from engine.segmentation.bundle import BundleSegmenter
 
@@ -54,7 +65,18 @@ def load_model(settings: SegmentationSettings, model_dir: str, *, bundle: bool =
 
     folder = resolve_model_dir(model_dir)
     if is_anomaly_model(folder):
-        return AnomalySegmenter(parameters=load_anomaly_parameters(folder), align_sequences=settings.align_sequences)
+        extractor = None
+        if brain_extraction:
+            from engine.segmentation.brain_extraction import BrainExtractor
+
+            extractor = BrainExtractor(mode=settings.brain_extraction_mode, device=settings.device)
+        return AnomalySegmenter(parameters=load_anomaly_parameters(folder), align_sequences=settings.align_sequences,
+                                brain_extractor=extractor)
+    if brain_extraction:
+        from engine.errors import ConfigError
+
+        raise ConfigError(f"Brain extraction is implemented for anomaly models only; {folder} is a network",
+                          action="Set segmentation.stripped_model_dir to models/gliowatch-anomaly.")
     config = load_model_config(folder)
     net, sha = load_network(config)
     return MonaiSegmenter(config=config, net=net, weights_sha256=sha, device=settings.device,
