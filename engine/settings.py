@@ -68,7 +68,8 @@ class SegmentationSettings:
     #: (``gliowatch-anomaly`` or a network); empty: the model above for every study.
     stripped_model_dir: str = "models/gliowatch-anomaly"
     #: whole-head studies: "none" sends them to ``model_dir``; "hd-bet" extracts the brain (HD-BET,
-    #: engine.segmentation.brain_extraction) and sends them to ``stripped_model_dir`` as well.
+    #: engine.segmentation.brain_extraction) and sends them to ``stripped_model_dir`` as well
+    #: (no effect when that is empty: one model for every study).
     brain_extraction: str = "none"
     brain_extraction_mode: str = "fast"  # fast (1 of HD-BET's 5 folds) | accurate (all 5)
     #: a skull-stripped SRI24 T1 NIfTI (240 x 240 x 155, 1 mm) for models that expect BraTS space

@@ -32,7 +32,7 @@ def load_segmenter(settings: SegmentationSettings) -> Segmenter:
         from engine.errors import ConfigError
 
         raise ConfigError(f"segmentation.brain_extraction must be 'none' or 'hd-bet', got {settings.brain_extraction!r}")
-    if not settings.stripped_model_dir:
+    if not settings.stripped_model_dir:  # one model for every study (brain_extraction does not apply)
         return load_model(settings, settings.model_dir)
     from engine.segmentation.input_kind import InputRouter
 
