@@ -100,7 +100,8 @@ def test_bad_arguments_are_refused() -> None:
 @pytest.mark.slow
 def test_hd_bet_finds_the_brain_of_a_real_skull_stripped_scan(shared_dir: Path) -> None:
     """On a real BraTS-space T1 (skull-stripped: the brain is the foreground) HD-BET's mask
-    must agree with the foreground (measured 2026-12-07: see docs/BENCHMARKS.md)."""
+    must agree with the foreground. Slow: HD-BET had not finished one study after 10 CPU-minutes
+    on the shared 2-core machine (2026-12-07), so this test has not yet been seen to pass."""
     from engine.dicom.nifti import read_nifti
 
     path = shared_dir / "real-mri" / "tcga-du-7294" / "t1.nii.gz"
@@ -115,6 +116,7 @@ def test_hd_bet_finds_the_brain_of_a_real_skull_stripped_scan(shared_dir: Path) 
 
 @pytest.mark.slow
 def test_hd_bet_finds_a_brain_sized_mask_in_a_real_whole_head(shared_dir: Path) -> None:
+    """An adult brain is 1.0-1.8 L. Slow, and not yet seen to pass (see the test above)."""
     from engine.dicom.volume import read_series_dir
 
     folder = shared_dir / "dicom-corpus" / "dcm2niix" / "ge_3d_axial_mprage" / "dicom"
