@@ -106,6 +106,14 @@ class SegmentationSettings:
     models: tuple[ModelEntry, ...] = ()
     #: run only this registry model for every study (``gliowatch rescore --model NAME``); empty: choose per study.
     model: str = ""
+    #: whole-head studies: "none" sends them to ``model_dir``; "hd-bet" extracts the brain (HD-BET,
+    #: engine.segmentation.brain_extraction) and sends them to ``stripped_model_dir`` as well
+    #: (no effect when that is empty: one model for every study).
+    brain_extraction: str = "none"
+    brain_extraction_mode: str = "fast"  # fast (1 of HD-BET's 5 folds) | accurate (all 5)
+    #: a skull-stripped SRI24 T1 NIfTI (240 x 240 x 155, 1 mm) for models that expect BraTS space
+    #: (engine.segmentation.space); no package ships one, so it is the site's file.
+    atlas_path: str = ""
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]

@@ -10,6 +10,7 @@ torch and MONAI are imported only when a segmenter is built or run.
 
 from __future__ import annotations
 
+from engine.errors import ConfigError
 from engine.segmentation.loading import load_model, resolve_model_dir
 from engine.segmentation.result import SegmentationResult, Segmenter
 from engine.settings import SegmentationSettings
@@ -22,7 +23,11 @@ def load_segmenter(settings: SegmentationSettings) -> Segmenter:
 
     With ``[[segmentation.models]]`` entries, whole-head studies go to a
     :class:`engine.segmentation.registry.ModelChooser` over those entries and, last, the model
-    above; with ``settings.model`` set, to that one registry model alone (loaded on first use)."""
+    above; with ``settings.model`` set, to that one registry model alone (loaded on first use).
+    With ``settings.brain_extraction = "hd-bet"`` (and no registry entries) whole-head studies go to
+    the stripped model too, after HD-BET brain extraction."""
+    if settings.brain_extraction not in ("none", "hd-bet"):
+        raise ConfigError(f"segmentation.brain_extraction must be 'none' or 'hd-bet', got {settings.brain_extraction!r}")
     if settings.models or settings.model:
         from engine.segmentation.registry import ModelChooser, find_entry, registry_entries
 
@@ -31,9 +36,11 @@ def load_segmenter(settings: SegmentationSettings) -> Segmenter:
         main: Segmenter = ModelChooser(entries=entries, settings=settings)
         if settings.model:
             return main
+    elif settings.brain_extraction == "hd-bet" and settings.stripped_model_dir:
+        main = load_model(settings, settings.stripped_model_dir, bundle=False, brain_extraction=True)
     else:
         main = load_model(settings, settings.model_dir)
-    if not settings.stripped_model_dir:
+    if not settings.stripped_model_dir:  # one model for every study (brain_extraction does not apply)
         return main
     from engine.segmentation.input_kind import InputRouter
 

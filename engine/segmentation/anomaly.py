@@ -21,13 +21,17 @@ What a neuroradiologist looks for, written as statistics of one scan against its
 5. **SNFH**: the rest of the whole tumour. No **resection cavity** is labelled: a cavity needs
    the surgical history, which this path does not see.
 
-The brain is the reference's head mask; this path is meant for skull-stripped input (research
-data, BraTS space), where that mask is the brain (:mod:`engine.segmentation.input_kind` tells).
+The brain is the reference's head mask on skull-stripped input (research data, BraTS space),
+where that mask is the brain (:mod:`engine.segmentation.input_kind` tells). On whole-head input
+the segmenter needs a ``brain_extractor`` (:mod:`engine.segmentation.brain_extraction`, HD-BET):
+the brain is then its mask of the reference (T1c), brought onto the working grid; the images are
+not changed (every rule is confined to the brain), and the result is flagged ``brain:extracted``.
 Parameters come from ``models/gliowatch-anomaly/config.json``; their hash is the config hash.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping
@@ -39,13 +43,16 @@ from scipy import ndimage
 
 from engine.errors import ConfigError, SegmentationError
 from engine.segmentation.model_config import canonical_sha256
-from engine.segmentation.preprocess import fill_holes, prepare_study
+from engine.segmentation.brain_extraction import BrainExtractor
+from engine.segmentation.preprocess import PreparedStudy, fill_holes, prepare_study
 from engine.segmentation.result import SegmentationResult
 from engine.segmentation.sanity import SanityLimits
 from engine.types import STUDY_SEQUENCES, Label, Sequence, Volume
 
 #: output channels as the network's: background, then the labels in order.
 OUTPUT_LABELS: dict[int, Label] = {1: Label.NETC, 2: Label.SNFH, 3: Label.ET, 4: Label.RC}
+#: on results whose brain came from brain extraction (whole-head input).
+BRAIN_FLAG = "brain:extracted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +180,13 @@ class AnomalySegmenter:
     """:class:`engine.segmentation.result.Segmenter` for ``gliowatch-anomaly`` (no weights, CPU)."""
 
     def __init__(self, *, parameters: AnomalyParameters = AnomalyParameters(), align_sequences: bool = True,
-                 limits: SanityLimits = SanityLimits()) -> None:
+                 limits: SanityLimits = SanityLimits(), brain_extractor: BrainExtractor | None = None) -> None:
         self.parameters = parameters
         self.align_sequences = align_sequences
         self.limits = limits
-        self.config_sha256 = parameters.config_sha256()
+        self.brain_extractor = brain_extractor
+        self.config_sha256 = parameters.config_sha256() if brain_extractor is None else canonical_sha256(
+            {"parameters": parameters.config_sha256(), "brain_extraction": brain_extractor.identity})
 
     def segment(self, volumes: Mapping[Sequence, Volume], *, exam: str | None = None) -> SegmentationResult:
         import torch
@@ -193,9 +202,26 @@ class AnomalySegmenter:
             raise SegmentationError(exc.message, exam=exam, action=exc.action, detail=exc.detail) from exc
         present = {seq: prepared.image[i].numpy() for i, seq in enumerate(STUDY_SEQUENCES)
                    if seq not in prepared.missing}
-        labels = anomaly_labels(present, prepared.head_mask, p=p, spacing_mm=p.spacing_mm)
+        brain = prepared.head_mask
+        if self.brain_extractor is not None:
+            brain = self._extracted_brain(prepared, exam=exam)
+        labels = anomaly_labels(present, brain, p=p, spacing_mm=p.spacing_mm)
         onehot = torch.from_numpy(np.stack([labels == k for k in range(len(OUTPUT_LABELS) + 1)]).astype(np.float32))
-        return finish_result(
+        result = finish_result(
             onehot, prepared=prepared, decode=softmax_decoder(OUTPUT_LABELS), limits=self.limits,
             identity=(p.name, p.version, "", self.config_sha256, "cpu"), start=start,
         )
+        if self.brain_extractor is None:
+            return result
+        return dataclasses.replace(result, flags=(BRAIN_FLAG, *result.flags))
+
+    def _extracted_brain(self, prepared: PreparedStudy, *, exam: str | None) -> np.ndarray:
+        """The extractor's brain of the reference (as read), on the cropped working grid (nearest)."""
+        from engine.registration.resample import resample_to
+
+        assert self.brain_extractor is not None
+        mask = self.brain_extractor.mask(prepared.reference, exam=exam)
+        grid = Volume(np.zeros(prepared.head_mask.shape, np.uint8), prepared.working_affine)
+        moved = resample_to(reference=grid, moving=Volume(mask.array.astype(np.uint8), mask.affine),
+                            matrix=np.eye(4), interpolation="nearest")
+        return np.asarray(moved.array) > 0

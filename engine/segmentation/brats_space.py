@@ -2,18 +2,18 @@
 native study, and bring its labels back to the study's native T1c grid.
 
 The preparation itself (co-registration, atlas registration, skull stripping, the way back) is
-:mod:`engine.segmentation.space`, imported when a model declaring ``space = "brats-sri24"`` is
-loaded; without that module such a model is refused with a :class:`~engine.errors.ConfigError`.
-Volumes are measured on the native grid, never in atlas space.
+:mod:`engine.segmentation.space`. The atlas is the site's file (``segmentation.atlas_path``: no
+package ships SRI24), so a model declaring ``space = "brats-sri24"`` without one is refused when
+it is loaded, with a :class:`~engine.errors.ConfigError`. Volumes are measured on the native grid,
+never in atlas space.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import time
 from collections.abc import Mapping
-from types import ModuleType
+from pathlib import Path
 
 import numpy as np
 
@@ -24,35 +24,36 @@ from engine.segmentation.sanity import label_volumes_ml
 from engine.types import Sequence, Volume
 
 SPACE = "brats-sri24"
-SPACE_MODULE = "engine.segmentation.space"
-
-
-def space_module(*, model: str) -> ModuleType:
-    """:mod:`engine.segmentation.space`, or a ``ConfigError`` naming the model when it is absent."""
-    try:
-        return importlib.import_module(SPACE_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != SPACE_MODULE:  # the module is there, a package it needs is not
-            raise ConfigError(f"Model {model} declares space {SPACE!r}, but BraTS-space preprocessing "
-                              f"cannot be imported: {exc}", detail=repr(exc)) from exc
-        msg = f"Model {model} declares space {SPACE!r}, but this installation has no BraTS-space preprocessing ({SPACE_MODULE})"
-        raise ConfigError(msg, action="Install a GlioWatch version with engine/segmentation/space.py or set space = 'native'.") from exc
 
 
 class BratsSpaceSegmenter:
-    """:class:`Segmenter` that runs ``inner`` on the study prepared in BraTS space."""
+    """:class:`Segmenter` that runs ``inner`` on the study prepared in BraTS space. ``atlas``: the
+    SRI24 T1 (a NIfTI path, or a volume); ``brain_masker``: volume -> brain mask for whole-head
+    studies (default: HD-BET, :mod:`engine.segmentation.brain_extraction`)."""
 
-    def __init__(self, inner: Segmenter, *, model: str) -> None:
+    def __init__(self, inner: Segmenter, *, model: str, atlas: str | Path | Volume,
+                 brain_masker=None) -> None:  # noqa: ANN001 - engine.segmentation.space.BrainMasker
+        from engine.segmentation import space
+
+        if isinstance(atlas, str | Path) and not str(atlas):
+            raise ConfigError(f"Model {model} declares space {SPACE!r}, but no SRI24 atlas is configured",
+                              action="Set segmentation.atlas_path to a skull-stripped SRI24 T1 NIfTI "
+                                     "(240 x 240 x 155, 1 mm), or set space = 'native'.")
+        try:
+            self.atlas = atlas if isinstance(atlas, Volume) else space.load_atlas(atlas)
+        except SegmentationError as exc:
+            raise ConfigError(f"Model {model}: {exc.reason}", action=exc.action) from exc
         self.inner = inner
         self.model = model
-        self.space = space_module(model=model)
+        self.brain_masker = brain_masker
+        self.space = space
 
     def segment(self, volumes: Mapping[Sequence, Volume], *, exam: str | None = None) -> SegmentationResult:
         start = time.perf_counter()
         if Sequence.T1C not in volumes:
             msg = f"Model {self.model} works in BraTS space, which is mapped back to the T1c grid; the study has no T1c"
             raise SegmentationError(msg, exam=exam, action="Configure a native-space model for studies without T1c.")
-        prepared = self.space.prepare_brats_space(volumes)
+        prepared = self.space.prepare_brats_space(volumes, atlas=self.atlas, brain_masker=self.brain_masker, exam=exam)
         atlas = self.inner.segment(prepared.volumes, exam=exam)
         native = prepared.labels_to_native(np.asarray(atlas.labels.array, dtype=np.uint8))
         labels = np.asarray(native.array).astype(np.uint8)
@@ -66,4 +67,4 @@ class BratsSpaceSegmenter:
         )
 
 
-__all__ = ["BratsSpaceSegmenter", "space_module"]
+__all__ = ["BratsSpaceSegmenter"]

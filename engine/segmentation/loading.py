@@ -18,9 +18,11 @@ def resolve_model_dir(path: str | Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-def load_model(settings: SegmentationSettings, model_dir: str, *, bundle: bool = True) -> Segmenter:
-    """One model folder as a segmenter: an anomaly model (``"method": "anomaly"`` in its config),
-    else the network it describes; or the MONAI bundle of ``settings.bundle_dir`` (``bundle``)."""
+def load_model(settings: SegmentationSettings, model_dir: str, *, bundle: bool = True,
+               brain_extraction: bool = False) -> Segmenter:
+    """One model folder as a segmenter: an anomaly model (``"method": "anomaly"`` in its config;
+    with HD-BET brain extraction for whole-head input when ``brain_extraction``), else the network
+    it describes; or the MONAI bundle of ``settings.bundle_dir`` (``bundle``)."""
     if bundle and settings.bundle_dir:
         from engine.segmentation.bundle import BundleSegmenter
 
@@ -37,7 +39,18 @@ def load_model(settings: SegmentationSettings, model_dir: str, *, bundle: bool =
 
     folder = resolve_model_dir(model_dir)
     if is_anomaly_model(folder):
-        return AnomalySegmenter(parameters=load_anomaly_parameters(folder), align_sequences=settings.align_sequences)
+        extractor = None
+        if brain_extraction:
+            from engine.segmentation.brain_extraction import BrainExtractor
+
+            extractor = BrainExtractor(mode=settings.brain_extraction_mode, device=settings.device)
+        return AnomalySegmenter(parameters=load_anomaly_parameters(folder), align_sequences=settings.align_sequences,
+                                brain_extractor=extractor)
+    if brain_extraction:
+        from engine.errors import ConfigError
+
+        raise ConfigError(f"Brain extraction is implemented for anomaly models only; {folder} is a network",
+                          action="Set segmentation.stripped_model_dir to models/gliowatch-anomaly.")
     config = load_model_config(folder)
     net, sha = load_network(config)
     return MonaiSegmenter(config=config, net=net, weights_sha256=sha, device=settings.device,

@@ -113,7 +113,7 @@ def build_segmenter(entry: ModelEntry, settings: SegmentationSettings) -> Segmen
     if entry.space == "brats-sri24":
         from engine.segmentation.brats_space import BratsSpaceSegmenter
 
-        segmenter = BratsSpaceSegmenter(segmenter, model=entry.name)
+        segmenter = BratsSpaceSegmenter(segmenter, model=entry.name, atlas=settings.atlas_path)
     return segmenter
 
 

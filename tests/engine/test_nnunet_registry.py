@@ -3,7 +3,6 @@ quarantine of a model that cannot run (real nnU-Net folder, real DuckDB store)."
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import date, datetime
 from pathlib import Path
 
@@ -32,7 +31,6 @@ TINY = ModelEntry(name="tiny", kind="nnunet", path=str(FIXTURE), labels="brats20
 WRONG_LABELS = ModelEntry(name="wrong-labels", kind="nnunet", path=str(FIXTURE), labels="brats2021", device="cpu")
 MISSING_FOLD = ModelEntry(name="missing-fold", kind="nnunet", path=str(FIXTURE), labels="brats2024-post",
                           folds=("0", "4"), device="cpu")
-HAS_SPACE_MODULE = importlib.util.find_spec("engine.segmentation.space") is not None
 
 
 def _settings(*models: ModelEntry, **kwargs: object) -> SegmentationSettings:
@@ -110,21 +108,26 @@ def test_a_study_no_model_can_run_on_is_refused_with_the_reasons() -> None:
         chooser.segment(volumes, exam="no T2")
 
 
-@pytest.mark.skipif(HAS_SPACE_MODULE, reason="engine.segmentation.space is installed: the refusal cannot happen")
-def test_a_brats_space_model_without_the_space_module_is_refused() -> None:
+def test_a_brats_space_model_without_an_atlas_is_refused_when_loaded() -> None:
     entry = ModelEntry(name="winner", kind="nnunet", path=str(FIXTURE), labels="brats2024-post", space="brats-sri24",
                        device="cpu")
-    with pytest.raises(ConfigError, match="Model winner declares space 'brats-sri24', but this installation has no "
-                                          "BraTS-space preprocessing"):
+    with pytest.raises(ConfigError, match="Model winner declares space 'brats-sri24', but no SRI24 atlas is configured"):
         build_segmenter(entry, _settings(entry))
 
 
-@pytest.mark.skipif(not HAS_SPACE_MODULE, reason="engine.segmentation.space (BraTS-space preprocessing) is not installed")
 def test_a_brats_space_model_returns_labels_on_the_native_t1c_grid() -> None:
-    entry = ModelEntry(name="winner", kind="nnunet", path=str(FIXTURE), labels="brats2024-post", space="brats-sri24",
-                       device="cpu", mirroring=False)
-    volumes = synthetic_volumes(spacing_mm=2.0)
-    result = build_segmenter(entry, _settings(entry)).segment(volumes, exam="synthetic")
+    """The tiny nnU-Net run in a (synthetic) atlas space: the labels come back on the study's own
+    T1c grid. Atlas and study are test_space's synthetic skull-stripped brain (the study in a known
+    pose, every sequence the same image), so no brain extraction runs (HD-BET is tested apart)."""
+    from engine.segmentation.brats_space import BratsSpaceSegmenter
+    from tests.engine.test_space import _atlas, _native, _pose
+
+    entry = ModelEntry(name="winner", kind="nnunet", path=str(FIXTURE), labels="brats2024-post", device="cpu",
+                       mirroring=False)
+    native = _native(_pose((8.0, -5.0, 12.0), (6.0, -4.0, 3.0)), spacing=(2.0, 2.0, 2.0), shape=(95, 100, 75))
+    volumes = {seq: native for seq in (Sequence.T1, Sequence.T1C, Sequence.T2, Sequence.FLAIR)}
+    segmenter = BratsSpaceSegmenter(build_segmenter(entry, _settings(entry)), model="winner", atlas=_atlas())
+    result = segmenter.segment(volumes, exam="synthetic")
     t1c = volumes[Sequence.T1C]
     assert result.labels.array.shape == t1c.array.shape
     np.testing.assert_allclose(result.labels.affine, t1c.affine, atol=1e-4)
