@@ -46,6 +46,7 @@ def _record_decision_in_the_app(user: str, password: str, key: str) -> AppTest:
     at.button[0].click().run()
     at.text_input(key="patient_key").input(key)
     at.radio(key="page").set_value("Actions").run()
+    at.selectbox(key="dec_choice").set_value("OTHER")  # decisions have no default (issue 32)
     at.text_area(key="dec_note").input("second opinion at the board")
     at.button(key="FormSubmitter:decision_form-Record decision").click().run()
     assert not at.exception, at.exception
