@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=getattr(logging, settings.log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        for noisy in ("httpx", "urllib3", "distributed", "asyncio", "orthanc_api_client"):
+        for noisy in ("httpx", "urllib3", "distributed", "asyncio", "orthanc_api_client", "highdicom"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         return int(args.handler(args, settings))
     except GlioWatchError as exc:
