@@ -28,11 +28,10 @@ from engine.writeback.report_content import (
     ResponseReport,
 )
 
-_SAME_GRID_MM = 1e-3
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-def load_report_content(store: Store, study_uid: str, *, native_affine: np.ndarray) -> ReportContent | None:
+def load_report_content(store: Store, study_uid: str) -> ReportContent | None:
     """The content of the study's report; None when the study has no current measurement."""
     study = sql.study_for_report(store, study_uid)
     measurement = sql.current_measurement(store, study_uid)
@@ -48,7 +47,7 @@ def load_report_content(store: Store, study_uid: str, *, native_affine: np.ndarr
         if registration is not None:
             matrix = np.asarray(json.loads(registration["matrix"]), dtype=float)
             tracked = _tracked_on_reference_grid(registration)
-    lesions = tuple(_lesion(row, native_affine, matrix, tracked=tracked) for row in
+    lesions = tuple(_lesion(row, matrix, tracked=tracked) for row in
                     sql.measurement_lesions(store, str(measurement["measurement_id"])))
     rt_end = pipeline_sql.rt_end_date(store, patient_key)
     scan_date: date | None = study["study_date"]
@@ -89,13 +88,11 @@ def _tracked_on_reference_grid(registration: dict) -> bool:
             and None not in (reference[0], own[0]) and reference < own)
 
 
-def _lesion(row: dict, native_affine: np.ndarray, matrix: np.ndarray | None, *, tracked: bool) -> LesionReport:
-    stored = None
+def _lesion(row: dict, matrix: np.ndarray | None, *, tracked: bool) -> LesionReport:
+    lines = None
     if row.get("d1_p0"):
         ends = [row["d1_p0"], row["d1_p1"]] + ([row["d2_p0"], row["d2_p1"]] if row.get("d2_p1") else [])
-        stored = json.dumps({"ras_mm": [json.loads(e) for e in ends],
-                             "grid_affine": None if tracked else np.asarray(native_affine).tolist()})
-    lines = _lines_lps(stored, native_affine, matrix)
+        lines = _lines_lps([json.loads(e) for e in ends], matrix, on_reference_grid=tracked)
     return LesionReport(
         lesion_index=int(row["lesion_index"]),
         track_id=None if row["track_id"] is None else int(row["track_id"]),
@@ -107,16 +104,13 @@ def _lesion(row: dict, native_affine: np.ndarray, matrix: np.ndarray | None, *, 
     )
 
 
-def _lines_lps(stored: str | None, native_affine: np.ndarray, matrix: np.ndarray | None) -> list | None:
-    """The stored endpoints as ((d1 start, d1 end), (d2 start, d2 end)) in LPS mm of the study's
-    own frame; None when none are stored or they lie on another grid without a registration."""
-    if not stored:
-        return None
-    data = json.loads(stored)
-    points = np.asarray(data["ras_mm"], dtype=float)
-    grid = data.get("grid_affine")
-    on_own_grid = grid is not None and np.allclose(np.asarray(grid), native_affine, atol=_SAME_GRID_MM)
-    if not on_own_grid:
+def _lines_lps(ras_mm: list, matrix: np.ndarray | None, *, on_reference_grid: bool) -> list | None:
+    """The endpoints (d1 start, d1 end, then d2's; RAS mm of the grid measured) as
+    ((d1 start, d1 end), (d2 start, d2 end)) in LPS mm of the study's own frame. Points measured
+    on the reference's grid come back through the inverse registration ``matrix``; None when there
+    is none."""
+    points = np.asarray(ras_mm, dtype=float)
+    if on_reference_grid:
         if matrix is None:
             return None
         points = (np.c_[points, np.ones(len(points))] @ np.linalg.inv(matrix).T)[:, :3]

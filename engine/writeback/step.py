@@ -125,7 +125,7 @@ def _write(store: Store, archive: Archive, study: dict[str, Any], *, paths: Stat
             sop_instance_uid=derived_uid(study_uid, "SEG", seg_key, stamp, "instance"),
             segmentation_type=options.segmentation_type, exam=exam)
         pending.append(("SEG", seg, seg_key, f"{patient_key}/{study_uid}/SEG_{seg.SeriesInstanceUID}.dcm"))
-    content = load_report_content(store, study_uid, native_affine=labels.affine)
+    content = load_report_content(store, study_uid)
     if content is not None:
         sr_key = content_digest(content, segmentation_uid=str(seg.SOPInstanceUID))
         current_sr = sql.current_object(store, study_uid, "SR")

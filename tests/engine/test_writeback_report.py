@@ -133,18 +133,15 @@ def test_the_content_digest_changes_with_the_content_only(study: ViewerStudy) ->
 def test_lines_measured_on_the_baseline_grid_come_back_through_the_registration() -> None:
     """A follow-up shifted 10 mm to the right (RAS x -10) of the baseline: the registration maps
     its points +10 mm in x; a line stored on the baseline grid comes back 10 mm to the left, in LPS."""
-    native = np.diag([1.0, 1.0, 3.0, 1.0])
-    baseline_grid = native.copy()
-    baseline_grid[0, 3] = 5.0  # another grid: the lines were measured on the baseline's
     matrix = np.eye(4)
     matrix[0, 3] = 10.0  # moving (follow-up) RAS -> reference (baseline) RAS
-    stored = json.dumps({"ras_mm": [[20, 5, 9], [44, 5, 9], [32, -7, 9], [32, 17, 9]],
-                         "grid_affine": baseline_grid.tolist()})
-    d1, d2 = _lines_lps(stored, native, matrix)
+    stored = [[20, 5, 9], [44, 5, 9], [32, -7, 9], [32, 17, 9]]  # measured on the baseline's grid
+    d1, d2 = _lines_lps(stored, matrix, on_reference_grid=True)
     assert np.allclose(d1, [[-10, -5, 9], [-34, -5, 9]]) and np.allclose(d2, [[-22, 7, 9], [-22, -17, 9]])
-    own = json.dumps({"ras_mm": [[20, 5, 9], [44, 5, 9]], "grid_affine": native.tolist()})
-    assert np.allclose(_lines_lps(own, native, matrix)[0], [[-20, -5, 9], [-44, -5, 9]])  # no registration
-    assert _lines_lps(stored, native, None) is None  # another grid and no registration: no line
+    own = [[20, 5, 9], [44, 5, 9]]
+    assert np.allclose(_lines_lps(own, matrix, on_reference_grid=False)[0],
+                       [[-20, -5, 9], [-44, -5, 9]])  # on its own grid: no registration
+    assert _lines_lps(stored, None, on_reference_grid=True) is None  # another grid and no registration: no line
 
 
 def test_a_follow_up_is_measured_on_its_reference_grid_only_after_the_reference() -> None:
@@ -162,14 +159,13 @@ def test_a_follow_up_is_measured_on_its_reference_grid_only_after_the_reference(
 def test_the_reader_columns_give_the_same_lines() -> None:
     """Rows with the diameter ends of issue 32 (``d1_p0 .. d2_p1``, no grid recorded): the
     registration is inverted for a tracked follow-up only."""
-    native = np.diag([1.0, 1.0, 3.0, 1.0])
     matrix = np.eye(4)
     matrix[0, 3] = 10.0
     row = {"lesion_index": 1, "track_id": 1, "volume_ml": 1.0, "d1_mm": 24.0, "d2_mm": 24.0,
            "product_mm2": 576.0, "measurable": True, "is_target": True, "is_new": False,
            "d1_p0": "[20, 5, 9]", "d1_p1": "[44, 5, 9]", "d2_p0": "[32, -7, 9]", "d2_p1": "[32, 17, 9]"}
-    tracked = _lesion(row, native, matrix, tracked=True)
+    tracked = _lesion(row, matrix, tracked=True)
     assert np.allclose(tracked.d1_line, [[-10, -5, 9], [-34, -5, 9]])
     assert np.allclose(tracked.d2_line, [[-22, 7, 9], [-22, -17, 9]])
-    assert np.allclose(_lesion(row, native, matrix, tracked=False).d1_line, [[-20, -5, 9], [-44, -5, 9]])
-    assert _lesion({**row, "d2_p0": None, "d2_p1": None}, native, matrix, tracked=False).d2_line is None
+    assert np.allclose(_lesion(row, matrix, tracked=False).d1_line, [[-20, -5, 9], [-44, -5, 9]])
+    assert _lesion({**row, "d2_p0": None, "d2_p1": None}, matrix, tracked=False).d2_line is None
