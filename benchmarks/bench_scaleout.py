@@ -37,7 +37,9 @@ SALT = "bench-scaleout-salt"
 
 def _settings(state: Path) -> Settings:
     return load_settings(environ={"GLIOWATCH_STATE_DIR": str(state), "GLIOWATCH_PRIVACY__KEY_SALT": SALT,
-                                  "GLIOWATCH_ORTHANC__PASSWORD": "unused"})
+                                  "GLIOWATCH_ORTHANC__PASSWORD": "unused",
+                                  # a folder cohort has no archive to write results back into
+                                  "GLIOWATCH_WRITEBACK__ENABLED": "false"})
 
 
 def _ingest(settings: Settings, cohort: Path) -> tuple[list[str], float]:

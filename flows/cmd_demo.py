@@ -2,8 +2,9 @@
 
 Starts the project's Orthanc (its own state dir under ``<state>/demo``, StableAge 5 s so the demo
 does not wait a minute per study) and the dashboard first, so the stream can be watched from the
-start; writes a small synthetic cohort, sends it to Orthanc study by study in visit order while the
-watcher processes each study as it becomes stable (``flows.demo_stream``: a console line per
+start; writes a small synthetic cohort in a child process and sends each study to Orthanc as soon
+as it is written (patient by patient, in visit order) while the watcher processes each study as it
+becomes stable (``flows.demo_stream``: a console line per
 study, the dashboard's snapshot published each cycle); then prints a per-patient summary from
 DuckDB and keeps the service and the dashboard running.
 """
@@ -13,17 +14,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import shutil
 import threading
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import orthanc_server
 from engine.settings import Settings
 from flows.prefect_env import configure_prefect
 from flows.runtime import Runtime, secrets_dir
+
+if TYPE_CHECKING:
+    from flows.demo_cohort import CohortWriter
 
 DEMO_STABLE_AGE_S = 5
 
@@ -84,8 +89,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         publish_snapshot(rt.store, settings.snapshot_path)  # the dashboard has a (still empty) stream to show
         dashboard = _start_dashboard(settings, args, started)
-        n_studies, manifest_path = _write_cohort(rt, args)
-        _stream(rt, manifest_path, n_studies, timeout_s=args.timeout, started=started)
+        n_studies, studies, writer = _cohort(rt, args)
+        try:
+            _stream(rt, studies, n_studies, timeout_s=args.timeout, started=started)
+        finally:
+            if writer is not None:
+                writer.stop()
         _wait_for_alerts(rt, sink)
     except BaseException:
         if dashboard is not None:
@@ -128,34 +137,41 @@ def _say_when_up(url: str, proc, started: float, timeout_s: float = 300.0) -> No
     print(f"      the dashboard did not answer at {url} (see {proc.args} output in dashboard.log)", flush=True)
 
 
-def _write_cohort(rt: Runtime, args: argparse.Namespace) -> tuple[int, Path]:
-    from engine.modelling.synth import generate_cohort
+def _cohort(rt: Runtime, args: argparse.Namespace) -> tuple[int, Iterable[list[Path]], CohortWriter | None]:
+    """The studies to stream and their patients' clinical events (imported now). A cohort kept
+    from an earlier demo is read back; otherwise it is written by a child process while the
+    stream runs (``flows.demo_cohort``), its events taken from the visit plans first."""
+    from engine.modelling.synth.cohort import cohort_plans, cohort_visits, study_dicom_files, write_clinical_events
     from flows.cmd_events import import_events
+    from flows.demo_cohort import CohortWriter
 
     cohort_dir = _cohort_cache(rt.settings.state_dir.parent, args)
-    manifest_path = cohort_dir / "cohort.json"
-    if manifest_path.exists() and (cohort_dir / "clinical_events.csv").exists():
-        print(f"      reusing the cohort written by an earlier demo (same seed, size and generator code): "
-              f"{cohort_dir}", flush=True)
+    events = cohort_dir / "clinical_events.csv"
+    writer: CohortWriter | None = None
+    if (cohort_dir / "cohort.json").exists() and events.exists():
+        studies: Iterable[list[Path]] = [study_dicom_files(cohort_dir, v.entry) for v in cohort_visits(cohort_dir)]
+        n_studies = len(studies)  # type: ignore[arg-type]
+        where = f"reused from an earlier demo (same seed, size and generator code): {cohort_dir}"
     else:
-        print("      writing the synthetic cohort (the longest step before the stream; kept for the next "
-              "demo) ...", flush=True)
-        generate_cohort(n_patients=args.patients, seed=args.seed, out_dir=cohort_dir, size="demo",
-                        n_visits=args.visits, force=True)
-    n_events, n_patients, _ = import_events(rt.store, cohort_dir / "clinical_events.csv",
-                                            key_salt=rt.key_salt, entered_by="demo")
-    manifest = json.loads(manifest_path.read_text())
-    n_studies = sum(len(p["visits"]) for p in manifest["patients"])
-    print(f"[3/6] synthetic cohort: {len(manifest['patients'])} patients, {n_studies} studies in "
-          f"{cohort_dir}; {n_events} clinical events imported for {n_patients} patients", flush=True)
-    return n_studies, manifest_path
+        plans = cohort_plans(n_patients=args.patients, seed=args.seed, n_visits=args.visits)
+        cohort_dir.mkdir(parents=True, exist_ok=True)
+        write_clinical_events(events, plans)
+        writer = CohortWriter(cohort_dir, patients=args.patients, visits=args.visits, seed=args.seed).start()
+        studies = writer.studies()
+        n_studies = sum(len(plan.visits) for plan in plans)
+        where = (f"being written study by study into {cohort_dir} while the stream runs "
+                 "(kept for the next demo)")
+    n_events, n_patients, _ = import_events(rt.store, events, key_salt=rt.key_salt, entered_by="demo")
+    print(f"[3/6] synthetic cohort: {args.patients} patients, {n_studies} studies, {where}; {n_events} clinical "
+          f"events imported for {n_patients} patients", flush=True)
+    return n_studies, studies, writer
 
 
 def _cohort_cache(root: Path, args: argparse.Namespace) -> Path:
     """Where the demo's cohort is kept between demos: outside the demo state that each demo wipes,
     keyed by seed, patients, visits and a digest of the generator's source, so any change to the
-    generator writes a new one (cohort.json and clinical_events.csv are written last: a folder
-    without them is incomplete and written again)."""
+    generator writes a new one (cohort.json is written last: a folder without it is incomplete and
+    written again)."""
     import engine.modelling.synth as synth
 
     digest = hashlib.sha256()
@@ -164,14 +180,15 @@ def _cohort_cache(root: Path, args: argparse.Namespace) -> Path:
     return root / "demo-cohorts" / f"seed{args.seed}-{args.patients}x{args.visits}-{digest.hexdigest()[:12]}"
 
 
-def _stream(rt: Runtime, manifest_path: Path, n_studies: int, *, timeout_s: float, started: float) -> None:
-    from flows.demo_stream import DEMO_AHEAD, PacedUploader, stream_until_done, studies_in_visit_order
+def _stream(rt: Runtime, studies: Iterable[list[Path]], n_studies: int, *, timeout_s: float,
+            started: float) -> None:
+    from flows.demo_stream import DEMO_AHEAD, PacedUploader, stream_until_done
     from flows.runtime import orthanc_archive
 
     sender = orthanc_archive(rt.settings)  # the uploader's own connection
-    uploader = PacedUploader(studies_in_visit_order(manifest_path), sender.upload_file)
-    print(f"[4/6] streaming: studies go to Orthanc one by one in visit order (at most {DEMO_AHEAD} waiting), "
-          "each is processed once stable ...", flush=True)
+    uploader = PacedUploader(studies, sender.upload_file)
+    print(f"[4/6] streaming: studies go to Orthanc one by one, patient by patient in visit order (at most "
+          f"{DEMO_AHEAD} waiting), each is processed once stable ...", flush=True)
     uploader.start()
     try:
         cycles = stream_until_done(rt, uploader, n_studies, timeout_s=timeout_s,

@@ -2,7 +2,7 @@
 with a console line per processed study (the dashboard's Stream health page shows the same from
 each cycle's snapshot).
 
-``PacedUploader`` (a thread) sends the cohort study by study in visit order, keeping at most
+``PacedUploader`` (a thread) sends the cohort study by study as it is written, keeping at most
 ``ahead`` studies sent but not yet processed, as scanners would; the watch loop
 (:func:`stream_until_done`) runs one watch cycle after another (ingest what became stable,
 segment, register, reassess, publish the snapshot) and reports each newly processed study.
@@ -10,10 +10,9 @@ segment, register, reassess, publish the snapshot) and reports each newly proces
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +21,19 @@ from engine.store import Store
 from flows.runtime import Runtime
 
 #: studies sent to Orthanc but not yet processed, at most (the demo's "scanner" runs ahead of
-#: the pipeline by this much; each watch cycle then handles a few studies, so the dashboard and
-#: the console move study by study)
-DEMO_AHEAD = 3
-
-
-def studies_in_visit_order(manifest_path: Path) -> list[list[Path]]:
-    """Each study's DICOM files, studies by date (then patient), as ``upload_in_visit_order``."""
-    root = manifest_path.parent
-    manifest = json.loads(manifest_path.read_text())
-    visits = sorted(((v["study_date"], p["patient_id"], v) for p in manifest["patients"] for v in p["visits"]),
-                    key=lambda t: (t[0], t[1]))
-    return [[f for s in v["series"] for f in sorted((root / s["dir"]).glob("*.dcm"))] for _, _, v in visits]
+#: the pipeline by this much). Twice a typical cycle's batch: while a cycle processes the studies
+#: it found stable, the next ones are sent and become stable (StableAge), so the next cycle finds
+#: work waiting instead of idling through the upload and the StableAge; and small enough that the
+#: dashboard and the console still move a few studies at a time.
+DEMO_AHEAD = 6
 
 
 class PacedUploader(threading.Thread):
     """Sends ``studies`` one by one through ``send`` while fewer than ``ahead`` sent studies wait
-    for the pipeline; :meth:`processed` tells it how many are through."""
+    for the pipeline; :meth:`processed` tells it how many are through. ``studies`` may be a
+    list or an iterator that blocks until the next study exists (the demo's cohort writer)."""
 
-    def __init__(self, studies: list[list[Path]], send: Callable[[Path], Any], *, ahead: int = DEMO_AHEAD) -> None:
+    def __init__(self, studies: Iterable[list[Path]], send: Callable[[Path], Any], *, ahead: int = DEMO_AHEAD) -> None:
         super().__init__(name="demo-uploader", daemon=True)
         self.studies, self.send, self.ahead = studies, send, ahead
         self.sent = 0

@@ -124,8 +124,17 @@ def register_on_runner(settings: Settings, paths: StatePaths) -> ComputeRegistra
     """``compute`` for ``register_studies``: the register flow on the configured task runner."""
     def compute(jobs: Sequence[pipeline.RegistrationJob]) -> list[pipeline.RegistrationOutput]:
         run = register_flow.with_options(task_runner=make_task_runner(settings))
-        return run(list(jobs), settings.registration, paths, settings.gpu_slots)
+        return run(list(jobs), settings.registration, paths, registration_slots(settings))
     return compute
+
+
+def registration_slots(settings: Settings) -> int:
+    """Registrations one worker process runs at once: ``gpu_slots`` on a GPU; on the CPU one per
+    worker thread, since each CPU registration runs on a single torch thread (TorchConfig
+    ``cpu_threads``), so one at a time would leave the other cores idle."""
+    from engine.registration import registration_on_gpu
+
+    return settings.gpu_slots if registration_on_gpu(settings.registration) else max(settings.workers, settings.gpu_slots)
 
 
 def process_studies(rt: Runtime, study_uids: list[str]) -> list[pipeline.StageOutcome]:

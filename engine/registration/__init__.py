@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.registration.factory import make_registrar
+from engine.registration.factory import make_registrar, registration_on_gpu
 from engine.registration.masks import keep_mask
 from engine.registration.protocol import Registrar, RegistrationResult, Stage
 from engine.registration.qc import QcThresholds, require_passed
@@ -27,6 +27,7 @@ __all__ = [
     "TorchRegistrar",
     "keep_mask",
     "make_registrar",
+    "registration_on_gpu",
     "require_passed",
     "resample_to",
 ]

@@ -24,6 +24,18 @@ def thresholds_from(settings: RegistrationSettings) -> QcThresholds:
     )
 
 
+def registration_on_gpu(settings: RegistrationSettings, *, cuda_available: bool | None = None) -> bool:
+    """Whether :func:`make_registrar` would register on CUDA with these settings."""
+    device = settings.device.strip().lower()
+    if device not in ("cuda", "torch", "auto"):
+        return False
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    return bool(cuda_available)
+
+
 def make_registrar(settings: RegistrationSettings, *, cuda_available: bool | None = None) -> Registrar:
     """The registrar the settings ask for.
 

@@ -14,7 +14,10 @@ which is what makes each iteration cheap.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,13 +97,9 @@ class TorchRegistrar:
         fixed_mask: Volume | None = None,
         moving_mask: Volume | None = None,
     ) -> RegistrationResult:
-        threads = torch.get_num_threads()
-        if self.device.type == "cpu" and self.config.cpu_threads > 0:
-            torch.set_num_threads(self.config.cpu_threads)
-        try:
+        narrow = self.device.type == "cpu" and self.config.cpu_threads > 0
+        with _torch_threads(self.config.cpu_threads if narrow else 0):
             return self._register(fixed=fixed, moving=moving, fixed_mask=fixed_mask, moving_mask=moving_mask)
-        finally:
-            torch.set_num_threads(threads)
 
     def _register(
         self, *, fixed: Volume, moving: Volume, fixed_mask: Volume | None, moving_mask: Volume | None
@@ -167,6 +166,35 @@ class TorchRegistrar:
             method=self.method,
             elapsed_s=time.perf_counter() - start,
         )
+
+
+_THREADS_LOCK = threading.Lock()
+_threads_users = 0
+_threads_saved = 0
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's (process-wide) intra-op thread count set to ``n`` while at least one registration
+    runs, restored when the last one ends: registrations run side by side in the worker's
+    threads, and a plain save/restore per call would let one restore another's setting (and
+    leave the segmentation, which uses every core, on one thread). ``n`` 0: unchanged."""
+    global _threads_users, _threads_saved  # noqa: PLW0603 - the process-wide torch setting it mirrors
+    if n <= 0:
+        yield
+        return
+    with _THREADS_LOCK:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(n)
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
 
 
 def _optimise(level: _Level, params: list[torch.Tensor], transform, loss_fn, iterations: int, step_mm: float) -> float:  # noqa: ANN001

@@ -77,7 +77,10 @@ def _interp_axis(data: torch.Tensor, axis: int, positions: np.ndarray) -> torch.
     import torch
 
     weights = torch.from_numpy(interp_matrix(data.shape[axis], positions))
-    return (data.movedim(axis, -1) @ weights.T).movedim(-1, axis)
+    # contiguous before the product: the previous axis leaves a permuted layout, and a matmul
+    # on that strided view runs 20-30x slower than the copy plus the product (0.6-0.8 s against
+    # 0.03 s for 160 x 256 x 60 -> 176 on the 2-core CPU)
+    return (data.movedim(axis, -1).contiguous() @ weights.T).movedim(-1, axis)
 
 
 def resample_world(

@@ -81,3 +81,27 @@ def test_cuda_recovers_known_motion(template: Template) -> None:
     assert err.mean() <= 0.5
     assert err.max() <= 1.0
     assert result.passed, result.qc_reason
+
+
+def test_overlapping_cpu_registrations_restore_torch_threads_once_the_last_ends() -> None:
+    """Two registrations side by side (the worker's threads): the first narrows torch to one
+    thread, the last one out restores the setting, whatever order they end in."""
+    import torch
+
+    from engine.registration.torch_registrar import _torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        first, second = _torch_threads(1), _torch_threads(1)
+        first.__enter__()
+        second.__enter__()
+        assert torch.get_num_threads() == 1
+        first.__exit__(None, None, None)  # the first to start ends first: the other still runs
+        assert torch.get_num_threads() == 1
+        second.__exit__(None, None, None)
+        assert torch.get_num_threads() == 2
+        with _torch_threads(0):  # 0: torch's setting untouched
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

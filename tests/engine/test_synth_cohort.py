@@ -101,9 +101,15 @@ def test_cohort_visits_list_each_study_with_its_dicom_files_and_truth(cohort: Pa
     assert "not a readable DICOM" not in caplog.text
 
 
-def test_clinical_events_csv(cohort: Path, manifest: dict) -> None:
+def test_clinical_events_csv(cohort: Path, manifest: dict, tmp_path: Path) -> None:
+    from engine.modelling.synth.cohort import cohort_plans, write_clinical_events
+
     with (cohort / "clinical_events.csv").open() as fh:
         rows = list(csv.DictReader(fh))
+    # the demo imports the events before the images exist: the plans alone give the same file
+    n_visits = len(manifest["patients"][0]["visits"])
+    write_clinical_events(tmp_path / "planned.csv", cohort_plans(n_patients=1, seed=SEED, n_visits=n_visits))
+    assert (tmp_path / "planned.csv").read_text() == (cohort / "clinical_events.csv").read_text()
     assert list(rows[0]) == ["patient_id", "event_date", "event", "value"]
     events = {r["event"] for r in rows}
     assert {"SURGERY", "RT_START", "RT_END", "CHEMO_START", "STEROID_DOSE", "CLINICAL_STATUS",
@@ -244,7 +250,13 @@ def test_contrast_of_truth_regions_on_read_back_images(cohort: Path, manifest: d
 
 
 def test_same_seed_same_bytes_and_uids(cohort: Path, tmp_path: Path) -> None:
-    again = generate_cohort(n_patients=1, seed=SEED, out_dir=tmp_path / "again", size="test")
+    from engine.modelling.synth import cohort_visits
+    from engine.modelling.synth.cohort import study_dicom_files
+
+    told: list[list[Path]] = []  # on_visit: each study's files, as soon as it is written
+    again = generate_cohort(n_patients=1, seed=SEED, out_dir=tmp_path / "again", size="test", on_visit=told.append)
+    assert told == [study_dicom_files(again.parent, v.entry) for v in cohort_visits(again.parent)]
+    assert all(files and all(f.is_file() for f in files) for files in told)
     first = sorted(p.relative_to(cohort) for p in cohort.rglob("*.dcm"))
     second = sorted(p.relative_to(again.parent) for p in again.parent.rglob("*.dcm"))
     assert first == second and len(first) > 50

@@ -14,7 +14,8 @@ from engine.modelling.synth import generate_cohort
 from engine.settings import Settings
 from engine.store import open_store
 from engine.store.ingest import stream_health
-from flows.demo_stream import PacedUploader, stream_until_done, studies_in_visit_order
+from engine.modelling.synth.cohort import cohort_visits, study_dicom_files
+from flows.demo_stream import PacedUploader, stream_until_done
 from flows.prefect_env import configure_prefect
 from flows.runtime import build_runtime
 from engine.archive.orthanc import OrthancArchive
@@ -28,7 +29,7 @@ def test_studies_reported_one_by_one_while_the_cohort_is_still_being_sent(
 ) -> None:
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     manifest = generate_cohort(n_patients=1, seed=5, out_dir=tmp_path / "cohort", size="test", n_visits=3)
-    studies = studies_in_visit_order(manifest)
+    studies = [study_dicom_files(manifest.parent, v.entry) for v in cohort_visits(manifest.parent)]
     assert len(studies) == 3
     configure_prefect(settings)
     rt = build_runtime(settings)

@@ -57,11 +57,15 @@ def generate_cohort(
     n_visits: int | None = None,
     scenarios: Iterable[Scenario | str] | None = None,
     force: bool = False,
+    on_visit: Callable[[list[Path]], Any] | None = None,
 ) -> Path:
     """Write a cohort of ``n_patients`` into ``out_dir`` and return the path of cohort.json.
 
     Patient i gets scenario ``scenarios[i % len(scenarios)]`` (default: stable, progression,
     pseudoprogression, partial_response, late_recurrence). Deterministic for ``seed``.
+    ``on_visit`` is called with each study's DICOM files as soon as the study is written
+    (patient by patient, each in visit order), so a consumer can send it on before the rest of
+    the cohort exists (the demo's stream).
     """
     cohort_size = CohortSize(size)
     if n_patients < 1:
@@ -98,6 +102,8 @@ def generate_cohort(
                                       rng=vrng))
             log.info("synth: %s visit %d (%s) written", patient_id, visit.visit_index,
                      visit.phase.value)
+            if on_visit is not None:
+                on_visit(study_dicom_files(out, visits[-1]))
         patients.append(_patient_entry(plan, geometry_center=model.geometry.center_mm,
                                        visits=visits))
         plans.append(plan)
@@ -109,6 +115,26 @@ def generate_cohort(
     if upload is not None:
         upload_in_visit_order(manifest_path, upload)
     return manifest_path
+
+
+def study_dicom_files(cohort_dir: Path, entry: Mapping[str, Any]) -> list[Path]:
+    """The DICOM files of one study of cohort.json (``entry``), series by series."""
+    return [path for series in entry["series"] for path in sorted((cohort_dir / series["dir"]).glob("*.dcm"))]
+
+
+def cohort_plans(*, n_patients: int, seed: int, n_visits: int,
+                 scenarios: Iterable[Scenario | str] | None = None) -> list[PatientPlan]:
+    """The visit plans of the cohort :func:`generate_cohort` writes for the same arguments,
+    without its images: the plan is the first draw of each patient's generator, so it is the
+    same plan (and the same clinical events) at a fraction of the cost."""
+    order = tuple(Scenario(s) for s in (scenarios or SCENARIO_ORDER))
+    return [plan_patient(patient_id=_patient_id(p), scenario=order[p % len(order)],
+                         rng=np.random.default_rng([seed, p, 1]), n_visits=n_visits)
+            for p in range(n_patients)]
+
+
+def _patient_id(patient_index: int) -> str:
+    return f"GW-SYN-{patient_index + 1:04d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +194,7 @@ def patient_model(
 ) -> PatientModel:
     """Rebuild patient ``patient_index`` of the cohort of ``seed`` (tests use it as truth)."""
     rng = np.random.default_rng([seed, patient_index, 1])
-    plan = plan_patient(patient_id=f"GW-SYN-{patient_index + 1:04d}", scenario=scenario,
+    plan = plan_patient(patient_id=_patient_id(patient_index), scenario=scenario,
                         rng=rng, n_visits=n_visits)
     geometry = sample_geometry(head, rng, cavity_offset_mm=plan.cavity_offset_mm)
     vendor = VENDORS[int(rng.integers(len(VENDORS)))]
