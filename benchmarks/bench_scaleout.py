@@ -45,7 +45,7 @@ def _settings(state: Path) -> Settings:
 def _ingest(settings: Settings, cohort: Path) -> tuple[list[str], float]:
     from engine.archive.folder import FolderArchive
     from engine.ingest import ingest_study
-    from engine.stream import run_cycle
+    from engine.usecases.follow_archive import run_cycle
     from flows.runtime import build_runtime
 
     rt = build_runtime(settings, archive=FolderArchive(cohort))

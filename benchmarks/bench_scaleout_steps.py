@@ -39,7 +39,7 @@ def measure(*, patients: int, visits: int, work: Path) -> list[dict[str, Any]]:
     from engine.usecases.patient_course import assess_patient_course
     from engine.usecases.register_study import commit_registration, registration_jobs
     from engine.usecases.segment_study import commit_segmentation, study_files
-    from engine.stream import run_cycle
+    from engine.usecases.follow_archive import run_cycle
     from flows.process import _registrar, _segmenter
     from flows.runtime import build_runtime
 

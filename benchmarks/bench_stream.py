@@ -2,7 +2,7 @@
 
 Both read the same studies from a real Orthanc on loopback (started here on a free port).
 
-- **stream** (ours): ``engine.stream.run_cycle`` from cursor 0 into a fresh DuckDB file, with
+- **stream** (ours): ``engine.usecases.follow_archive.run_cycle`` from cursor 0 into a fresh DuckDB file, with
   ``engine.ingest.ingest_study`` (4 download threads per series, series classification, geometry
   checks, NIfTI written under a state dir, one transaction per study with the cursor).
 - **baseline**: a plain loop over Orthanc's study list that downloads every instance one by one,
@@ -30,7 +30,7 @@ from engine.ingest import ingest_study
 from engine.series_rules import load_series_rules
 from engine.settings import load_settings
 from engine.store import open_store
-from engine.stream import run_cycle
+from engine.usecases.follow_archive import run_cycle
 from tests.dicom_factory import write_study
 
 N_STUDIES = 20

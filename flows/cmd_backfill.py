@@ -20,7 +20,7 @@ from engine.settings import Settings
 from flows.prefect_env import configure_prefect
 
 if TYPE_CHECKING:
-    from engine.stream import CycleReport
+    from engine.usecases.follow_archive import CycleReport
     from flows.runtime import Runtime
 
 QUEUE_PREFIX = "backfill-"
@@ -69,7 +69,7 @@ def take_requests(settings: Settings) -> list[dict]:
 def backfill(rt: Runtime, *, since: date | None, patient: str | None) -> CycleReport:
     """Run one backfill in this (writer) process, through the live stream's flows."""
     from engine.pseudonym import patient_key
-    from engine.stream import run_backfill
+    from engine.usecases.follow_archive import run_backfill
     from flows.process import run_processing
     from flows.watch import ingest_study_task
 

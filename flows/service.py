@@ -21,7 +21,7 @@ from engine.errors import GlioWatchError
 from engine.settings import Settings
 
 if TYPE_CHECKING:
-    from engine.stream import CycleReport
+    from engine.usecases.follow_archive import CycleReport
     from flows.runtime import Runtime
 
 log = logging.getLogger("gliowatch.service")

@@ -1,6 +1,6 @@
 """Prefect flows of the stream: one watch cycle, and the per-study processing it triggers.
 
-Thin composition over the use cases (``engine.usecases``) and the stream loop (``engine.stream``),
+Thin composition over the use cases (``engine.usecases``) and the stream loop (``engine.usecases.follow_archive``),
 with the collaborators of :class:`flows.runtime.Runtime`: the flow process is the single DuckDB
 writer; the record of what was processed lives in DuckDB, not in Prefect's state (a SIGKILLed run
 stays RUNNING on Prefect's side, stack-notes), so restarts are safe whatever Prefect remembers.
@@ -18,7 +18,7 @@ from engine.errors import GlioWatchError
 from engine.ingest import IngestedStudy
 from engine.store import publish_snapshot
 from engine.store import ingest as sql
-from engine.stream import CycleReport, run_cycle
+from engine.usecases.follow_archive import CycleReport, run_cycle
 from engine.usecases.ingest_study import IngestSources, ingest_study
 from flows.watch_retry import retry_if_retryable
 

@@ -55,7 +55,7 @@ def test_dashboard_reads_only_the_snapshot() -> None:
 #: the pipeline runtime: the stream, its flows and service, and the dashboard.
 RUNTIME_ROOTS = (
     "flows.process", "flows.watch", "flows.service", "flows.cmd_watch", "flows.cmd_serve", "flows.cmd_backfill",
-    "flows.cmd_rescore", "engine.pipeline", "engine.stream", "engine.ingest", "engine.usecases.ingest_study",
+    "flows.cmd_rescore", "engine.pipeline", "engine.usecases.follow_archive", "engine.ingest", "engine.usecases.ingest_study",
     "engine.usecases.segment_study", "engine.usecases.register_study", "engine.usecases.assess_patient",
     "engine.usecases.apply_board_request",
     "engine.segmentation", "dashboard.app",

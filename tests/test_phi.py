@@ -31,7 +31,7 @@ from engine.series_rules import load_series_rules
 from engine.settings import load_settings
 from engine.store import open_store
 from engine.store import alerts as sql
-from engine.stream import run_cycle
+from engine.usecases.follow_archive import run_cycle
 from engine.types import Response
 from tests.dicom_factory import write_series, write_study
 from tests.integration.test_alert_sinks import Mailbox, free_port

@@ -2,6 +2,8 @@
 the result back. Flows and commands call them with ids and collaborators built once by the
 composition root (``flows.runtime``); they import no flows, no Prefect and no Streamlit.
 
+- :mod:`~engine.usecases.follow_archive` — ``run_cycle`` / ``run_backfill``: the archive's change
+  feed (or its whole content) through ``ingest_study``, each study recorded with the cursor.
 - :mod:`~engine.usecases.ingest_study` — ``ingest_study(archive_study_id)``: one stable study
   from the archive into classified series and NIfTI volumes (the stream commits it with its cursor).
 - :mod:`~engine.usecases.segment_study` — ``segment_study(study_uid)`` / ``segment_studies``.

@@ -1,7 +1,7 @@
 """Use case ``ingest_study(archive_study_id)``: one stable study from the archive into classified
 series and NIfTI volumes under the state dir (``engine.ingest`` does the work).
 
-Nothing is written to the store here: the stream (``engine.stream``) records the returned
+Nothing is written to the store here: the stream (``engine.usecases.follow_archive``) records the returned
 :class:`~engine.ingest.IngestedStudy` in one transaction together with its cursor position, so a
 crash between the two never loses or doubles a study.
 """

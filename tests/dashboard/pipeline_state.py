@@ -25,7 +25,7 @@ from engine.registration import make_registrar
 from engine.segmentation import load_segmenter
 from engine.settings import Settings
 from engine.store import publish_snapshot
-from engine.stream import run_cycle
+from engine.usecases.follow_archive import run_cycle
 from engine.modelling.synth import generate_cohort
 from flows.runtime import Runtime, build_runtime
 from tests.dashboard.store_factory import RADIOLOGIST

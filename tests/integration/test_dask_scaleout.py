@@ -16,7 +16,7 @@ from engine.archive.folder import FolderArchive
 from engine.ingest import ingest_study
 from engine.settings import Settings
 from engine.store import open_store
-from engine.stream import run_cycle
+from engine.usecases.follow_archive import run_cycle
 from engine.modelling.synth import generate_cohort
 from flows.prefect_env import configure_prefect
 from tests.support import make_settings

@@ -15,7 +15,7 @@ from engine.series_rules import load_series_rules
 from engine.settings import Settings
 from engine.store import open_store
 from engine.store import ingest as sql
-from engine.stream import run_cycle
+from engine.usecases.follow_archive import run_cycle
 from tests.dicom_factory import write_series, write_study
 
 pytestmark = pytest.mark.integration
@@ -135,7 +135,7 @@ def test_sweeps_leave_a_study_still_arriving_to_its_stable_change(tmp_path: Path
     """Reconciliation and backfill must not ingest a study whose instances are still arriving
     (found by the latency benchmark: a sweep took a study 0.5 s before its last instance)."""
     from engine import orthanc_server
-    from engine.stream import run_backfill
+    from engine.usecases.follow_archive import run_backfill
     from tests.support import free_port, make_settings
 
     settings = make_settings(tmp_path / "state", free_port(), GLIOWATCH_ORTHANC__STABLE_AGE_S="15")

@@ -1,4 +1,7 @@
-"""The ingestion stream: archive change feed -> store, exactly once, restart-safe.
+"""Use case ``follow_archive``: the archive's change feed into the store, exactly once,
+restart-safe (:func:`run_cycle`, one pass over the feed; :func:`run_backfill`, what the archive
+already holds). Each stable study goes through the ``ingest`` it is given (the flow passes
+:func:`engine.usecases.ingest_study.ingest_study` as a Prefect task) and is recorded here.
 
 Invariant: a study's rows and the cursor position past its change commit in one DuckDB
 transaction. Killed anywhere, a restart re-reads from the last committed cursor; a study whose
