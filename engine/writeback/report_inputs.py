@@ -62,8 +62,13 @@ def load_report_content(store: Store, study_uid: str) -> ReportContent | None:
         if assessment["psp_probability"] is not None:
             psp = PspReport(assessment["psp_probability"], assessment["psp_low"], assessment["psp_high"],
                             assessment["psp_model"])
+    # the growth fits are the patient's, over every timepoint so far: stated by the report of the
+    # latest study, the scan they are as of. An earlier study's report leaves them out (once, when
+    # a newer scan takes over), instead of restating each newer fit and being rewritten for every
+    # new scan of the patient
+    latest = order == len(timepoints)
     growth = tuple(GrowthReport(g["label"], g["model"], bool(g["evaluable"]), g["reason"], g["vdt_days"],
-                                g["sgr_per_day"]) for g in sql.growth_fits(store, patient_key))
+                                g["sgr_per_day"]) for g in sql.growth_fits(store, patient_key)) if latest else ()
     return ReportContent(
         patient_key=patient_key, study_uid=study_uid, scan_date=scan_date, timepoint=order,
         is_baseline=bool(assessment is not None and assessment["response"] == "BASELINE"),

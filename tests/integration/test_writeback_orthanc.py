@@ -88,6 +88,7 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
         assert status == {uid: "WRITTEN" for uid in assessed}
 
         lesion_uids: dict[str, set[str]] = {}
+        growth_stated: dict[str, bool] = {}
         for uid in assessed:
             objects = _objects_in_orthanc(archive, uid)
             seg, sr = objects["1.2.840.10008.5.1.4.1.1.66.4"][0], objects[SR_CLASS][0]
@@ -117,7 +118,11 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
                         if str(g.tracking_identifier) == "RANO assessment")
             evaluations = {q.name.meaning: q.value.meaning for q in rano.get_qualitative_evaluations()}
             assert "RANO response on the scan date" in evaluations
+            growth_stated[uid] = any(m.name.meaning == "Volume doubling time" for m in rano.get_measurements())
         assert lesion_uids, "no tracked lesion was reported"
+        # the patient's growth fits (over the whole course) are stated by the latest study's report only
+        evaluable = store.query("SELECT count(*) FROM growth WHERE evaluable AND vdt_days IS NOT NULL")[0][0]
+        assert growth_stated == {uid: bool(evaluable) and uid == assessed[-1] for uid in assessed}
         assert all(len(uids) == 1 for uids in lesion_uids.values()), lesion_uids  # same UID at every time point
         tracked = store.query(
             """SELECT l.track_id, count(DISTINCT l.study_uid) FROM lesions l JOIN measurements m USING (measurement_id)
