@@ -21,6 +21,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,13 +161,21 @@ class RegistrationOutput:
     error_detail: str | None = None
 
 
-def _reference_image(volumes: dict[Sequence, Volume], preferred: str) -> Volume:
+def _reference_sequence(sequences: Iterable[Sequence], preferred: str) -> Sequence:
+    available = set(sequences)
     order = [Sequence(preferred)] + [s for s in (Sequence.T1C, Sequence.T1) if s.value != preferred]
     for seq in order:
-        if seq in volumes:
-            return volumes[seq]
+        if seq in available:
+            return seq
     raise RegistrationError("Neither a T1c nor a T1 series is available to register",
                             action="Check the series classification of this study.")
+
+
+def _reference_image(files: StudyFiles, paths: StatePaths, preferred: str) -> Volume:
+    """The one volume a registration aligns (read alone: the study's other sequences are needed
+    only when they are resampled into the baseline's grid)."""
+    seq = _reference_sequence((Sequence(s) for s in files.volumes), preferred)
+    return read_nifti(paths.resolve(StoredFile.VOLUME, files.volumes[seq.value]))
 
 
 def compute_registration(job: RegistrationJob, *, registrar: Registrar, paths: StatePaths) -> RegistrationOutput:
@@ -176,9 +185,8 @@ def compute_registration(job: RegistrationJob, *, registrar: Registrar, paths: S
     if job.fixed is None:
         return RegistrationOutput(moving_files.study_uid, job.kind, moving_files.study_uid)
     try:
-        moving_vols = _load_volumes(moving_files, paths)
-        fixed = _reference_image(_load_volumes(job.fixed, paths), job.reference_sequence)
-        moving = _reference_image(moving_vols, job.reference_sequence)
+        fixed = _reference_image(job.fixed, paths, job.reference_sequence)
+        moving = _reference_image(moving_files, paths, job.reference_sequence)
         fixed_labels = _read_labels(job.fixed, paths)
         moving_labels = _read_labels(moving_files, paths)
         result = registrar.register(fixed=fixed, moving=moving, fixed_mask=fixed_labels, moving_mask=moving_labels)
@@ -189,7 +197,10 @@ def compute_registration(job: RegistrationJob, *, registrar: Registrar, paths: S
         return RegistrationOutput(moving_files.study_uid, job.kind, job.fixed.study_uid, result=result)
     out_dir = paths.resolve(StoredFile.REGISTERED, Path(moving_files.patient_key) / moving_files.study_uid)
     out_dir.mkdir(parents=True, exist_ok=True)
-    items: list[tuple[str, Volume, str]] = [(s.value, v, "linear") for s, v in moving_vols.items()]
+    aligned = _reference_sequence((Sequence(s) for s in moving_files.volumes), job.reference_sequence)
+    items: list[tuple[str, Volume, str]] = [
+        (seq, moving if seq == aligned.value else read_nifti(paths.resolve(StoredFile.VOLUME, rel)), "linear")
+        for seq, rel in moving_files.volumes.items()]
     if moving_labels is not None:
         items.append(("labels", moving_labels, "nearest"))
     resampled: dict[str, str] = {}
