@@ -9,7 +9,7 @@ arrives as a point of the chart (:func:`click_grid`: one selectable point per di
 inverted). Lengths are measured in world mm, so they hold on any grid, oblique ones included.
 
 The result is what the typed form enters: one ``SET_DIAMETERS`` board request with d1 and d2
-(the longer pair is d1 whatever the click order); the angle between them is reported against the
+(to 0.1 mm; the longer pair is d1 whatever the click order); the angle between them is reported against the
 criteria's perpendicularity tolerance, for the reader to judge.
 """
 
@@ -55,6 +55,7 @@ class ClickedDiameters:
     d1_mm: float | None = None
     d2_mm: float | None = None
     angle_deg: float | None = None  # between d1 and d2, 0..90
+    swapped: bool = False  # the second pair of clicks was the longer one: it is d1
 
     @property
     def complete(self) -> bool:
@@ -69,8 +70,8 @@ class ClickedDiameters:
             return None
         pixels = [display_of_world(volume, p)[0] for p in self.ends_mm]
         pairs = [(pixels[0], pixels[1]), (pixels[2], pixels[3]) if len(pixels) == N_CLICKS else None]
-        if self.complete and self.d2_mm is not None and _length(self.ends_mm[0], self.ends_mm[1]) < self.d2_mm:
-            pairs.reverse()  # the longer pair is d1
+        if self.swapped:
+            pairs.reverse()
         return DrawnLesion(-1, pairs[0], pairs[1])  # type: ignore[arg-type]
 
 
@@ -94,11 +95,12 @@ def measure_clicks(volume: Volume, clicks: Sequence[Pixel], index: float) -> Cli
         raise ValueError(msg)
     ends = tuple(world_of_display(volume, p, index) for p in clicks)
     if len(ends) < N_CLICKS:
-        return ClickedDiameters(ends, d1_mm=round(_length(ends[0], ends[1]), 2) if len(ends) >= 2 else None)
+        return ClickedDiameters(ends, d1_mm=round(_length(ends[0], ends[1]), 1) if len(ends) >= 2 else None)
     first, second = np.subtract(ends[1], ends[0]), np.subtract(ends[3], ends[2])
     a, b = float(np.linalg.norm(first)), float(np.linalg.norm(second))
     if a == 0.0 or b == 0.0:
-        return ClickedDiameters(ends, d1_mm=max(a, b), d2_mm=min(a, b), angle_deg=None)
+        return ClickedDiameters(ends, d1_mm=round(max(a, b), 1), d2_mm=round(min(a, b), 1), swapped=b > a)
     cosine = abs(float(np.dot(first, second))) / (a * b)
     angle = float(np.degrees(np.arccos(min(cosine, 1.0))))
-    return ClickedDiameters(ends, d1_mm=round(max(a, b), 2), d2_mm=round(min(a, b), 2), angle_deg=round(angle, 1))
+    return ClickedDiameters(ends, d1_mm=round(max(a, b), 1), d2_mm=round(min(a, b), 1), angle_deg=round(angle, 1),
+                            swapped=b > a)

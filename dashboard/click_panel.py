@@ -31,6 +31,7 @@ CHART_KEY = "click_chart"
 POINTS_KEY = "click_points"
 #: above this many pixels the click grid is drawn with WebGL (scattergl) instead of SVG.
 WEBGL_ABOVE = 16_384
+WIDTH_PX = 460
 
 
 @lru_cache(maxsize=4)
@@ -65,16 +66,33 @@ def _clear() -> None:
         kept["points"].clear()
 
 
-def figure(rgb: np.ndarray, *, row_mm: float, col_mm: float) -> go.Figure:
-    """The slice as a plotly image in mm, under one selectable transparent point per pixel."""
+def figure(rgb: np.ndarray, *, row_mm: float, col_mm: float, stored: list[DrawnLesion] = (),  # type: ignore[assignment]
+           clicked: DrawnLesion | None = None, clicks: list[tuple[float, float]] = ()) -> go.Figure:  # type: ignore[assignment]
+    """The slice (``rgb``: displayed pixels, unscaled) as a plotly image in mm, enlarged to about
+    :data:`WIDTH_PX` with the stored and clicked lines drawn at that size, under one selectable
+    transparent point per pixel centre (x = column × column mm, y = row × row mm)."""
+    factor = max(1, WIDTH_PX // rgb.shape[1])
+    big = np.repeat(np.repeat(np.asarray(rgb, dtype=np.uint8), factor, axis=0), factor, axis=1)
+    if stored:
+        big = draw_segments(big, stored, slice_shape=rgb.shape[:2])
+    if clicked is not None:
+        big = draw_segments(big, [clicked], slice_shape=rgb.shape[:2], colours=(CLICK_D1_COLOUR, CLICK_D2_COLOUR))
+    offset = (factor - 1) / (2 * factor)  # an enlarged block's centre lies on its pixel's centre
+    fig = go.Figure(go.Image(z=big, dx=col_mm / factor, dy=row_mm / factor, x0=-offset * col_mm,
+                             y0=-offset * row_mm, hoverinfo="skip"))
     xs, ys = click_grid(rgb.shape[:2], row_mm=row_mm, col_mm=col_mm)
     grid_type = go.Scattergl if xs.size > WEBGL_ABOVE else go.Scatter
-    fig = go.Figure(go.Image(z=rgb, dx=col_mm, dy=row_mm, x0=0.0, y0=0.0, hoverinfo="skip"))
     fig.add_trace(grid_type(x=xs, y=ys, mode="markers", name="click", hovertemplate="%{x:.0f}, %{y:.0f} mm<extra></extra>",
-                            marker={"size": max(4.0, 460.0 / rgb.shape[1]), "color": "rgba(0,0,0,0)"},
+                            marker={"size": max(4.0, WIDTH_PX / rgb.shape[1]), "color": "rgba(0,0,0,0)"},
                             selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}}))
-    height = int(460 * rgb.shape[0] * row_mm / (rgb.shape[1] * col_mm))
-    fig.update_layout(width=460, height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
+    if clicks:
+        fig.add_trace(go.Scatter(x=[c * col_mm for _, c in clicks], y=[r * row_mm for r, _ in clicks],
+                                 mode="markers+text", text=[str(n) for n in range(1, len(clicks) + 1)],
+                                 textposition="top right", textfont={"color": "rgb(255,140,0)"}, hoverinfo="skip",
+                                 marker={"symbol": "x-thin-open", "size": 10, "line": {"width": 2},
+                                         "color": "rgb(255,140,0)"}))
+    height = int(WIDTH_PX * rgb.shape[0] * row_mm / (rgb.shape[1] * col_mm))
+    fig.update_layout(width=WIDTH_PX, height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
                       xaxis={"visible": False, "range": [-col_mm / 2, (rgb.shape[1] - 0.5) * col_mm]},
                       yaxis={"visible": False, "scaleanchor": "x", "autorange": "reversed"},
                       dragmode=False, hovermode="closest")
@@ -90,17 +108,12 @@ def render(settings: Settings, user: SessionUser, patient_key: str, study_uid: s
     row_mm, col_mm = pixel_mm
     points = _points((study_uid, index))
     measured = measure_clicks(volume, points, index)
-    shown = draw_segments(rgb, stored, slice_shape=rgb.shape[:2]) if stored else np.array(rgb, copy=True)
-    if (mine := measured.drawn(volume)) is not None:
-        shown = draw_segments(shown, [mine], slice_shape=rgb.shape[:2], width_px=1,
-                              colours=(CLICK_D1_COLOUR, CLICK_D2_COLOUR))
-    for r, c in points:
-        shown[max(int(round(r)) - 1, 0):int(round(r)) + 2, max(int(round(c)) - 1, 0):int(round(c)) + 2] = CLICK_D1_COLOUR
     st.caption("Click the two ends of the longest diameter (d1), then the two ends of the perpendicular one "
                f"(d2), on slice {index}. Stored lines: cyan d1, violet d2; yours: orange d1, white d2.")
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(figure(shown, row_mm=row_mm, col_mm=col_mm), key=CHART_KEY,
+        fig = figure(rgb, row_mm=row_mm, col_mm=col_mm, stored=stored, clicked=measured.drawn(volume), clicks=points)
+        st.plotly_chart(fig, key=CHART_KEY,
                         on_select=partial(_on_select, row_mm, col_mm), selection_mode="points", width="content",
                         config={"displayModeBar": False})
     with right:

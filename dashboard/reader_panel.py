@@ -53,6 +53,21 @@ def status_text(history: pd.DataFrame, study_uid: str) -> str:
     return f"Rejected by {latest['entered_by']} on {when}: {value.get('reason', '')} (volumes not evaluable)."
 
 
+def diameters_text(history: pd.DataFrame, study_uid: str) -> str | None:
+    """The reader's diameters in force on a scan, per lesion, or None when the reader entered none (pure)."""
+    if history.empty:
+        return None
+    rows = history[(history["study_uid"] == study_uid) & (history["value_kind"] == "DIAMETERS")]
+    latest = rows.drop_duplicates("lesion_index", keep="first").sort_values("lesion_index")  # newest first
+    if latest.empty:
+        return None
+    parts = []
+    for row in latest.itertuples():
+        value = json.loads(row.value_json)
+        parts.append(f"#{int(row.lesion_index)}: {value['d1_mm']:g} × {value['d2_mm']:g} mm ({row.entered_by})")
+    return "Reader's diameters in force: " + "; ".join(parts) + "."
+
+
 def send(settings: Settings, user: SessionUser, patient_key: str, kind: RequestKind, **payload: str) -> None:
     """Queue one reader request for the writer; the page says so (or why not) on its next run."""
     try:
@@ -68,6 +83,8 @@ def render(settings: Settings, user: SessionUser | None, patient_key: str, study
            lesions: pd.DataFrame, history: pd.DataFrame) -> None:
     st.subheader(f"Reader · scan of {scan}")
     st.info(status_text(history, study_uid))
+    if (entered := diameters_text(history, study_uid)) is not None:
+        st.caption(entered)
     if (error := st.session_state.pop("_reader_error", None)) is not None:
         st.error(f"Not sent: {error}")
     if (sent := st.session_state.pop("_reader_sent", None)) is not None:
