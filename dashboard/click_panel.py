@@ -5,7 +5,8 @@ transparent selectable point per pixel (Streamlit's plotly selection events, ``o
 ``selection_mode="points"``). Each click is kept in the session (four per measurement: d1's ends,
 then d2's; a fifth starts over); the lengths come from :mod:`dashboard.click_diameters` in world
 mm, and "Save clicked diameters" sends the very request the typed form sends (``SET_DIAMETERS``),
-so the writer, the audit, ``reader_values`` and the re-assessment are the same.
+so the writer, the audit, ``reader_values`` and the re-assessment are the same. The panel is a
+fragment: a click reruns it alone, not the whole page.
 """
 
 from __future__ import annotations
@@ -102,9 +103,18 @@ def figure(rgb: np.ndarray, *, row_mm: float, col_mm: float, stored: list[DrawnL
 def render(settings: Settings, user: SessionUser, patient_key: str, study_uid: str, *, volume: Volume,
            rgb: np.ndarray, index: int, pixel_mm: tuple[float, float], stored: list[DrawnLesion],
            lesion_options: list[int], default_lesion: int | None) -> None:
-    """The chart, the lengths so far, and the save button (``rgb``: the displayed axial slice, unscaled)."""
+    """The chart, the lengths so far, and the save button (``rgb``: the displayed axial slice, unscaled).
+    A fragment: a click reruns this panel only, not the whole image review page."""
     if not st.toggle("Measure diameters by clicking on the later scan", key="click_on"):
         return
+    _panel(settings, user, patient_key, study_uid, volume=volume, rgb=rgb, index=index, pixel_mm=pixel_mm,
+           stored=stored, lesion_options=lesion_options, default_lesion=default_lesion)
+
+
+@st.fragment
+def _panel(settings: Settings, user: SessionUser, patient_key: str, study_uid: str, *, volume: Volume,
+           rgb: np.ndarray, index: int, pixel_mm: tuple[float, float], stored: list[DrawnLesion],
+           lesion_options: list[int], default_lesion: int | None) -> None:
     row_mm, col_mm = pixel_mm
     points = _points((study_uid, index))
     measured = measure_clicks(volume, points, index)
@@ -149,4 +159,4 @@ def _summary(settings: Settings, user: SessionUser, patient_key: str, study_uid:
                           lesion_index=str(lesion), d1_mm=f"{measured.d1_mm:g}", d2_mm=f"{measured.d2_mm:g}",
                           note=note or "measured by clicking on the T1c slice")
         _clear()
-        st.rerun()
+        st.rerun(scope="app")  # the reader panel says it was queued

@@ -3,7 +3,7 @@
 AppTest cannot click a plotly chart, so the conversion is tested as pure functions, on geometry
 whose answer is known and as a round trip against the diameter ends the real pipeline stored;
 the page is driven with the clicks put in the session as the chart's callback puts them, and the
-request it sends is applied by the writer. The real click is in tests/dashboard/test_browser.py.
+request it sends is applied by the writer. The real click is in tests/dashboard/test_browser.py (steps in browser_clicks.py).
 """
 
 from __future__ import annotations
