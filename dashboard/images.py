@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, lesion_table, reader_panel
+from dashboard import click_panel, data, lesion_table, reader_panel
 from dashboard.auth import SessionUser
 from dashboard.image_volumes import ImageSource, load_on_grid, load_volume, study_sources
 from dashboard.slices import (
@@ -121,6 +121,7 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
             if toggles[i].checkbox(lab.name, value=lab in (Label.ET, Label.NETC), key=f"img_show_{lab.name}")}
     diff = toggles[-1].checkbox("Difference view", value=False, key="img_diff", disabled=not registered)
     left, right = st.columns(2)
+    clickable: dict = {}
     for column, vol, lab, idx, caption in ((left, vol_a, lab_a, index_a, first),
                                            (right, vol_b, lab_b, index_b, second)):
         grey = apply_window(extract_slice(vol.array, plane, idx), level=level, width=width)
@@ -132,6 +133,11 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
         shown = draw_segments(shown, drawn, slice_shape=grey.shape) if drawn else shown
         lines = f" · RANO lines: {', '.join(f'#{d.lesion_index}' for d in drawn)}" if drawn else ""
         column.image(shown, caption=f"{caption} · {sequence} · {plane.value} slice {idx}{lines}", width=460)
+        if column is right:
+            clickable = {"rgb": rgb, "stored": drawn, "pixel_mm": pixel_mm(vol, plane)}
+    if user is not None and user.role.may_act:
+        _click_measurement(settings, user, patient_key, row_b["study_uid"], vol_b, index_b, sequence, plane,
+                           lesions, clickable)
     if diff and registered:
         _difference(vol_a, vol_b, lab_a, lab_b, plane, index_b, width)
     if not registered and not _lines_in_world(row_b, registered):
@@ -140,6 +146,19 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
     for row, caption in ((row_a, first), (row_b, second)):
         lesion_table.show(lesions, history, row["study_uid"], caption)
     reader_panel.render(settings, user, patient_key, row_b["study_uid"], second, lesions, history)
+
+
+def _click_measurement(settings: Settings, user: SessionUser, patient_key: str, study_uid: str, vol: Volume,
+                       idx: int, sequence: str, plane: Plane, lesions: pd.DataFrame, shown: dict) -> None:
+    """Diameters measured by clicking: on the later scan's axial T1c slice, as RANO measures them."""
+    if sequence != "T1c" or plane is not Plane.AXIAL:
+        st.caption("To measure diameters by clicking, show the T1c sequence in the axial plane.")
+        return
+    mine = lesions[lesions["study_uid"] == study_uid] if not lesions.empty else lesions
+    options = sorted(int(i) for i in mine["lesion_index"]) if not mine.empty else []
+    click_panel.render(settings, user, patient_key, study_uid, volume=vol, rgb=shown["rgb"], index=idx,
+                       pixel_mm=shown["pixel_mm"], stored=shown["stored"], lesion_options=options,
+                       default_lesion=shown["stored"][0].lesion_index if shown["stored"] else None)
 
 
 def _study_lesions(lesions: pd.DataFrame, study_uid: str) -> list[dict]:

@@ -5,7 +5,8 @@ slice they were measured on (``lesions.d1_p0 .. d2_p1``, see ``engine.store.sche
 the space of the label grid measured: the baseline space for a follow-up. This module maps them
 onto a displayed RAS-ordered volume of the same world (:func:`segments_on_slice`), finds the
 slice to show (:func:`measured_slice`) and draws them on the displayed RGB image
-(:func:`draw_segments`): d1 in cyan, d2 in violet.
+(:func:`draw_segments`): d1 in cyan, d2 in violet. :func:`world_of_display` is the same mapping
+inverted, for diameters a reader measures by clicking on the slice (:mod:`dashboard.click_diameters`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,28 @@ def _display(volume: Volume, voxel: np.ndarray) -> Pixel:
     return (float(ny - 1 - voxel[1]), float(nx - 1 - voxel[0]))
 
 
+def display_of_world(volume: Volume, world: np.ndarray) -> tuple[Pixel, float]:
+    """The axial display pixel (row, column) of a world point, and its (continuous) slice index."""
+    voxel = _voxel(volume, np.asarray(world, dtype=float))
+    return _display(volume, voxel), float(voxel[2])
+
+
+def world_of_display(volume: Volume, pixel: Pixel, index: float) -> np.ndarray:
+    """World mm of the displayed axial pixel (row, column) on slice ``index``: the inverse of
+    :func:`display_of_world`.
+
+    >>> import numpy as np
+    >>> vol = Volume(np.zeros((4, 3, 2)), np.diag([2.0, 2.0, 5.0, 1.0]))
+    >>> world_of_display(vol, (0.0, 0.0), 1).tolist()  # top left: the largest x and y voxel
+    [6.0, 4.0, 5.0]
+    >>> display_of_world(vol, world_of_display(vol, (1.5, 2.0), 1))
+    ((1.5, 2.0), 1.0)
+    """
+    nx, ny = volume.array.shape[:2]
+    voxel = np.array([nx - 1 - float(pixel[1]), ny - 1 - float(pixel[0]), float(index), 1.0])
+    return (np.asarray(volume.affine, dtype=float) @ voxel)[:3]
+
+
 def measured_slice(row: Mapping[str, object], volume: Volume) -> int | None:
     """The axial slice index of ``volume`` (RAS order) where the lesion ``row`` was measured."""
     start = _point(row.get("d1_p0"))
@@ -77,7 +100,8 @@ def segments_on_slice(rows: Iterable[Mapping[str, object]], volume: Volume, plan
 
 
 def draw_segments(rgb: np.ndarray, lesions: Iterable[DrawnLesion], *, slice_shape: tuple[int, int],
-                  width_px: int = 2) -> np.ndarray:
+                  width_px: int = 2, colours: tuple[tuple[int, int, int], tuple[int, int, int]] = (D1_COLOUR, D2_COLOUR),
+                  ) -> np.ndarray:
     """A copy of ``rgb`` (the displayed slice, possibly rescaled from ``slice_shape``) with each
     lesion's d1 and d2 drawn. Pixel centres of the slice map to the centres of their scaled blocks."""
     out = np.array(rgb, copy=True)
@@ -88,7 +112,7 @@ def draw_segments(rgb: np.ndarray, lesions: Iterable[DrawnLesion], *, slice_shap
         return (int(round((p[0] + 0.5) * scale_r - 0.5)), int(round((p[1] + 0.5) * scale_c - 0.5)))
 
     for lesion in lesions:
-        for segment, colour in ((lesion.d1, D1_COLOUR), (lesion.d2, D2_COLOUR)):
+        for segment, colour in zip((lesion.d1, lesion.d2), colours, strict=True):
             if segment is None:
                 continue
             (r0, c0), (r1, c1) = scaled(segment[0]), scaled(segment[1])

@@ -53,7 +53,23 @@ def status_text(history: pd.DataFrame, study_uid: str) -> str:
     return f"Rejected by {latest['entered_by']} on {when}: {value.get('reason', '')} (volumes not evaluable)."
 
 
-def _send(settings: Settings, user: SessionUser, patient_key: str, kind: RequestKind, **payload: str) -> None:
+def diameters_text(history: pd.DataFrame, study_uid: str) -> str | None:
+    """The reader's diameters in force on a scan, per lesion, or None when the reader entered none (pure)."""
+    if history.empty:
+        return None
+    rows = history[(history["study_uid"] == study_uid) & (history["value_kind"] == "DIAMETERS")]
+    latest = rows.drop_duplicates("lesion_index", keep="first").sort_values("lesion_index")  # newest first
+    if latest.empty:
+        return None
+    parts = []
+    for row in latest.itertuples():
+        value = json.loads(row.value_json)
+        parts.append(f"#{int(row.lesion_index)}: {value['d1_mm']:g} × {value['d2_mm']:g} mm ({row.entered_by})")
+    return "Reader's diameters in force: " + "; ".join(parts) + "."
+
+
+def send(settings: Settings, user: SessionUser, patient_key: str, kind: RequestKind, **payload: str) -> None:
+    """Queue one reader request for the writer; the page says so (or why not) on its next run."""
     try:
         request = BoardRequest(kind=kind, user=user.name, patient_key=patient_key,
                                payload={"note": "", **payload})
@@ -67,6 +83,8 @@ def render(settings: Settings, user: SessionUser | None, patient_key: str, study
            lesions: pd.DataFrame, history: pd.DataFrame) -> None:
     st.subheader(f"Reader · scan of {scan}")
     st.info(status_text(history, study_uid))
+    if (entered := diameters_text(history, study_uid)) is not None:
+        st.caption(entered)
     if (error := st.session_state.pop("_reader_error", None)) is not None:
         st.error(f"Not sent: {error}")
     if (sent := st.session_state.pop("_reader_sent", None)) is not None:
@@ -88,17 +106,17 @@ def _forms(settings: Settings, user: SessionUser, key: str, uid: str, lesions: p
         reason = st.text_input("Reason (needed to reject)", key="reader_seg_reason")
         c1, c2 = st.columns(2)
         if c1.form_submit_button("Accept segmentation"):
-            _send(settings, user, key, RequestKind.ACCEPT_SEGMENTATION, study_uid=uid, note=reason)
+            send(settings, user, key, RequestKind.ACCEPT_SEGMENTATION, study_uid=uid, note=reason)
             st.rerun()
         if c2.form_submit_button("Reject segmentation"):
-            _send(settings, user, key, RequestKind.REJECT_SEGMENTATION, study_uid=uid, note=reason)
+            send(settings, user, key, RequestKind.REJECT_SEGMENTATION, study_uid=uid, note=reason)
             st.rerun()
     tracked = sorted({int(t) for t in mine["track_id"].dropna()}) if not mine.empty else []
     with targets, st.form("reader_targets"):
         st.caption("Targets are chosen by tracked identity (L<n>) and hold at every timepoint.")
         chosen = st.multiselect("Target lesions", [f"L{t}" for t in tracked], key="reader_targets_pick")
         if st.form_submit_button("Set targets"):
-            _send(settings, user, key, RequestKind.CHOOSE_TARGETS, study_uid=uid,
+            send(settings, user, key, RequestKind.CHOOSE_TARGETS, study_uid=uid,
                   track_ids=",".join(c[1:] for c in chosen))
             st.rerun()
     with diameters, st.form("reader_diameters"):
@@ -109,7 +127,7 @@ def _forms(settings: Settings, user: SessionUser, key: str, uid: str, lesions: p
         d2 = c2.number_input("d2 (mm, perpendicular)", min_value=0.0, max_value=300.0, step=0.5, key="reader_d2")
         note = st.text_input("Note", key="reader_d_note")
         if st.form_submit_button("Save diameters") and lesion is not None:
-            _send(settings, user, key, RequestKind.SET_DIAMETERS, study_uid=uid, lesion_index=str(lesion),
+            send(settings, user, key, RequestKind.SET_DIAMETERS, study_uid=uid, lesion_index=str(lesion),
                   d1_mm=f"{d1:g}", d2_mm=f"{d2:g}", note=note)
             st.rerun()
     with findings, st.form("reader_findings"):
@@ -125,13 +143,13 @@ def _forms(settings: Settings, user: SessionUser, key: str, uid: str, lesions: p
         if st.form_submit_button("Save findings"):
             if new != "not recorded":
                 sizes = {"d1_mm": f"{new_d1:g}", "d2_mm": f"{new_d2:g}"} if new_d1 and new_d2 else {}
-                _send(settings, user, key, RequestKind.RECORD_NEW_LESION, study_uid=uid,
+                send(settings, user, key, RequestKind.RECORD_NEW_LESION, study_uid=uid,
                       present=str(new == "yes").lower(), **sizes)
             if nonmeas != "not recorded":
-                _send(settings, user, key, RequestKind.RECORD_NONMEASURABLE_PROGRESSION, study_uid=uid,
+                send(settings, user, key, RequestKind.RECORD_NONMEASURABLE_PROGRESSION, study_uid=uid,
                       present=str(nonmeas == "yes").lower())
             if steroid.strip():
-                _send(settings, user, key, RequestKind.RECORD_STEROID_DOSE, study_uid=uid, mg=steroid.strip())
+                send(settings, user, key, RequestKind.RECORD_STEROID_DOSE, study_uid=uid, mg=steroid.strip())
             if status != "not recorded":
-                _send(settings, user, key, RequestKind.RECORD_CLINICAL_STATUS, study_uid=uid, status=status)
+                send(settings, user, key, RequestKind.RECORD_CLINICAL_STATUS, study_uid=uid, status=status)
             st.rerun()

@@ -66,7 +66,8 @@ def _deliver(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings.db_path) as store:
         while True:
             report = run_outbox_once(store, sinks, now=now_utc(), policy=policy,
-                                     escalate_after_h=cfg.escalate_after_h)
+                                     escalate_after_h=cfg.escalate_after_h,
+                                     hold_unconfirmed_critical=cfg.critical_waits_for_confirmation)
             if report.delivered or report.escalated or report.retry_scheduled or report.gave_up or args.once:
                 print(f"alerts: {report.summary()}", flush=True)
                 publish_snapshot(store, settings.snapshot_path)
@@ -89,7 +90,8 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
         count += 1
         kind = "ESCALATED " if alert.get("kind") == "ESCALATION" else ""
         print(f"received {kind}{alert['severity']} {alert['alert_type']} {alert['patient_key']} "
-              f"MRI {alert['study_date']}: {alert['reason']} -> {alert['link']}", flush=True)
+              f"MRI {alert['study_date']}: {alert['reason']} [rests on {alert.get('values_basis', 'proposed')} "
+              f"values] -> {alert['link']}", flush=True)
         if args.max_alerts and count >= args.max_alerts:
             receiver.request_stop()
 

@@ -46,6 +46,28 @@ class Severity(StrEnum):
 ESCALATED_SEVERITIES: tuple[Severity, ...] = (Severity.CRITICAL, Severity.WARNING)
 
 
+class ValuesBasis(StrEnum):
+    """What an alert's values rest on when it is sent (issue 32): the latest reader verdict on the
+    segmentation of its scan. Values are what the store's read models say."""
+
+    PROPOSED = "proposed"  # automatic values no reader has confirmed yet
+    CONFIRMED = "confirmed"  # a reader accepted the scan's segmentation
+    REJECTED = "rejected"  # a reader rejected it: the scan's volumes are not evaluable
+
+    @property
+    def wording(self) -> str:
+        """How a message says it.
+
+        >>> ValuesBasis.PROPOSED.wording
+        'proposed values (automatic, not yet confirmed by a reader)'
+        """
+        return {
+            ValuesBasis.PROPOSED: "proposed values (automatic, not yet confirmed by a reader)",
+            ValuesBasis.CONFIRMED: "confirmed values (a reader accepted the segmentation)",
+            ValuesBasis.REJECTED: "rejected values (a reader rejected the segmentation)",
+        }[self]
+
+
 class DeliveryKind(StrEnum):
     """One outbox row per alert x sink x kind: the first notice, and at most one escalation."""
 
@@ -116,6 +138,10 @@ class AlertMessage:
     link: str
     created_at: datetime
     kind: DeliveryKind = DeliveryKind.NOTICE
+    values_basis: ValuesBasis = ValuesBasis.PROPOSED  # at the time of sending
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values_basis", ValuesBasis(self.values_basis))
 
     @property
     def delivery_key(self) -> str:
@@ -134,4 +160,5 @@ class AlertMessage:
     def subject(self) -> str:
         prefix = "ESCALATED: " if self.kind is DeliveryKind.ESCALATION else ""
         when = self.study_date.isoformat() if self.study_date else "date unknown"
-        return f"[GlioWatch] {prefix}{self.severity} {self.alert_type} {self.patient_key} MRI {when}"
+        return (f"[GlioWatch] {prefix}{self.severity} {self.alert_type} {self.patient_key} MRI {when}"
+                f" ({self.values_basis} values)")

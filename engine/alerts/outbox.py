@@ -22,6 +22,7 @@ from engine.alerts.alert import (
     AlertType,
     DeliveryKind,
     Severity,
+    ValuesBasis,
 )
 from engine.alerts.protocol import AlertSink
 from engine.errors import AlertDeliveryError
@@ -92,6 +93,7 @@ def message_from_row(row: Mapping[str, object]) -> AlertMessage:
         link=str(row["link"]),
         created_at=row["created_at"],  # type: ignore[arg-type]
         kind=DeliveryKind(str(row["kind"])),
+        values_basis=ValuesBasis(str(row.get("values_basis") or ValuesBasis.PROPOSED)),
     )
 
 
@@ -134,7 +136,8 @@ def deliver_due(
         with store.transaction() as con:
             sql.mark_delivered(con, int(row["outbox_id"]), now=now)  # type: ignore[arg-type]
         report.delivered += 1
-        log.info("%s: %s %s delivered to %s", message.exam, message.kind, message.alert_type, sink_name)
+        log.info("%s: %s %s delivered to %s (rests on %s values)", message.exam, message.kind,
+                 message.alert_type, sink_name, message.values_basis)
     return report
 
 

@@ -1,7 +1,7 @@
 """What leaves the building: the JSON body and the e-mail text of an alert, PHI-free by default.
 
-By default a payload holds the pseudonymous patient key, dates, the category, the reason and the
-dashboard link - nothing from a DICOM header. DICOM UIDs are identifiers too (the DICOM
+By default a payload holds the pseudonymous patient key, dates, the category, the reason, whether
+it rests on proposed, confirmed or rejected values (``values_basis``) and the dashboard link - nothing from a DICOM header. DICOM UIDs are identifiers too (the DICOM
 de-identification profile replaces them), so the study UID is added only when
 ``PrivacySettings.allowed_identifiers`` lists ``StudyInstanceUID``, and any UID-shaped text in a
 reason is masked otherwise. The store holds no names, MRNs or birth dates, so there is nothing
@@ -47,6 +47,7 @@ def alert_payload(message: AlertMessage, *, allowed_identifiers: Iterable[str] =
         "study_date": message.study_date.isoformat() if message.study_date else None,
         "created_at": message.created_at.isoformat(timespec="seconds") + "Z",
         "reason": reason,
+        "values_basis": str(message.values_basis),
         "link": message.link,
     }
     if STUDY_UID_TAG in allowed:
@@ -69,6 +70,7 @@ def alert_text(message: AlertMessage, *, allowed_identifiers: Iterable[str] = ()
         f"Patient: {body['patient_key']}",
         f"MRI date: {body['study_date'] or 'unknown'}",
         f"Reason: {body['reason']}",
+        f"Rests on: {message.values_basis.wording}",
         f"Open: {body['link']}",
     ]
     if "study_uid" in body:

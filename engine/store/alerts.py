@@ -15,6 +15,7 @@ import duckdb
 
 from engine.alerts.alert import Alert, DeliveryKind, DeliveryStatus, Severity
 from engine.store.db import Store
+from engine.store.reader import BASIS_SELECT, has_reader_values
 
 Con = duckdb.DuckDBPyConnection
 
@@ -67,18 +68,20 @@ def due_deliveries(store: Store, now: datetime, *, limit: int = 100,
 
     ``hold_unconfirmed_critical``: a CRITICAL clinical alert waits (stays PENDING) until a reader
     confirmed the segmentation of its scan (``reader_values``, issue 32); QA alerts never wait.
+    Each row carries ``values_basis``: 'proposed', 'confirmed' or 'rejected' (the reader's latest
+    verdict on the scan's segmentation, now), which the sinks put in their messages.
     """
     hold = ""
+    basis = (f"LEFT JOIN ({BASIS_SELECT}) rv USING (study_uid)" if has_reader_values(store)
+             else "LEFT JOIN (SELECT NULL::VARCHAR AS study_uid, NULL::VARCHAR AS basis) rv USING (study_uid)")
     if hold_unconfirmed_critical:
-        hold = """AND NOT (a.severity = 'CRITICAL' AND a.alert_type NOT LIKE 'QA_%' AND a.study_uid NOT IN (
-                       SELECT study_uid FROM reader_values WHERE value_kind = 'SEGMENTATION'
-                       GROUP BY study_uid
-                       HAVING json_extract(arg_max(value_json, entered_at), '$.accepted')::BOOLEAN))"""
+        hold = ("AND NOT (a.severity = 'CRITICAL' AND a.alert_type NOT LIKE 'QA_%'"
+                " AND coalesce(rv.basis, 'proposed') <> 'confirmed')")
     return store.query_dicts(
         f"""SELECT o.outbox_id, o.sink, o.kind, o.attempts, o.next_attempt_at,
                   a.alert_id, a.idempotency_key, a.alert_type, a.severity, a.patient_key, a.study_uid,
-                  a.study_date, a.reason, a.link, a.created_at
-           FROM alert_outbox o JOIN alerts a USING (alert_id)
+                  a.study_date, a.reason, a.link, a.created_at, coalesce(rv.basis, 'proposed') AS values_basis
+           FROM alert_outbox o JOIN alerts a USING (alert_id) {basis}
            WHERE o.status = ? AND o.next_attempt_at <= ? {hold}
            ORDER BY o.next_attempt_at, o.outbox_id
            LIMIT ?""",  # noqa: S608 - a fixed clause, no values

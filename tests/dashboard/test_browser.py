@@ -2,11 +2,13 @@
 
 Logs in, opens a patient from the worklist, moves the slice slider on the image review page,
 acknowledges an alert (queued, then shown without a click once the writer applied it); then the
-image review of a store the real pipeline produced (``pipeline_state``). Screenshots go to test-artifacts/dashboard-*.png.
+image review of a store the real pipeline produced (``pipeline_state``), with diameters measured by
+clicking on the image. Screenshots go to test-artifacts/dashboard-*.png.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -197,8 +199,11 @@ def test_rano_lines_and_a_reader_confirmation_on_a_store_the_pipeline_produced(
     pipeline_server: str, pipeline_state: PipelineState, tmp_path: Path, artifacts_dir: Path
 ) -> None:
     """Issue 32: the later scan opens on the slice where its diameters were measured, with the RANO
-    lines drawn and the per-lesion tables; the reader accepts the segmentation, the writer applies it,
-    and after a reload the scan reads "Confirmed by dr.test" with the entry in the reader's history."""
+    lines drawn and the per-lesion tables; the reader measures the largest lesion's diameters by
+    clicking on the T1c slice (``browser_clicks``) and accepts the segmentation, the writer applies
+    both, and after a reload the scan reads "Confirmed by dr.test" with the clicked diameters in force
+    and the entries in the reader's history."""
+    from tests.dashboard.browser_clicks import click_diameters
     from tests.dashboard.test_reader_pipeline import writer_cycle
 
     with _browser_page(tmp_path, height_px=2400) as page:
@@ -216,6 +221,7 @@ def test_rano_lines_and_a_reader_confirmation_on_a_store_the_pipeline_produced(
         page.get_by_text("Proposed: the automatic segmentation").wait_for()
         page.screenshot(path=artifacts_dir / "dashboard-9-rano-lines.png", full_page=True)
 
+        lesion, clicked = click_diameters(page, pipeline_state, artifacts_dir / "dashboard-9b-clicked-diameters.png")
         page.get_by_role("button", name="Accept segmentation").click()
         page.get_by_text("Queued.").first.wait_for()
         assert writer_cycle(pipeline_state.settings) == ()
@@ -223,7 +229,11 @@ def test_rano_lines_and_a_reader_confirmation_on_a_store_the_pipeline_produced(
         page.get_by_text("Image review", exact=True).click()
         page.get_by_text("Confirmed by dr.test").wait_for(timeout=3 * TIMEOUT_MS)
         page.get_by_text("Reader's values of this scan").wait_for()
+        page.get_by_text(f"#{lesion}: {clicked.d1_mm:g} × {clicked.d2_mm:g} mm (dr.test)").wait_for()
         page.get_by_text("RANO lines: #1").first.wait_for()
         errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')
         assert errors.count() == 0, errors.all_inner_texts()
         page.screenshot(path=artifacts_dir / "dashboard-10-reader-confirmed.png", full_page=True)
+    with open_store(pipeline_state.settings.snapshot_path, read_only=True) as store:
+        (value,), = store.query("SELECT value_json FROM reader_values WHERE value_kind = 'DIAMETERS'")
+    assert json.loads(value) == {"d1_mm": clicked.d1_mm, "d2_mm": clicked.d2_mm}

@@ -144,7 +144,7 @@ def test_email_reaches_a_real_smtp_server(smtp_server: tuple[Mailbox, int]) -> N
     sink.send(message(DeliveryKind.ESCALATION))
     first, second = box.messages
     assert box.envelopes[0] == ("gliowatch@localhost", ["tumour-board@localhost", "oncall@localhost"])
-    assert first["Subject"] == "[GlioWatch] CRITICAL ALERT_PD_CONFIRMED P-0A1B2C3D4E MRI 2025-03-14"
+    assert first["Subject"] == "[GlioWatch] CRITICAL ALERT_PD_CONFIRMED P-0A1B2C3D4E MRI 2025-03-14 (proposed values)"
     assert first["X-GlioWatch-Delivery-Key"].strip() == "ab" * 32
     assert first["Message-ID"].strip() == f"<{'ab' * 32}@gliowatch>"
     text = first.get_content()
