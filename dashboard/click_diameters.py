@@ -10,11 +10,14 @@ inverted). Lengths are measured in world mm, so they hold on any grid, oblique o
 
 The result is what the typed form enters: one ``SET_DIAMETERS`` board request with d1 and d2
 (to 0.1 mm; the longer pair is d1 whatever the click order); the angle between them is reported against the
-criteria's perpendicularity tolerance, for the reader to judge.
+criteria's perpendicularity tolerance, for the reader to judge. For a lesion the model missed it is the
+typed form's ``RECORD_NEW_LESION`` request with d1, d2 and the clicked ends in world mm
+(:meth:`ClickedDiameters.world_ends`, stored with the reader's value and drawn from there).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,6 +76,22 @@ class ClickedDiameters:
         if self.swapped:
             pairs.reverse()
         return DrawnLesion(-1, pairs[0], pairs[1])  # type: ignore[arg-type]
+
+
+    def world_ends(self) -> dict[str, str]:
+        """The four ends as the store keeps diameter ends: JSON ``[x, y, z]`` world mm (to 1 µm),
+        keyed ``d1_p0, d1_p1, d2_p0, d2_p1`` with d1 the longer pair whatever the click order.
+
+        >>> vol = Volume(np.zeros((10, 10, 3)), np.diag([0.5, 0.5, 3.0, 1.0]))
+        >>> measure_clicks(vol, [(0, 5), (6, 5), (2, 1), (2, 9)], 1).world_ends()["d1_p0"]
+        '[4.0, 3.5, 3.0]'
+        """
+        if not self.complete:
+            msg = f"The clicks must be complete ({N_CLICKS}) to give the diameter ends, got {len(self.ends_mm)}"
+            raise ValueError(msg)
+        ends = list(self.ends_mm[2:]) + list(self.ends_mm[:2]) if self.swapped else list(self.ends_mm)
+        keys = ("d1_p0", "d1_p1", "d2_p0", "d2_p1")
+        return {k: json.dumps([round(float(v), 3) for v in p]) for k, p in zip(keys, ends, strict=True)}
 
 
 def _length(a: np.ndarray, b: np.ndarray) -> float:

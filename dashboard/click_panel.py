@@ -5,8 +5,10 @@ transparent selectable point per pixel (Streamlit's plotly selection events, ``o
 ``selection_mode="points"``). Each click is kept in the session (four per measurement: d1's ends,
 then d2's; a fifth starts over); the lengths come from :mod:`dashboard.click_diameters` in world
 mm, and "Save clicked diameters" sends the very request the typed form sends (``SET_DIAMETERS``),
-so the writer, the audit, ``reader_values`` and the re-assessment are the same. The panel is a
-fragment: a click reruns it alone, not the whole page.
+so the writer, the audit, ``reader_values`` and the re-assessment are the same. Choosing "a lesion
+the model missed (new lesion)" instead of a lesion sends the typed form's ``RECORD_NEW_LESION``
+request with the clicked d1, d2 and their ends in world mm, which image review then draws (pink).
+The panel is a fragment: a click reruns it alone, not the whole page.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import streamlit as st
 from dashboard import reader_panel
 from dashboard.auth import SessionUser
 from dashboard.click_diameters import N_CLICKS, click_grid, measure_clicks, pixel_of_point
-from dashboard.rano_lines import DrawnLesion, draw_segments
+from dashboard.rano_lines import READER_COLOURS, DrawnLesion, draw_segments
 from engine.criteria import load_criteria
 from engine.settings import Settings
 from engine.store.board_requests import RequestKind
@@ -33,6 +35,9 @@ POINTS_KEY = "click_points"
 #: above this many pixels the click grid is drawn with WebGL (scattergl) instead of SVG.
 WEBGL_ABOVE = 16_384
 WIDTH_PX = 460
+#: the lesion choice that records a lesion the model missed (a new lesion) instead of correcting one
+MISSED = "missed"
+MISSED_LABEL = "a lesion the model missed (new lesion)"
 
 
 @lru_cache(maxsize=4)
@@ -68,14 +73,17 @@ def _clear() -> None:
 
 
 def figure(rgb: np.ndarray, *, row_mm: float, col_mm: float, stored: list[DrawnLesion] = (),  # type: ignore[assignment]
-           clicked: DrawnLesion | None = None, clicks: list[tuple[float, float]] = ()) -> go.Figure:  # type: ignore[assignment]
+           clicked: DrawnLesion | None = None, clicks: list[tuple[float, float]] = (),  # type: ignore[assignment]
+           reader_drawn: list[DrawnLesion] = ()) -> go.Figure:  # type: ignore[assignment]
     """The slice (``rgb``: displayed pixels, unscaled) as a plotly image in mm, enlarged to about
-    :data:`WIDTH_PX` with the stored and clicked lines drawn at that size, under one selectable
-    transparent point per pixel centre (x = column × column mm, y = row × row mm)."""
+    :data:`WIDTH_PX` with the stored, reader-drawn and clicked lines drawn at that size, under one
+    selectable transparent point per pixel centre (x = column × column mm, y = row × row mm)."""
     factor = max(1, WIDTH_PX // rgb.shape[1])
     big = np.repeat(np.repeat(np.asarray(rgb, dtype=np.uint8), factor, axis=0), factor, axis=1)
     if stored:
         big = draw_segments(big, stored, slice_shape=rgb.shape[:2])
+    if reader_drawn:
+        big = draw_segments(big, reader_drawn, slice_shape=rgb.shape[:2], colours=READER_COLOURS)
     if clicked is not None:
         big = draw_segments(big, [clicked], slice_shape=rgb.shape[:2], colours=(CLICK_D1_COLOUR, CLICK_D2_COLOUR))
     offset = (factor - 1) / (2 * factor)  # an enlarged block's centre lies on its pixel's centre
@@ -102,36 +110,44 @@ def figure(rgb: np.ndarray, *, row_mm: float, col_mm: float, stored: list[DrawnL
 
 def render(settings: Settings, user: SessionUser, patient_key: str, study_uid: str, *, volume: Volume,
            rgb: np.ndarray, index: int, pixel_mm: tuple[float, float], stored: list[DrawnLesion],
-           lesion_options: list[int], default_lesion: int | None) -> None:
+           lesion_options: list[int], default_lesion: int | None, reader_drawn: list[DrawnLesion] = (),  # type: ignore[assignment]
+           ends_stored: bool = True) -> None:
     """The chart, the lengths so far, and the save button (``rgb``: the displayed axial slice, unscaled).
+    ``ends_stored``: the volume shown is in the world the scan's diameter ends are stored in, so a
+    lesion the model missed can be drawn (its ends are kept and drawn again there).
     A fragment: a click reruns this panel only, not the whole image review page."""
     if not st.toggle("Measure diameters by clicking on the later scan", key="click_on"):
         return
     _panel(settings, user, patient_key, study_uid, volume=volume, rgb=rgb, index=index, pixel_mm=pixel_mm,
-           stored=stored, lesion_options=lesion_options, default_lesion=default_lesion)
+           stored=stored, lesion_options=lesion_options, default_lesion=default_lesion,
+           reader_drawn=list(reader_drawn), ends_stored=ends_stored)
 
 
 @st.fragment
 def _panel(settings: Settings, user: SessionUser, patient_key: str, study_uid: str, *, volume: Volume,
            rgb: np.ndarray, index: int, pixel_mm: tuple[float, float], stored: list[DrawnLesion],
-           lesion_options: list[int], default_lesion: int | None) -> None:
+           lesion_options: list[int], default_lesion: int | None, reader_drawn: list[DrawnLesion],
+           ends_stored: bool) -> None:
     row_mm, col_mm = pixel_mm
     points = _points((study_uid, index))
     measured = measure_clicks(volume, points, index)
     st.caption("Click the two ends of the longest diameter (d1), then the two ends of the perpendicular one "
-               f"(d2), on slice {index}. Stored lines: cyan d1, violet d2; yours: orange d1, white d2.")
+               f"(d2), on slice {index}. Stored lines: cyan d1, violet d2; a new lesion a reader drew: pink; "
+               "yours: orange d1, white d2.")
     left, right = st.columns([3, 2])
     with left:
-        fig = figure(rgb, row_mm=row_mm, col_mm=col_mm, stored=stored, clicked=measured.drawn(volume), clicks=points)
+        fig = figure(rgb, row_mm=row_mm, col_mm=col_mm, stored=stored, clicked=measured.drawn(volume), clicks=points,
+                     reader_drawn=reader_drawn)
         st.plotly_chart(fig, key=CHART_KEY,
                         on_select=partial(_on_select, row_mm, col_mm), selection_mode="points", width="content",
                         config={"displayModeBar": False})
     with right:
-        _summary(settings, user, patient_key, study_uid, measured, len(points), lesion_options, default_lesion)
+        _summary(settings, user, patient_key, study_uid, measured, len(points), lesion_options, default_lesion,
+                 ends_stored)
 
 
 def _summary(settings: Settings, user: SessionUser, patient_key: str, study_uid: str, measured, n_points: int,  # noqa: ANN001
-             lesion_options: list[int], default_lesion: int | None) -> None:
+             lesion_options: list[int], default_lesion: int | None, ends_stored: bool) -> None:
     if measured.d1_mm is None:
         st.markdown(f"**Clicks: {n_points} of {N_CLICKS}.** Click the first end of d1.")
     elif not measured.complete:
@@ -147,16 +163,29 @@ def _summary(settings: Settings, user: SessionUser, patient_key: str, study_uid:
         else:
             st.warning(f"d2 is at {angle} to d1; RANO measures it perpendicular (90 ± {tolerance:g}°).")
     st.button("Clear clicks", key="click_clear", on_click=_clear)
-    if not lesion_options:
+    options: list[int | str] = [*lesion_options, MISSED] if ends_stored else list(lesion_options)
+    if not options:
         st.caption("This scan has no measured lesion to correct; record a new lesion under Findings.")
         return
-    start = lesion_options.index(default_lesion) if default_lesion in lesion_options else 0
-    lesion = st.selectbox("Lesion these diameters belong to", lesion_options, index=start,
-                          format_func=lambda i: f"#{i}", key="click_lesion")
+    start = options.index(default_lesion) if default_lesion in options else 0
+    lesion = st.selectbox("Lesion these diameters belong to", options, index=start,
+                          format_func=lambda i: MISSED_LABEL if i == MISSED else f"#{i}", key="click_lesion")
+    if not ends_stored:
+        st.caption("To draw a lesion the model missed, show registered volumes: its ends are kept in the "
+                   "space this scan's diameters are stored in.")
+    elif lesion == MISSED:
+        st.caption("Saved as this scan's new measurable lesion (as under Findings), with the clicked lines; "
+                   "it replaces a new lesion recorded on this scan before.")
     note = st.text_input("Note", key="click_note")
     if st.button("Save clicked diameters", key="click_save", disabled=not measured.complete):
-        reader_panel.send(settings, user, patient_key, RequestKind.SET_DIAMETERS, study_uid=study_uid,
-                          lesion_index=str(lesion), d1_mm=f"{measured.d1_mm:g}", d2_mm=f"{measured.d2_mm:g}",
-                          note=note or "measured by clicking on the T1c slice")
+        if lesion == MISSED:
+            reader_panel.send(settings, user, patient_key, RequestKind.RECORD_NEW_LESION, study_uid=study_uid,
+                              present="true", d1_mm=f"{measured.d1_mm:g}", d2_mm=f"{measured.d2_mm:g}",
+                              note=note or "a lesion the model missed, drawn on the T1c slice",
+                              **measured.world_ends())
+        else:
+            reader_panel.send(settings, user, patient_key, RequestKind.SET_DIAMETERS, study_uid=study_uid,
+                              lesion_index=str(lesion), d1_mm=f"{measured.d1_mm:g}", d2_mm=f"{measured.d2_mm:g}",
+                              note=note or "measured by clicking on the T1c slice")
         _clear()
         st.rerun(scope="app")  # the reader panel says it was queued

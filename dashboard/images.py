@@ -28,7 +28,7 @@ from dashboard.slices import (
     slice_count,
     to_physical_aspect,
 )
-from dashboard.rano_lines import draw_segments, measured_slice, segments_on_slice
+from dashboard.rano_lines import READER_COLOURS, draw_segments, measured_slice, segments_on_slice
 from engine.errors import GlioWatchError
 from engine.settings import Settings
 from engine.viewer import viewer_url
@@ -98,10 +98,15 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
         return
     rows_of = {r["study_uid"]: _study_lesions(lesions, r["study_uid"]) if _lines_in_world(r, registered) else []
                for r in (row_a, row_b)}
+    reader_of = {r["study_uid"]: _reader_drawn(history, r["study_uid"]) if _lines_in_world(r, registered) else []
+                 for r in (row_a, row_b)}
     n = slice_count(vol_b.array.shape, plane)
     slider_key = f"img_slice_{plane.value}"
     measured = {f"#{r['lesion_index']} ({r['d1_mm']:.1f} × {r['d2_mm']:.1f} mm)": k for r in rows_of[row_b["study_uid"]]
                 if plane == Plane.AXIAL and (k := measured_slice(r, vol_b)) is not None}
+    measured |= {f"reader-entered new lesion ({r['d1_mm']:.1f} × {r['d2_mm']:.1f} mm)": k
+                 for r in reader_of[row_b["study_uid"]]
+                 if plane == Plane.AXIAL and (k := measured_slice(r, vol_b)) is not None}
     if measured:
         g1, g2 = st.columns([3, 1])
         chosen = g1.selectbox("Lesion measured on the later scan", list(measured), key="img_goto_lesion")
@@ -131,10 +136,14 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
         row = row_a if column is left else row_b
         drawn = segments_on_slice(rows_of[row["study_uid"]], vol, plane, idx)
         shown = draw_segments(shown, drawn, slice_shape=grey.shape) if drawn else shown
+        by_reader = segments_on_slice(reader_of[row["study_uid"]], vol, plane, idx)
+        shown = draw_segments(shown, by_reader, slice_shape=grey.shape, colours=READER_COLOURS) if by_reader else shown
         lines = f" · RANO lines: {', '.join(f'#{d.lesion_index}' for d in drawn)}" if drawn else ""
+        lines += " · reader-entered new lesion (pink)" if by_reader else ""
         column.image(shown, caption=f"{caption} · {sequence} · {plane.value} slice {idx}{lines}", width=460)
         if column is right:
-            clickable = {"rgb": rgb, "stored": drawn, "pixel_mm": pixel_mm(vol, plane)}
+            clickable = {"rgb": rgb, "stored": drawn, "reader": by_reader, "pixel_mm": pixel_mm(vol, plane),
+                         "ends_stored": _lines_in_world(row_b, registered)}
     if user is not None and user.role.may_act:
         _click_measurement(settings, user, patient_key, row_b["study_uid"], vol_b, index_b, sequence, plane,
                            lesions, clickable)
@@ -158,7 +167,14 @@ def _click_measurement(settings: Settings, user: SessionUser, patient_key: str, 
     options = sorted(int(i) for i in mine["lesion_index"]) if not mine.empty else []
     click_panel.render(settings, user, patient_key, study_uid, volume=vol, rgb=shown["rgb"], index=idx,
                        pixel_mm=shown["pixel_mm"], stored=shown["stored"], lesion_options=options,
-                       default_lesion=shown["stored"][0].lesion_index if shown["stored"] else None)
+                       default_lesion=shown["stored"][0].lesion_index if shown["stored"] else None,
+                       reader_drawn=shown["reader"], ends_stored=shown["ends_stored"])
+
+
+def _reader_drawn(history: pd.DataFrame, study_uid: str) -> list[dict]:
+    """The new lesion a reader drew on the scan (its clicked ends), as a lesion row, or none."""
+    lesion = lesion_table.reader_new_lesion(history, study_uid)
+    return [lesion] if lesion is not None and lesion["drawn"] else []
 
 
 def _study_lesions(lesions: pd.DataFrame, study_uid: str) -> list[dict]:

@@ -1,5 +1,6 @@
 """The per-lesion table of a timepoint: d1 × d2, product, volume, measurable, role, tracked identity,
-and the reader's correction where one is in force (pure frame building + one Streamlit call)."""
+the reader's correction where one is in force, and the new lesion a reader recorded (typed, or drawn
+on the image: a lesion the model missed) as its own row (pure frame building + one Streamlit call)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,30 @@ COLUMNS: dict[str, Column] = {
     "slice": Column("Measured on axial slice"),
     "reader": Column("Reader's d1 × d2 (mm)"),
 }
+
+
+#: the lesion index a reader-entered new lesion is drawn under (the pipeline's lesions count from 1)
+READER_LESION = 0
+READER_ROLE = "new (reader-entered)"
+
+
+def reader_new_lesion(history: pd.DataFrame, study_uid: str) -> dict | None:
+    """The new lesion a reader recorded on a scan, in force (the latest NEW_LESION entry, present),
+    as a lesion row: ``lesion_index`` :data:`READER_LESION`, d1, d2, the clicked ends (None when
+    typed) and who entered it; None when no reader recorded one (pure)."""
+    if history.empty:
+        return None
+    rows = history[(history["study_uid"] == study_uid) & (history["value_kind"] == "NEW_LESION")]
+    if rows.empty:
+        return None
+    latest = rows.iloc[0]  # newest first
+    value = json.loads(latest["value_json"])
+    if not value.get("present"):
+        return None
+    ends = {c: (latest[c] if c in latest.index and pd.notna(latest[c]) else None)
+            for c in ("d1_p0", "d1_p1", "d2_p0", "d2_p1")}
+    return {"lesion_index": READER_LESION, "d1_mm": value.get("d1_mm"), "d2_mm": value.get("d2_mm"),
+            "entered_by": latest["entered_by"], "drawn": ends["d1_p0"] is not None, **ends}
 
 
 def role(row: pd.Series) -> str:
@@ -45,10 +70,11 @@ def reader_diameters(history: pd.DataFrame, study_uid: str) -> dict[int, str]:
 def lesion_frame(lesions: pd.DataFrame, history: pd.DataFrame, study_uid: str) -> pd.DataFrame:
     """The table's rows for one study (pure)."""
     mine = lesions[lesions["study_uid"] == study_uid] if not lesions.empty else lesions
+    reader = _reader_row(reader_new_lesion(history, study_uid))
     if mine.empty:
-        return pd.DataFrame(columns=list(COLUMNS))
+        return pd.DataFrame([reader] if reader else [], columns=list(COLUMNS))
     fixes = reader_diameters(history, study_uid)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "lesion": [f"#{int(i)}" for i in mine["lesion_index"]],
         "identity": [f"L{int(t)}" if pd.notna(t) else "untracked" for t in mine["track_id"]],
         "diameters": [f"{a:.1f} × {b:.1f}" for a, b in zip(mine["d1_mm"], mine["d2_mm"], strict=True)],
@@ -59,6 +85,19 @@ def lesion_frame(lesions: pd.DataFrame, history: pd.DataFrame, study_uid: str) -
         "slice": [str(int(s)) if pd.notna(s) else "—" for s in mine["slice_index"]],
         "reader": [fixes.get(int(i), "—") for i in mine["lesion_index"]],
     })
+    return pd.concat([frame, pd.DataFrame([reader])], ignore_index=True) if reader else frame
+
+
+def _reader_row(lesion: dict | None) -> dict | None:
+    """The table row of a reader-entered new lesion (its size where the reader gave one)."""
+    if lesion is None:
+        return None
+    d1, d2 = lesion["d1_mm"], lesion["d2_mm"]
+    sized = d1 is not None and d2 is not None
+    return {"lesion": "reader", "identity": f"reader-entered ({lesion['entered_by']})",
+            "diameters": f"{d1:.1f} × {d2:.1f}" if sized else "—", "product_mm2": d1 * d2 if sized else None,
+            "volume_ml": None, "measurable": True, "role": READER_ROLE,
+            "slice": "drawn on the image" if lesion["drawn"] else "typed", "reader": "—"}
 
 
 def show(lesions: pd.DataFrame, history: pd.DataFrame, study_uid: str, caption: str) -> None:
@@ -69,4 +108,5 @@ def show(lesions: pd.DataFrame, history: pd.DataFrame, study_uid: str, caption: 
         return
     show_table(frame, COLUMNS)
     st.caption("Tracked identity: L<n> is lesion n of the baseline, followed across timepoints. Slice numbers "
-               "count the measured grid's axial slices (baseline space for follow-ups). Cyan: d1, violet: d2.")
+               "count the measured grid's axial slices (baseline space for follow-ups). Cyan: d1, violet: d2; "
+               "a new lesion a reader drew: deep pink d1, light pink d2.")

@@ -5,7 +5,8 @@ slice they were measured on (``lesions.d1_p0 .. d2_p1``, see ``engine.store.sche
 the space of the label grid measured: the baseline space for a follow-up. This module maps them
 onto a displayed RAS-ordered volume of the same world (:func:`segments_on_slice`), finds the
 slice to show (:func:`measured_slice`) and draws them on the displayed RGB image
-(:func:`draw_segments`): d1 in cyan, d2 in violet. :func:`world_of_display` is the same mapping
+(:func:`draw_segments`): d1 in cyan, d2 in violet; a new lesion a reader drew, whose ends are kept
+with the reader's value (``reader_values.d1_p0 ..``), in :data:`READER_COLOURS`. :func:`world_of_display` is the same mapping
 inverted, for diameters a reader measures by clicking on the slice (:mod:`dashboard.click_diameters`).
 """
 
@@ -23,6 +24,8 @@ from engine.types import Volume
 
 D1_COLOUR = (0, 255, 255)
 D2_COLOUR = (150, 90, 255)
+#: a new lesion a reader drew on the image (a lesion the model missed): d1 deep pink, d2 light pink
+READER_COLOURS = ((255, 20, 147), (255, 182, 193))
 Pixel = tuple[float, float]  # (row, column) of the displayed slice, continuous
 
 

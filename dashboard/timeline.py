@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, lesion_table
 from dashboard.table_format import Column, show_table
 from dashboard.timeline_figure import build_timeline_figure
 
@@ -50,6 +50,7 @@ def render(ref: data.SnapshotRef, patient_key: str) -> None:
     if not timeline.empty:
         st.subheader("Calls and their reasons")
         show_table(timeline, CALL_COLUMNS)
+    _reader_new_lesions(bundle.get("reader"), bundle["images"])
     _psp(bundle["psp_risk"])
     _growth(bundle["growth"])
     _decisions(bundle["decisions"])
@@ -82,6 +83,29 @@ def _review(review: pd.DataFrame | None) -> None:
     lines = "\n".join(f"- {pd.Timestamp(r.study_date):%Y-%m-%d}: {r.reason}" for r in review.itertuples())
     st.warning(f"**Review queue** — scans that need a reader first (accept or reject the segmentation in "
                f"Image review to clear them):\n{lines}")
+
+
+def reader_new_lesion_lines(history: pd.DataFrame | None, studies: pd.DataFrame) -> list[str]:
+    """One line per scan with a reader-entered new lesion in force, oldest scan first (pure)."""
+    if history is None or history.empty or studies.empty:
+        return []
+    out = []
+    for row in studies.sort_values("study_date").itertuples():
+        lesion = lesion_table.reader_new_lesion(history, row.study_uid)
+        if lesion is None:
+            continue
+        size = (f"{lesion['d1_mm']:.1f} × {lesion['d2_mm']:.1f} mm" if lesion["d1_mm"] is not None
+                and lesion["d2_mm"] is not None else "size not given")
+        how = "drawn on the T1c slice" if lesion["drawn"] else "typed"
+        out.append(f"{pd.Timestamp(row.study_date):%Y-%m-%d}: reader-entered new lesion, {size} "
+                   f"({how} by {lesion['entered_by']}); the call counts it as a new measurable lesion")
+    return out
+
+
+def _reader_new_lesions(history: pd.DataFrame | None, studies: pd.DataFrame) -> None:
+    lines = reader_new_lesion_lines(history, studies)
+    if lines:
+        st.markdown("**Reader-entered new lesions**\n" + "\n".join(f"- {line}" for line in lines))
 
 
 def _psp(psp: pd.DataFrame) -> None:

@@ -19,6 +19,7 @@ again; the queue can be read (``queued_requests``) by the dashboard with no data
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -119,6 +120,7 @@ class BoardRequest:
             date.fromisoformat(self.payload["event_date"])
         if self.kind in READER_KINDS:
             reader_value(self)  # refuses a malformed value now, in the dashboard
+            reader_ends(self)
 
 
     def to_json(self) -> str:
@@ -156,6 +158,51 @@ def _yes(payload: Mapping[str, str], name: str) -> bool:
         msg = f"Argument '{name}' must be 'true' or 'false', got {payload[name]!r}"
         raise ValueError(msg)
     return text == "true"
+
+
+#: payload keys of the diameter ends a reader clicked for a new lesion (``reader_values.d1_p0 ..``)
+END_KEYS: tuple[str, ...] = ("d1_p0", "d1_p1", "d2_p0", "d2_p1")
+#: how far a clicked diameter's length may be from the d1 / d2 sent with it (they are sent to 0.1 mm)
+END_LENGTH_TOLERANCE_MM = 0.1
+
+
+def _world_point(payload: Mapping[str, str], name: str) -> list[float]:
+    try:
+        point = [float(v) for v in json.loads(payload[name])]
+    except (ValueError, TypeError) as exc:
+        msg = f"Argument '{name}' must be a JSON [x, y, z] point in world mm, got {payload[name]!r}"
+        raise ValueError(msg) from exc
+    if len(point) != 3 or not all(math.isfinite(v) for v in point):
+        msg = f"Argument '{name}' must be a JSON [x, y, z] point in world mm, got {payload[name]!r}"
+        raise ValueError(msg)
+    return point
+
+
+def reader_ends(request: BoardRequest) -> dict[str, str] | None:
+    """The ends of a new lesion's diameters a reader clicked (``END_KEYS`` -> JSON [x, y, z] world
+    mm, d1's then d2's), or None when the request carries none; ValueError when they are partial, on
+    another kind of request, or do not measure the d1 and d2 sent with them."""
+    given = [k for k in END_KEYS if request.payload.get(k)]
+    if not given:
+        return None
+    if request.kind != RequestKind.RECORD_NEW_LESION:
+        msg = f"A {request.kind} request carries no diameter ends (only a new lesion drawn on the image does)"
+        raise ValueError(msg)
+    if len(given) != len(END_KEYS):
+        msg = f"Argument 'payload' must give all of {', '.join(END_KEYS)} or none, got {', '.join(given)}"
+        raise ValueError(msg)
+    value = reader_value(request)[2]
+    if not value["present"] or "d1_mm" not in value:
+        msg = "Diameter ends need a present new lesion with its d1_mm and d2_mm"
+        raise ValueError(msg)
+    points = {k: _world_point(request.payload, k) for k in END_KEYS}
+    for name, (a, b) in (("d1_mm", ("d1_p0", "d1_p1")), ("d2_mm", ("d2_p0", "d2_p1"))):
+        length = math.dist(points[a], points[b])
+        if abs(length - value[name]) > END_LENGTH_TOLERANCE_MM:
+            msg = (f"Argument '{name}' ({value[name]:g}) is not the distance between {a} and {b} "
+                   f"({length:.2f} mm)")
+            raise ValueError(msg)
+    return {k: json.dumps(v) for k, v in points.items()}
 
 
 def reader_value(request: BoardRequest) -> tuple[ReaderValueKind, int | None, dict]:

@@ -78,6 +78,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "study is not measured again", lambda con: con.execute(
                      "ALTER TABLE measurements ADD COLUMN IF NOT EXISTS inputs_sha256 VARCHAR")),
     Migration(5, "write-back: writeback_objects, writeback_status", writeback_schema.create),
+    Migration(6, "reader_values: diameter ends (d1_p0 .. d2_p1) of a new lesion a reader drew on the image",
+              schema_reader.add_reader_ends),
 )
 
 #: the schema version this code writes and reads

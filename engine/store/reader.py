@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ import pandas as pd
 from engine.reader_values import LesionRow, ReaderEntry, ReaderInputs, ReaderValueKind
 
 from engine.store.db import Store
+from engine.store.schema_reader import END_COLUMNS
 
 Con = duckdb.DuckDBPyConnection
 
@@ -54,12 +56,16 @@ def automatic_lesion(con: Con, study_uid: str, lesion_index: int) -> dict[str, A
 
 def insert_entry(con: Con, *, patient_key: str, study_uid: str, kind: ReaderValueKind, lesion_index: int | None,
                  value: dict[str, Any], before: dict[str, Any] | None, note: str, user: str, at: datetime,
-                 request_id: str) -> None:
+                 request_id: str, ends: Mapping[str, str] | None = None) -> None:
+    """One reader entry; ``ends``: the clicked diameter ends (JSON world-mm triples keyed by
+    ``END_COLUMNS``) of a new lesion drawn on the image, NULL otherwise."""
+    points = [ends[c] for c in END_COLUMNS] if ends else [None] * len(END_COLUMNS)
     con.execute(
         """INSERT INTO reader_values (patient_key, study_uid, value_kind, lesion_index, value_json, before_json,
-               note, entered_by, entered_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               note, entered_by, entered_at, request_id, d1_p0, d1_p1, d2_p0, d2_p1)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [patient_key, study_uid, kind.value, lesion_index, json.dumps(value, sort_keys=True),
-         json.dumps(before, sort_keys=True) if before is not None else None, note, user, at, request_id])
+         json.dumps(before, sort_keys=True) if before is not None else None, note, user, at, request_id, *points])
 
 
 def study_of_patient(con: Con, patient_key: str, study_uid: str) -> bool:
@@ -107,12 +113,17 @@ def read_lesion_table(store: Store, patient_key: str) -> pd.DataFrame:
 
 
 def read_reader_history(store: Store, patient_key: str) -> pd.DataFrame:
-    """Every reader entry of the patient, newest first (who, when, what, before, after, note)."""
+    """Every reader entry of the patient, newest first (who, when, what, before, after, note, and the
+    diameter ends of a new lesion drawn on the image: NULL for other entries and before migration 6)."""
     tables = {r[0] for r in store.query("SELECT table_name FROM information_schema.tables")}
     if "reader_values" not in tables:
         return pd.DataFrame(columns=["study_uid", "value_kind", "lesion_index", "value_json", "before_json",
-                                     "note", "entered_by", "entered_at"])
+                                     "note", "entered_by", "entered_at", *END_COLUMNS])
+    has_ends = bool(store.query("SELECT 1 FROM information_schema.columns WHERE table_name = 'reader_values' "
+                                "AND column_name = 'd1_p0'"))
+    ends = ", ".join(END_COLUMNS) if has_ends else ", ".join(f"NULL AS {c}" for c in END_COLUMNS)
     return store.con.sql(
-        """SELECT study_uid, value_kind, lesion_index, value_json, before_json, note, entered_by, entered_at
-           FROM reader_values WHERE patient_key = ? ORDER BY entered_at DESC, reader_value_id DESC""",
+        f"""SELECT study_uid, value_kind, lesion_index, value_json, before_json, note, entered_by, entered_at,
+                  {ends}
+           FROM reader_values WHERE patient_key = ? ORDER BY entered_at DESC, reader_value_id DESC""",  # noqa: S608
         params=[patient_key]).to_arrow_table().to_pandas()

@@ -9,6 +9,11 @@ follow-up), on the axial slice ``lesions.slice_index`` of that grid; NULL for ro
 the latest row of a (study, value kind, lesion) is the one in force (``engine.reader_values``).
 ``value_json`` holds the entry (e.g. ``{"d1_mm": 21.0, "d2_mm": 14.5}``); ``before_json`` what was
 in force before it (automatic or an earlier reader value), for the audit.
+
+Migration 6 (:func:`add_reader_ends`) gives ``reader_values`` the same four ends, for a new lesion
+a reader drew by clicking on the T1c slice (a lesion the model missed): JSON ``[x, y, z]`` world
+mm, in the world of the volume image review showed for that scan (the baseline space for a
+registered follow-up, as for ``lesions``); NULL for every other entry and for rows made before.
 """
 
 DDL: tuple[str, ...] = (
@@ -36,3 +41,12 @@ DDL: tuple[str, ...] = (
 def create(con) -> None:  # noqa: ANN001 - a DuckDB connection, as every migration step
     for statement in DDL:
         con.execute(statement)
+
+
+#: the diameter ends, in the order the pipeline stores them (d1's two ends, then d2's)
+END_COLUMNS: tuple[str, ...] = ("d1_p0", "d1_p1", "d2_p0", "d2_p1")
+
+
+def add_reader_ends(con) -> None:  # noqa: ANN001 - migration 6
+    for column in END_COLUMNS:
+        con.execute(f"ALTER TABLE reader_values ADD COLUMN IF NOT EXISTS {column} VARCHAR")

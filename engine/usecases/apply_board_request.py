@@ -36,6 +36,7 @@ from engine.store.board_requests import (
     discard_stale_temporaries,
     park_failed,
     pending_requests,
+    reader_ends,
     reader_value,
 )
 from engine.store.db import Store
@@ -138,12 +139,14 @@ def _record_reader_value(con: Con, request: BoardRequest) -> None:
             raise StoreError(f"Lesion {lesion_index} is not in this scan's current measurement",
                              exam=f"patient {key}", action="Reload the dashboard; the lesions may have changed.")
     note = request.payload["note"].strip()
+    ends = reader_ends(request)  # a new lesion drawn on the image: where its diameters were clicked
     reader_sql.insert_entry(con, patient_key=key, study_uid=study_uid, kind=kind, lesion_index=lesion_index,
                             value=value, before=before, note=note, user=request.user, at=request.requested_at,
-                            request_id=request.request_id)
+                            request_id=request.request_id, ends=ends)
     lesion = f" lesion {lesion_index}" if lesion_index is not None else ""
+    drawn = f"; drawn on the image, d1 {ends['d1_p0']}-{ends['d1_p1']} mm" if ends else ""
     record_audit(con, user=request.user, action=f"reader_{kind.value.lower()}", patient_key=key,
-                 detail=f"study={study_uid}{lesion}: {before or 'proposed'} -> {value}"
+                 detail=f"study={study_uid}{lesion}: {before or 'proposed'} -> {value}{drawn}"
                         + (f"; note: {note}" if note else ""), now=request.requested_at)
 
 

@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from engine.errors import StoreError
-from engine.store import migrations, open_store
+from engine.reader_values import ReaderValueKind
+from engine.store import migrations, open_store, reader
 from engine.store.migrations import LATEST, MIGRATIONS, Migration, is_unversioned, schema_version
 
 NOW = datetime(2025, 6, 1, 12, 0)
@@ -133,3 +134,29 @@ def test_a_failing_migration_leaves_the_store_at_the_version_before(tmp_path: Pa
     with open_store(path) as store:
         assert schema_version(store.con) == LATEST
         assert "half_done" not in {r[0] for r in store.query("SELECT table_name FROM duckdb_tables()")}
+
+
+def test_migration_6_gives_reader_values_diameter_ends_and_keeps_old_rows_with_none(tmp_path: Path) -> None:
+    """A store at version 5 with a reader value reaches version 6: its row keeps NULL ends, and a new
+    lesion drawn on the image stores its four ends."""
+    path = tmp_path / "v5.duckdb"
+    with duckdb.connect(str(path)) as con:
+        for migration in MIGRATIONS[:5]:
+            con.execute(migrations.VERSION_TABLE)
+            migration.apply(con)
+            con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [migration.version, migration.description, NOW])
+        con.execute("""INSERT INTO reader_values (patient_key, study_uid, value_kind, value_json, note, entered_by,
+                           entered_at, request_id) VALUES ('P-0001', '1.1', 'NEW_LESION',
+                           '{"present": true}', '', 'dr.test', ?, 'r1')""", [NOW])
+        assert schema_version(con) == 5
+    with open_store(path) as store:
+        assert schema_version(store.con) == LATEST >= 6
+        assert store.query("SELECT value_json, d1_p0, d1_p1, d2_p0, d2_p1 FROM reader_values") == [
+            ('{"present": true}', None, None, None, None)]
+        with store.transaction() as con:
+            reader.insert_entry(con, patient_key="P-0001", study_uid="1.1", kind=ReaderValueKind.NEW_LESION,
+                                lesion_index=None, value={"present": True, "d1_mm": 3.0, "d2_mm": 0.0}, before=None,
+                                note="", user="dr.test", at=NOW, request_id="r2",
+                                ends={"d1_p0": "[0, 0, 0]", "d1_p1": "[3, 0, 0]", "d2_p0": "[1, 0, 0]",
+                                      "d2_p1": "[1, 0, 0]"})
+        assert store.query("SELECT d1_p1, d2_p0 FROM reader_values WHERE request_id = 'r2'") == [("[3, 0, 0]", "[1, 0, 0]")]
