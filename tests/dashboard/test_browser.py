@@ -202,8 +202,9 @@ def test_rano_lines_and_a_reader_confirmation_on_a_store_the_pipeline_produced(
     lines drawn and the per-lesion tables; the reader measures the largest lesion's diameters by
     clicking on the T1c slice (``browser_clicks``) and accepts the segmentation, the writer applies
     both, and after a reload the scan reads "Confirmed by dr.test" with the clicked diameters in force
-    and the entries in the reader's history."""
-    from tests.dashboard.browser_clicks import click_diameters
+    and the entries in the reader's history; a lesion the model missed, drawn by clicking too, is stored
+    with its ends and drawn (pink) on its slice after the reload."""
+    from tests.dashboard.browser_clicks import click_diameters, click_missed_lesion
     from tests.dashboard.test_reader_pipeline import writer_cycle
 
     with _browser_page(tmp_path, height_px=2400) as page:
@@ -222,6 +223,7 @@ def test_rano_lines_and_a_reader_confirmation_on_a_store_the_pipeline_produced(
         page.screenshot(path=artifacts_dir / "dashboard-9-rano-lines.png", full_page=True)
 
         lesion, clicked = click_diameters(page, pipeline_state, artifacts_dir / "dashboard-9b-clicked-diameters.png")
+        missed = click_missed_lesion(page, pipeline_state, artifacts_dir / "dashboard-9c-clicked-missed-lesion.png")
         page.get_by_role("button", name="Accept segmentation").click()
         page.get_by_text("Queued.").first.wait_for()
         assert writer_cycle(pipeline_state.settings) == ()
@@ -231,9 +233,14 @@ def test_rano_lines_and_a_reader_confirmation_on_a_store_the_pipeline_produced(
         page.get_by_text("Reader's values of this scan").wait_for()
         page.get_by_text(f"#{lesion}: {clicked.d1_mm:g} × {clicked.d2_mm:g} mm (dr.test)").wait_for()
         page.get_by_text("RANO lines: #1").first.wait_for()
+        page.get_by_text("reader-entered new lesion (pink)").wait_for()  # the missed lesion, drawn on its slice
         errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')
         assert errors.count() == 0, errors.all_inner_texts()
         page.screenshot(path=artifacts_dir / "dashboard-10-reader-confirmed.png", full_page=True)
     with open_store(pipeline_state.settings.snapshot_path, read_only=True) as store:
         (value,), = store.query("SELECT value_json FROM reader_values WHERE value_kind = 'DIAMETERS'")
+        (new, *ends), = store.query("""SELECT value_json, d1_p0, d1_p1, d2_p0, d2_p1 FROM reader_values
+                                       WHERE value_kind = 'NEW_LESION'""")
     assert json.loads(value) == {"d1_mm": clicked.d1_mm, "d2_mm": clicked.d2_mm}
+    assert json.loads(new) == {"present": True, "d1_mm": missed.d1_mm, "d2_mm": missed.d2_mm}
+    assert ends == list(missed.world_ends().values())

@@ -21,11 +21,21 @@ from dashboard.rano_lines import display_of_world, measured_slice
 from dashboard.board_queue import submit
 from engine.store import open_store
 from engine.store.board_requests import BoardRequest, RequestKind, reader_ends
+from engine.store.reader import read_reader_history
+from engine.types import Volume
 from tests.dashboard.pipeline_state import PipelineState
 from tests.dashboard.test_click_diameters import _later_scan, _oblique
 from tests.dashboard.test_reader_pipeline import _image_review, writer_cycle
 
 CLICKS = [(4.0, 17.0), (20.0, 17.0), (10.0, 5.0), (10.0, 30.0)]  # d2's ends first: the longer pair is d1
+
+
+def missed_lesion_clicks(vol: Volume, lesion: dict) -> list[tuple[float, float]]:
+    """Four clicks (display pixels: d1's ends, then d2's) of a lesion the model missed, 14 × 10 pixels
+    on the slice where ``lesion`` (the largest measured one) was measured, in the other half of the image."""
+    row = display_of_world(vol, json.loads(lesion["d1_p0"]))[0][0]
+    r0, c0 = (5.0, 5.0) if row > vol.array.shape[1] / 2 else (vol.array.shape[1] - 16.0, 5.0)
+    return [(r0 + 5, c0), (r0 + 5, c0 + 14), (r0, c0 + 7), (r0 + 10, c0 + 7)]
 
 
 def _request(**payload: str) -> BoardRequest:
@@ -83,10 +93,7 @@ def test_a_missed_lesion_drawn_on_the_image_is_stored_assessed_like_a_typed_one_
     automatic = _calls(settings)
     vol, lesion = _later_scan(pipeline_state)
     k = measured_slice(lesion, vol)
-    # a lesion the model missed: away from the measured one, 14 × 10 voxels on the same slice
-    r0, c0 = (5.0, 5.0) if display_of_world(vol, json.loads(lesion["d1_p0"]))[0][0] > vol.array.shape[1] / 2 \
-        else (vol.array.shape[1] - 16.0, 5.0)
-    clicks = [(r0 + 5, c0), (r0 + 5, c0 + 14), (r0, c0 + 7), (r0 + 10, c0 + 7)]
+    clicks = missed_lesion_clicks(vol, lesion)
     expected = measure_clicks(vol, clicks, k)
 
     at = _image_review(key)
@@ -132,6 +139,6 @@ def test_a_missed_lesion_drawn_on_the_image_is_stored_assessed_like_a_typed_one_
     assert writer_cycle(settings) == ()
     assert _calls(settings) == clicked
     with open_store(settings.snapshot_path, read_only=True) as store:
-        history = __import__("engine.store.reader", fromlist=["x"]).read_reader_history(store, key)
+        history = read_reader_history(store, key)
     typed = lesion_table.reader_new_lesion(history, last)
     assert typed is not None and not typed["drawn"] and typed["d1_mm"] == expected.d1_mm
