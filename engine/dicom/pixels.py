@@ -35,6 +35,8 @@ _PYO3_PANIC = "PanicException"
 #: uncompressed little-endian syntaxes whose pixels are the element's bytes as they are
 _NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+#: a float32 magnitude safely inside its range (max ~3.4e38), rounding included
+_FLOAT32_SAFE = 1e38
 
 
 def has_pixel_data(ds: Any) -> bool:
@@ -103,14 +105,24 @@ def rescaled(
     if not finite or np.any(slopes == 0):
         raise series_refusal(label, "RescaleSlope is zero or not finite", exam=exam)
     unit_slope = bool(np.all(slopes == 1.0))
+    bound = _magnitude_bound(volume.dtype, slopes, intercepts)  # None: float input, no bound
     if unit_slope and np.all(intercepts == 0.0):
         result = volume
     elif unit_slope and np.all(intercepts == np.round(intercepts)) and volume.dtype.kind in "iu":
-        result = _narrowest_int(volume.astype(np.int64) + intercepts.astype(np.int64))
-    else:
-        scaled = volume.astype(np.float32) * slopes.astype(np.float32)
-        result = scaled + intercepts.astype(np.float32)
-    if result.dtype.kind == "f" and not np.all(np.isfinite(result)):
+        low, high = _shifted_range(volume.dtype, intercepts)
+        if np.iinfo(np.int16).min <= low and high <= np.iinfo(np.int16).max:
+            result = volume.astype(np.int16)  # every value fits: no int64 pass, no min/max scan
+            np.add(result, intercepts.astype(np.int16), out=result)
+        else:
+            result = _narrowest_int(volume.astype(np.int64) + intercepts.astype(np.int64))
+    else:  # one float32 copy, scaled and shifted in place
+        result = volume.astype(np.float32)
+        np.multiply(result, slopes.astype(np.float32), out=result)
+        np.add(result, intercepts.astype(np.float32), out=result)
+    # integer stored values times a finite slope cannot leave float32's range below this bound,
+    # so only float input (or an extreme slope) needs the scan for NaN / infinity
+    needs_scan = bound is None or bound >= _FLOAT32_SAFE
+    if result.dtype.kind == "f" and needs_scan and not np.all(np.isfinite(result)):
         count = int(np.count_nonzero(~np.isfinite(result)))
         reason = f"{count} voxel value(s) are not finite (NaN or infinity)"
         raise series_refusal(label, reason, exam=exam)
@@ -138,8 +150,10 @@ def _decoded(
         reason = f"instance {name} has no pixel data"
         raise series_refusal(label, reason, exam=exam)
     try:
-        raw = ds.get("PixelData")
-        if raw is not None and len(raw) == 0:
+        view = getattr(ds, "pixel_view", None)  # an indexed instance's bytes, without a copy
+        raw = view() if callable(view) else ds.get("PixelData")
+        # pydicom gives None for a Pixel Data element of length 0 read from bytes, b"" in memory
+        if (len(raw) == 0) if raw is not None else "PixelData" in ds:
             reason = f"instance {name} has empty (zero-length) pixel data"
             raise series_refusal(label, reason, exam=exam)
         pixels = _native_frame(ds, raw) if ndim == 2 else None
@@ -174,7 +188,7 @@ def _native_frame(ds: Any, raw: Any) -> np.ndarray | None:
     meta = getattr(ds, "file_meta", None)
     if meta is None or str(meta.get("TransferSyntaxUID", "")) not in _NATIVE_SYNTAXES:
         return None
-    if not isinstance(raw, bytes) or ds.get("SamplesPerPixel", 1) not in (1, None):
+    if not isinstance(raw, bytes | memoryview) or ds.get("SamplesPerPixel", 1) not in (1, None):
         return None
     if ds.get("NumberOfFrames") not in (None, "", 1, "1"):
         return None
@@ -187,6 +201,21 @@ def _native_frame(ds: Any, raw: Any) -> np.ndarray | None:
         return None
     dtype = np.dtype(f"<{'i' if sign else 'u'}{bits // 8}")
     return np.frombuffer(raw, dtype=dtype, count=int(rows) * int(columns)).reshape(int(rows), int(columns))
+
+
+def _magnitude_bound(dtype: np.dtype, slopes: np.ndarray, intercepts: np.ndarray) -> float | None:
+    """The largest |stored * slope + intercept| an integer dtype allows (None for float data)."""
+    if dtype.kind not in "iu":
+        return None
+    info = np.iinfo(dtype)
+    return max(abs(int(info.min)), int(info.max)) * float(np.max(np.abs(slopes))) + float(
+        np.max(np.abs(intercepts)))
+
+
+def _shifted_range(dtype: np.dtype, intercepts: np.ndarray) -> tuple[int, int]:
+    """The range of integer stored values plus the (integer) intercepts."""
+    info = np.iinfo(dtype)
+    return int(info.min) + int(np.min(intercepts)), int(info.max) + int(np.max(intercepts))
 
 
 def _narrowest_int(values: np.ndarray) -> np.ndarray:
