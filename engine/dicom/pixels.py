@@ -28,6 +28,7 @@ import numpy as np
 
 from engine.dicom.geometry import series_refusal
 from engine.dicom.reader import READ_ERRORS, text_value
+from engine.errors import InvalidSeriesError
 
 #: what decoding can raise (pydicom, its handlers and the pylibjpeg plugins).
 DECODE_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, RuntimeError, MemoryError)
@@ -54,9 +55,53 @@ def stacked_pixels(
 ) -> np.ndarray:
     """Decode single-frame slices (already sorted) into one ``[column, row, slice]`` array.
 
-    The stored values are returned; apply :func:`rescaled` next.
+    The stored values are returned; apply :func:`rescaled` next (or use :func:`rescaled_stack`).
     """
+    return _stack(datasets, rows=rows, columns=columns, label=label, exam=exam, scale=None)[0]
+
+
+def rescaled_stack(
+    datasets: Sequence[Any],
+    *,
+    rows: int,
+    columns: int,
+    label: str,
+    exam: str | None = None,
+) -> np.ndarray:
+    """:func:`stacked_pixels`, :func:`rescale_values` then :func:`rescaled`: the same voxels and the
+    same refusals in the same order, but when the result is float32 anyway (a slope other than 1
+    or a fractional intercept) each slice is scaled as it is written: one array, one pass."""
+    unreadable: InvalidSeriesError | None = None
+    try:
+        slopes, intercepts = rescale_values(datasets, label, exam)
+    except InvalidSeriesError as exc:  # raised after the pixels are decoded, as before
+        unreadable, slopes, intercepts = exc, np.ones(len(datasets)), np.zeros(len(datasets))
+    usable = bool(np.all(np.isfinite(slopes)) and np.all(np.isfinite(intercepts)) and np.all(slopes != 0))
+    floating = not np.all(slopes == 1.0) or not np.all(intercepts == np.round(intercepts))
+    scale = (slopes.astype(np.float32), intercepts.astype(np.float32)) if usable and floating else None
+    stack, stored = _stack(datasets, rows=rows, columns=columns, label=label, exam=exam,
+                           scale=None if unreadable else scale)
+    if unreadable is not None:
+        raise unreadable
+    if scale is None:
+        return rescaled(stack, slopes=slopes, intercepts=intercepts, label=label, exam=exam)
+    _refuse_non_finite(stack, _magnitude_bound(stored, slopes, intercepts), label, exam)
+    return stack
+
+
+def _stack(
+    datasets: Sequence[Any],
+    *,
+    rows: int,
+    columns: int,
+    label: str,
+    exam: str | None,
+    scale: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.dtype]:
+    """The ``[column, row, slice]`` array (stored values, or ``stored * slope + intercept`` in
+    float32 with ``scale``) and the stored dtype."""
     stack: np.ndarray | None = None
+    stored: np.dtype | None = None
     for index, ds in enumerate(datasets):
         pixels = _decoded(ds, index, label, exam)
         if pixels.shape != (rows, columns):
@@ -65,13 +110,20 @@ def stacked_pixels(
                 f"{pixels.shape} where Rows x Columns is {rows}x{columns}"
             )
             raise series_refusal(label, reason, exam=exam)
-        if stack is None:  # native byte order, whatever the transfer syntax stored
-            stack = np.empty((len(datasets), rows, columns), dtype=pixels.dtype.newbyteorder("="))
-        elif pixels.dtype != stack.dtype:
-            stack = stack.astype(np.result_type(stack.dtype, pixels.dtype), copy=False)
-        stack[index] = pixels
-    assert stack is not None  # noqa: S101 - callers pass at least one slice
-    return stack.transpose(2, 1, 0)  # [slice, row, col] -> [col, row, slice], no copy
+        native = pixels.dtype.newbyteorder("=")  # whatever the transfer syntax stored
+        stored = native if stored is None else np.result_type(stored, native)
+        if stack is None:
+            dtype = np.float32 if scale is not None else native
+            stack = np.empty((len(datasets), rows, columns), dtype=dtype)
+        elif scale is None and native != stack.dtype:
+            stack = stack.astype(np.result_type(stack.dtype, native), copy=False)
+        if scale is None:
+            stack[index] = pixels
+        else:  # float32 arithmetic, as rescaled() does on the whole array
+            np.multiply(pixels, scale[0][index], out=stack[index], dtype=np.float32)
+            np.add(stack[index], scale[1][index], out=stack[index])
+    assert stack is not None and stored is not None  # noqa: S101 - callers pass at least one slice
+    return stack.transpose(2, 1, 0), stored  # [slice, row, col] -> [col, row, slice], no copy
 
 
 def frame_pixels(
@@ -119,14 +171,18 @@ def rescaled(
         result = volume.astype(np.float32)
         np.multiply(result, slopes.astype(np.float32), out=result)
         np.add(result, intercepts.astype(np.float32), out=result)
-    # integer stored values times a finite slope cannot leave float32's range below this bound,
-    # so only float input (or an extreme slope) needs the scan for NaN / infinity
-    needs_scan = bound is None or bound >= _FLOAT32_SAFE
-    if result.dtype.kind == "f" and needs_scan and not np.all(np.isfinite(result)):
+    if result.dtype.kind == "f":
+        _refuse_non_finite(result, bound, label, exam)
+    return result
+
+
+def _refuse_non_finite(result: np.ndarray, bound: float | None, label: str, exam: str | None) -> None:
+    """Refuse NaN or infinite voxels. Integer stored values times a finite slope cannot leave
+    float32's range below ``bound``, so only float input (or an extreme slope) needs the scan."""
+    if (bound is None or bound >= _FLOAT32_SAFE) and not np.all(np.isfinite(result)):
         count = int(np.count_nonzero(~np.isfinite(result)))
         reason = f"{count} voxel value(s) are not finite (NaN or infinity)"
         raise series_refusal(label, reason, exam=exam)
-    return result
 
 
 def rescale_values(
