@@ -239,8 +239,10 @@ def _decoded(
 def _native_frame(ds: Any, raw: Any) -> np.ndarray | None:
     """The single frame of uncompressed little-endian pixel data read straight from its bytes
     (what ``pixel_array`` returns, without its per-call machinery), or None to let pydicom decode:
-    other syntaxes, colour, multi-frame, BitsStored < BitsAllocated (pydicom sign-extends those),
-    or a length that is not exactly one frame (pydicom then names the problem)."""
+    other syntaxes, colour, multi-frame, or a length that is not exactly one frame (pydicom then
+    names the problem). With BitsStored < BitsAllocated (12 of 16 bits, common in vendor MR) the
+    unused high bits are cleared (unsigned) or filled with the sign (signed) by shifting left then
+    right, as pydicom's ``pixel_array`` does by default (its ``correct_unused_bits``)."""
     meta = getattr(ds, "file_meta", None)
     if meta is None or str(meta.get("TransferSyntaxUID", "")) not in _NATIVE_SYNTAXES:
         return None
@@ -250,13 +252,19 @@ def _native_frame(ds: Any, raw: Any) -> np.ndarray | None:
         return None
     bits, stored, sign = ds.get("BitsAllocated"), ds.get("BitsStored"), ds.get("PixelRepresentation", 0)
     rows, columns = ds.get("Rows"), ds.get("Columns")
-    if bits not in (8, 16, 32) or stored != bits or sign not in (0, 1) or not rows or not columns:
+    if bits not in (8, 16, 32) or sign not in (0, 1) or not rows or not columns:
+        return None
+    if not isinstance(stored, int) or not 1 <= stored <= bits:
         return None
     size = int(rows) * int(columns) * (bits // 8)
     if len(raw) not in (size, size + 1):  # one pad byte makes an odd length even
         return None
     dtype = np.dtype(f"<{'i' if sign else 'u'}{bits // 8}")
-    return np.frombuffer(raw, dtype=dtype, count=int(rows) * int(columns)).reshape(int(rows), int(columns))
+    frame = np.frombuffer(raw, dtype=dtype, count=int(rows) * int(columns)).reshape(int(rows), int(columns))
+    if stored < bits:  # a new array: the instance's bytes stay as they are
+        unused = bits - stored
+        frame = np.right_shift(np.left_shift(frame, unused), unused)
+    return frame
 
 
 def _magnitude_bound(dtype: np.dtype, slopes: np.ndarray, intercepts: np.ndarray) -> float | None:

@@ -1,6 +1,7 @@
 """The uncompressed little-endian fast path of pixel decoding gives exactly what pydicom's
-``pixel_array`` gives, on every single-frame native file bundled with pydicom, and leaves every
-other case (compressed, big endian, BitsStored < BitsAllocated, wrong length) to pydicom.
+``pixel_array`` gives, on every single-frame native file bundled with pydicom and in the shared
+corpus, BitsStored < BitsAllocated included, and leaves every other case (compressed, big
+endian, wrong length) to pydicom.
 Scaling each slice as it is stacked gives exactly the voxels (and refusals) of scaling the stack."""
 
 from __future__ import annotations
@@ -54,11 +55,45 @@ def test_declines_what_pydicom_must_decode() -> None:
     raw = ds.PixelData
     assert _native_frame(ds, raw) is not None
     assert _native_frame(ds, raw[:-2]) is None  # short: pydicom names the problem
-    ds.BitsStored = 12
-    assert _native_frame(ds, raw) is None  # pydicom sign-extends / masks those
+    ds.BitsStored = 0
+    assert _native_frame(ds, raw) is None  # nonsense: pydicom names the problem
     ds.BitsStored = 16
     ds.file_meta.TransferSyntaxUID = pydicom.uid.RLELossless
     assert _native_frame(ds, raw) is None
+
+
+@pytest.mark.parametrize("signed", [0, 1])
+@pytest.mark.parametrize("stored", [8, 12, 15])
+def test_unused_high_bits_are_cleared_or_sign_filled_like_pydicom(stored: int, signed: int) -> None:
+    values = np.array([[0xF123, 0x0ABC, 0x8001, 0x7FFF, 0x0800, 0xFFFF, 0, 1]] * 7, dtype="<u2")
+    ds = make_series(pixels=values)[0]
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = stored, stored - 1, signed
+    fast = _native_frame(ds, ds.PixelData)
+    assert fast is not None
+    expected = ds.pixel_array
+    assert fast.dtype == expected.dtype
+    np.testing.assert_array_equal(fast, expected)
+    assert not np.array_equal(fast, values.view(fast.dtype))  # the high bits did change something
+
+
+def test_fast_path_equals_pixel_array_on_the_corpus(shared_dir: Path) -> None:
+    compared = partial_bits = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in sorted((shared_dir / "dicom-corpus").rglob("*.dcm")):
+            try:
+                ds = pydicom.dcmread(path)
+            except Exception:  # noqa: BLE001, S112 - not every file in the corpus is DICOM
+                continue
+            fast = _native_frame(ds, ds.get("PixelData")) if "PixelData" in ds else None
+            if fast is None:
+                continue
+            expected = ds.pixel_array
+            assert fast.dtype == expected.dtype, path
+            np.testing.assert_array_equal(fast, expected, err_msg=str(path))
+            compared += 1
+            partial_bits += ds.BitsStored < ds.BitsAllocated
+    assert compared >= 100 and partial_bits >= 50, (compared, partial_bits)
 
 
 @pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "MR_small_RLE.dcm", "rtdose.dcm"])
