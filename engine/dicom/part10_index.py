@@ -154,14 +154,15 @@ class IndexedDataset:
         except KeyError:
             pass
         vr, offset, length = self._index[tag]
+        if vr == "SQ":  # a sequence (or anything of undefined length): pydicom's
+            value = self._values[tag] = self.full_dataset()[tag].value
+            return value
         raw = self._blob[offset:offset + length]
         if self._implicit and vr is None:
             vr = _dictionary_vr(tag)
         plain = (vr in _PLAIN_VRS and not tag >> 16 & 1  # private groups are odd
                  and not (vr in _TEXT_VRS and not raw.isascii()))
-        if vr == "SQ":  # a sequence (or anything of undefined length): pydicom's
-            value = self.full_dataset()[tag].value
-        elif tag == PIXEL_DATA_TAG:
+        if tag == PIXEL_DATA_TAG:
             value = raw if length else None  # OB or OW: the bytes as they are; empty: None
         elif plain and vr == "US" and length == 2:  # what pydicom's convert_numbers returns
             value = _U16(raw)[0]
