@@ -183,7 +183,7 @@ class WriteBackSettings:
     enabled: bool = True
     labelmap: bool = False  # LABELMAP SEG (fewer viewers read it) instead of BINARY
     delete_superseded: bool = False  # delete a re-score's superseded SEG/SR from the archive
-    key_image: bool = False  # also a secondary capture: the labels and RANO lines burnt into the T1c slice
+    key_image: bool = False  # also a secondary capture: the labels and RANO lines burnt into the T1c (their plane)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 import highdicom as hd
 import pydicom
 import pytest
+from PIL import Image
 
 from engine.archive.orthanc import OrthancArchive
 from engine.modelling.synth import generate_cohort
@@ -65,7 +66,7 @@ def _dciodvfy_errors(ds: pydicom.Dataset, tmp_path: Path) -> list[str]:
 
 
 def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
-        archive: OrthancArchive, settings: Settings, tmp_path: Path) -> None:
+        archive: OrthancArchive, settings: Settings, tmp_path: Path, artifacts_dir: Path) -> None:
     manifest_path = generate_cohort(n_patients=1, seed=5, out_dir=tmp_path / "cohort", size="test",
                                     n_visits=4, scenarios=["progression"])
     settings = dataclasses.replace(settings, writeback=dataclasses.replace(settings.writeback, key_image=True))
@@ -99,6 +100,7 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
             assert _dciodvfy_errors(seg, tmp_path) == [] and _dciodvfy_errors(sr, tmp_path) == []
             assert _dciodvfy_errors(key_image, tmp_path) == []
             assert key_image.BurnedInAnnotation == "YES" and list(key_image.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+            Image.fromarray(key_image.pixel_array).save(artifacts_dir / "key-image-synthetic-last.png")  # to look at
             report = hd.sr.Comprehensive3DSR.from_dataset(sr).content
             measurement = store.query_dicts(
                 "SELECT * FROM measurements WHERE study_uid = ? AND NOT superseded", [uid])[0]
