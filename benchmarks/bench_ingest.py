@@ -5,8 +5,11 @@ Baseline: ``SimpleITK.ImageSeriesReader`` on the study's DICOM files on local di
 series after series. Timed in the same run, on the same study in a real Orthanc on loopback:
 
 - ``dicomweb``: what ``engine.ingest`` runs now: every series as one WADO-RS multipart response
-  (Orthanc's DICOMweb plugin), parsed part by part as it streams, series fetched concurrently
-  (``SERIES_THREADS``) over one keep-alive pool, then the same validation and assembly;
+  (Orthanc's DICOMweb plugin), parsed part by part as it streams (uncompressed instances indexed
+  by ``engine.dicom.part10_index``), series fetched concurrently (``SERIES_THREADS``) over one
+  keep-alive pool, then the same validation and assembly;
+- ``dicomweb, pydicom parse``: the same fetch with every part read by ``pydicom.dcmread`` (the
+  parse before ``part10_index``), same assembly;
 - ``per-instance, pooled``: the fallback when Orthanc has no DICOMweb plugin (one REST request per
   instance on the same pooled session, series concurrently);
 - ``per-instance, before``: the fetch before (orthanc-api-client ``/instances/{id}/file``, 4
@@ -24,8 +27,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
 from pathlib import Path
 
+import pydicom
 import SimpleITK as sitk
 
 from benchmarks.harness import orthanc_environ, running_orthanc
@@ -76,6 +81,14 @@ def main() -> dict[str, float]:
                         list(pool.map(one, series))
                 return run
 
+            def pydicom_parse() -> None:
+                def one(meta):  # noqa: ANN001, ANN202
+                    blobs = web.fetch_series(info, meta)
+                    return assemble_volume([pydicom.dcmread(BytesIO(b)) for b in blobs])
+
+                with ThreadPoolExecutor(max_workers=SERIES_THREADS) as pool:
+                    list(pool.map(one, series))
+
             def before() -> None:
                 for s in series:
                     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -92,7 +105,8 @@ def main() -> dict[str, float]:
                     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(d)))
                     sitk.GetArrayFromImage(reader.Execute())
 
-            paths = {"dicomweb": streamed(web), "rest_pooled": streamed(rest), "before": before,
+            paths = {"dicomweb": streamed(web), "dicomweb_pydicom": pydicom_parse,
+                     "rest_pooled": streamed(rest), "before": before,
                      "local": local, "baseline": baseline}
             for fn in paths.values():
                 fn()  # warm-up: imports, connection pools, page cache
@@ -106,13 +120,15 @@ def main() -> dict[str, float]:
           f"of {REPEATS}, paths interleaved")
     rows = [("baseline", "SimpleITK ImageSeriesReader, local files"),
             ("dicomweb", "ours: DICOMweb series stream + decode + assemble"),
+            ("dicomweb_pydicom", "ours: same DICOMweb stream, pydicom.dcmread parse"),
             ("rest_pooled", "ours: per-instance fallback (pooled) + same"),
             ("before", "ours before: per-instance (4 threads/series) + same"),
             ("local", "ours: decode + assemble only, local files")]
     for key, label in rows:
         print(f"  {label:<52} {t[key][0]:.3f} s (median {t[key][1]:.3f})  baseline/this {base / t[key][0]:.2f}x")
     print(f"ratio baseline/ours (DICOMweb, incl. fetch): {base / t['dicomweb'][0]:.2f}x  (>1 = ours faster); "
-          f"DICOMweb vs before: {t['before'][0] / t['dicomweb'][0]:.1f}x faster")
+          f"DICOMweb vs per-instance before: {t['before'][0] / t['dicomweb'][0]:.1f}x faster; "
+          f"indexed parse vs pydicom parse: {t['dicomweb_pydicom'][0] / t['dicomweb'][0]:.1f}x faster")
     return {"instances": n_inst, **{f"{k}_s": v[0] for k, v in t.items()}}
 
 

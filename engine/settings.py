@@ -178,11 +178,12 @@ class AlertSettings:
 
 @dataclass(frozen=True, slots=True)
 class WriteBackSettings:
-    """Results stored into the study in the archive as DICOM SEG + SR (engine.writeback)."""
+    """Results stored into the study in the archive as DICOM SEG + SR, optionally a key image (engine.writeback)."""
 
     enabled: bool = True
     labelmap: bool = False  # LABELMAP SEG (fewer viewers read it) instead of BINARY
     delete_superseded: bool = False  # delete a re-score's superseded SEG/SR from the archive
+    key_image: bool = False  # also a secondary capture: the labels and RANO lines burnt into the T1c (their plane)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """`gliowatch export PATIENT_KEY --out DIR [--all] [--force]`: the patient's DICOM SEG and SR
-objects (the ones written back into the archive) as files, for sending to another PACS.
+objects and key images (the ones written back into the archive) as files, for sending to another PACS.
 
 Files are copied from ``<state>/writeback`` (kept by the write-back step), named
-``<scan date>_<SEG|SR>_<series UID>.dcm``; current objects only unless ``--all`` (superseded ones
+``<scan date>_<SEG|SR|SC>_<series UID>.dcm``; current objects only unless ``--all`` (superseded ones
 too). An existing file is not overwritten without ``--force``.
 """
 
@@ -16,7 +16,7 @@ from engine.settings import Settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="a patient's SEG and SR objects as DICOM files")
+    p = subparsers.add_parser("export", help="a patient's SEG, SR and key image objects as DICOM files")
     p.add_argument("patient_key", metavar="PATIENT_KEY", help="the pseudonymous key, e.g. P-1a2b3c4d5e")
     p.add_argument("--out", required=True, type=Path, help="folder to write the files into")
     p.add_argument("--all", action="store_true", help="superseded objects too")
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with store:
         rows = writeback_sql.patient_objects(store, args.patient_key, current_only=not args.all)
     if not rows:
-        print(f"No SEG or SR written back for {args.patient_key}")
+        print(f"No SEG, SR or key image written back for {args.patient_key}")
         return 1
     targets = [(settings.writeback_dir / r["file_path"],
                 args.out / f"{r['study_date'] or 'undated'}_{r['kind']}_{r['series_uid']}.dcm") for r in rows]

@@ -26,7 +26,7 @@ log = logging.getLogger("gliowatch.writeback")
 def write_back_task(rt: Runtime, study_uid: str, assessed_at: datetime) -> WriteBackOutcome:
     settings = rt.settings.writeback
     options = WriteBackOptions(segmentation_type="LABELMAP" if settings.labelmap else "BINARY",
-                               delete_superseded=settings.delete_superseded)
+                               delete_superseded=settings.delete_superseded, key_image=settings.key_image)
     return write_back_study(rt.store, rt.archive, study_uid, paths=rt.paths,
                             writeback_dir=rt.settings.writeback_dir, assessed_at=assessed_at, options=options)
 

@@ -38,6 +38,7 @@ class ViewerStudy:
     sources: tuple[pydicom.Dataset, ...]  # the T1c datasets
     segmentation: pydicom.Dataset
     content: ReportContent
+    labels: Volume  # on the T1c grid
 
 
 def _labels(t1c: Volume) -> Volume:
@@ -103,4 +104,4 @@ def write_viewer_study(folder: Path) -> ViewerStudy:
     seg.save_as(seg_path, enforce_file_format=True)
     sr.save_as(sr_path, enforce_file_format=True)
     return ViewerStudy(study_uid, str(seg.SeriesInstanceUID), str(sr.SeriesInstanceUID),
-                       (*paths, seg_path, sr_path), tuple(sources), seg, content)
+                       (*paths, seg_path, sr_path), tuple(sources), seg, content, labels)

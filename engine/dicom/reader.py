@@ -17,6 +17,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
+from engine.dicom.part10_index import index_part10, index_part10_file
 from engine.errors import DicomError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ _DIRECTORY_SOP_CLASSES = frozenset({"1.2.840.10008.1.3.10"})
 def load_dataset_files(paths: Iterable[Path | str]) -> list[Dataset]:
     """Read every DICOM file in ``paths``; files that are not DICOM are skipped and logged.
 
+    Uncompressed little-endian files are indexed (:mod:`engine.dicom.part10_index`), the others
+    read by ``pydicom.dcmread``; both give the same values.
+
     Raises :class:`DicomError` naming the files when none of them could be read.
     """
     datasets: list[Dataset] = []
@@ -50,7 +54,7 @@ def load_dataset_files(paths: Iterable[Path | str]) -> list[Dataset]:
     for path in paths:
         path = Path(path)
         try:
-            ds = pydicom.dcmread(path)
+            ds = index_part10_file(path) or pydicom.dcmread(path)
         except READ_ERRORS as exc:
             log.info("skipping %s: not a readable DICOM file (%s)", path, exc)
             failures.append(f"{path.name}: {type(exc).__name__}: {exc}")
@@ -75,11 +79,13 @@ def datasets_from_bytes(blobs: Iterable[bytes]) -> list[Dataset]:
 
     Unlike :func:`load_dataset_files` every blob must parse: an archive that serves a
     non-DICOM instance is an error, raised as :class:`DicomError` with the blob's position.
+    Uncompressed little-endian instances are indexed (:mod:`engine.dicom.part10_index`: the same
+    values, converted on access); any other blob is read by ``pydicom.dcmread``.
     """
     datasets: list[Dataset] = []
     for index, blob in enumerate(blobs):
         try:
-            datasets.append(pydicom.dcmread(BytesIO(blob)))
+            datasets.append(index_part10(blob) or pydicom.dcmread(BytesIO(blob)))
         except READ_ERRORS as exc:
             msg = f"Instance #{index + 1} ({len(blob)} bytes) is not a readable DICOM file"
             raise DicomError(

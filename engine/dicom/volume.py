@@ -30,9 +30,8 @@ from engine.dicom.pixels import (
     DECODE_ERRORS,
     frame_pixels,
     has_pixel_data,
-    rescale_values,
     rescaled,
-    stacked_pixels,
+    rescaled_stack,
 )
 from engine.dicom.reader import (
     READ_ERRORS,
@@ -170,11 +169,10 @@ def _assemble_images(
     if multi:
         raw = frame_pixels(first, frames=count, rows=rows, columns=columns, label=label, exam=exam)
         raw, slopes, intercepts = raw[:, :, order], frames.slopes[order], frames.intercepts[order]
+        array = rescaled(raw, slopes=slopes, intercepts=intercepts, label=label, exam=exam)
     else:
         ordered = [datasets[i] for i in order]
-        raw = stacked_pixels(ordered, rows=rows, columns=columns, label=label, exam=exam)
-        slopes, intercepts = rescale_values(ordered, label, exam)
-    array = rescaled(raw, slopes=slopes, intercepts=intercepts, label=label, exam=exam)
+        array = rescaled_stack(ordered, rows=rows, columns=columns, label=label, exam=exam)
     metadata = _metadata(first, len(datasets), array, geometry, thickness)
     metadata["ignored_objects"] = ignored
     return Volume(array=array, affine=geometry.affine, metadata=metadata)

@@ -3,9 +3,9 @@ the archive, the step's status per study, and the reads a study's report is buil
 
 Tables (migration 5, :mod:`engine.store.writeback_schema`):
 
-* ``writeback_objects``: one row per object written (SEG or SR): its series and SOP instance
-  UIDs, what it was made from (``content_key``: the segmentation identity for a SEG, the report's
-  content digest for an SR), its file under ``<state>/writeback`` (``file_path``, relative), the
+* ``writeback_objects``: one row per object written (kind SEG, SR or SC, the key image): its
+  series and SOP instance UIDs, what it was made from (``content_key``: the segmentation identity
+  for a SEG, the report's content digest for an SR and for the key image), its file under ``<state>/writeback`` (``file_path``, relative), the
   archive's id of the stored instance; ``superseded_by`` names the series that replaced it and
   ``deleted_at`` says when it was deleted from the archive (``[writeback] delete_superseded``).
 * ``writeback_status``: per study, the last outcome (``WRITTEN`` or ``FAILED`` with its reason)

@@ -41,6 +41,7 @@ class SourceFrames:
 
     images: tuple[Any, ...]  # the image instances (non-image objects left out)
     planes: np.ndarray  # (frames, rows, columns) uint8, plane f = source instance/frame f
+    slice_to_frame: tuple[int, ...] = ()  # label slice k (array[:, :, k]) is source frame slice_to_frame[k]
 
 
 def labels_on_source_frames(
@@ -90,7 +91,8 @@ def labels_on_source_frames(
     planes = np.zeros((len(positions), rows, columns), dtype=np.uint8)
     for k, source_index in enumerate(geometry.order):
         planes[source_index] = labels.array[:, :, k].T  # rows along j, columns along i
-    return SourceFrames(images=tuple(images), planes=planes)
+    order = tuple(int(source_index) for source_index in geometry.order)
+    return SourceFrames(images=tuple(images), planes=planes, slice_to_frame=order)
 
 
 def _single_frame_geometry(

@@ -1,5 +1,6 @@
-"""The write-back step (use case): an assessed study's SEG and SR, stored into its study in the
-archive, recorded in the store.
+"""The write-back step (use case): an assessed study's SEG and SR (and, with ``key_image``, a
+secondary capture with the labels and lines burnt in), stored into its study in the archive,
+recorded in the store.
 
 :func:`write_back_study` loads through the store, builds with the pure builders
 (:func:`~engine.writeback.build_segmentation`, :func:`~engine.writeback.report.build_report`),
@@ -7,7 +8,8 @@ writes each object as a file under ``<state>/writeback/<patient>/<study>/`` (kep
 ``gliowatch export``), uploads it, and commits its row with the study's status in one
 transaction. An object is written only when what it says changed: the SEG when the segmentation
 (model identity, labels file) or the SEG type changed, the SR when its content digest changed
-(a new scan of the patient changes earlier studies' final responses). A new object supersedes the
+(a new scan of the patient changes earlier studies' final responses), the key image (kind ``SC``)
+when the SR's content digest changed or it has none yet. A new object supersedes the
 earlier one of its kind, which is deleted from the archive when ``delete_superseded`` is set.
 
 UIDs are derived from the study, the kind, the content and the assessment time (``2.25`` form),
@@ -35,6 +37,7 @@ from engine.state_paths import StatePaths, StoredFile
 from engine.store import Store
 from engine.store import writeback as sql
 from engine.store import writeback_report as report_sql
+from engine.writeback.key_image import build_key_image
 from engine.writeback.report import build_report
 from engine.writeback.report_codes import TRACKING_NAMESPACE
 from engine.writeback.report_content import content_digest
@@ -45,12 +48,14 @@ log = logging.getLogger("gliowatch.writeback")
 
 SEG_SERIES_NUMBER = 9901
 SR_SERIES_NUMBER = 9902
+KEY_IMAGE_SERIES_NUMBER = 9903
 
 
 @dataclass(frozen=True, slots=True)
 class WriteBackOptions:
     segmentation_type: str = "BINARY"  # or LABELMAP
     delete_superseded: bool = False
+    key_image: bool = False  # also a secondary capture with the labels and RANO lines burnt in
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,10 @@ def _write(store: Store, archive: Archive, study: dict[str, Any], *, paths: Stat
                               sop_instance_uid=derived_uid(study_uid, "SR", sr_key, stamp, "instance"),
                               series_number=SR_SERIES_NUMBER, device_uid=derived_uid("GlioWatch", "device"))
             pending.append(("SR", sr, sr_key, f"{patient_key}/{study_uid}/SR_{sr.SeriesInstanceUID}.dcm"))
+        current_sc = sql.current_object(store, study_uid, "SC") if options.key_image else None
+        if options.key_image and (current_sc is None or current_sc["content_key"] != sr_key):
+            sources = sources or _t1c_headers(store, archive, study_uid, exam)
+            pending += _key_image(content, sources, labels, sr_key=sr_key, stamp=stamp, exam=exam)
     folder.mkdir(parents=True, exist_ok=True)
     uploaded = []
     for kind, dataset, key, relative in pending:
@@ -158,6 +167,20 @@ def _write(store: Store, archive: Archive, study: dict[str, Any], *, paths: Stat
         sql.set_status(con, study_uid=study_uid, status="WRITTEN", reason=None, assessed_at=assessed_at)
     deleted = _delete_superseded(store, archive, study_uid) if options.delete_superseded else []
     return [str(u[1].SeriesInstanceUID) for u in uploaded], deleted
+
+
+def _key_image(content: Any, sources: list[Any], labels: Any, *, sr_key: str, stamp: str,
+               exam: str) -> list[tuple[str, Any, str, str]]:
+    """The key image to store, or none when it cannot be made (the SEG and SR go on without it)."""
+    study_uid = content.study_uid
+    try:
+        image = build_key_image(content, sources, labels, series_uid=derived_uid(study_uid, "SC", sr_key, stamp),
+                                sop_instance_uid=derived_uid(study_uid, "SC", sr_key, stamp, "instance"),
+                                series_number=KEY_IMAGE_SERIES_NUMBER, exam=exam)
+    except WriteBackError as exc:
+        log.warning("key image of %s not written: %s", exam, exc.reason)
+        return []
+    return [("SC", image, sr_key, f"{content.patient_key}/{study_uid}/SC_{image.SeriesInstanceUID}.dcm")]
 
 
 def _t1c_headers(store: Store, archive: Archive, study_uid: str, exam: str) -> list[Any]:

@@ -122,3 +122,11 @@ def test_the_settings_tree_reads_the_environment_through_the_loader(tmp_path: Pa
         load_settings(toml, environ={"GLIOWATCH_ORTHANC__HTTP_PORT": "many"})
     with pytest.raises(ConfigError, match=r"Unknown key\(s\) htp_port in settings .*: orthanc"):
         load_settings(toml, environ={"GLIOWATCH_ORTHANC__HTP_PORT": "1"})
+
+
+def test_the_key_image_is_off_in_the_shipped_config_and_can_be_turned_on() -> None:
+    from engine.settings import PROJECT_ROOT, load_settings
+
+    shipped = PROJECT_ROOT / "config" / "gliowatch.toml"
+    assert load_settings(shipped, environ={}).writeback.key_image is False
+    assert load_settings(shipped, environ={"GLIOWATCH_WRITEBACK__KEY_IMAGE": "true"}).writeback.key_image is True

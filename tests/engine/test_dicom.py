@@ -187,6 +187,13 @@ def test_rescale_slope_and_intercept_are_applied() -> None:
     np.testing.assert_array_equal(shifted.array, raw.array.astype(np.int32) - 1024)
 
 
+def test_a_slope_that_overflows_float32_is_refused() -> None:
+    """Integer voxels times a finite slope skip the NaN/infinity scan only while float32 cannot
+    overflow; a slope beyond that is still scanned and refused."""
+    refused(make_series(RescaleSlope="1e36"), r"voxel value\(s\) are not finite")
+    assert np.isfinite(assemble_volume(make_series(RescaleSlope="1e33")).array).all()
+
+
 def test_a_compressed_series_decodes_to_the_same_voxels() -> None:
     series = make_series()
     raw = assemble_volume(series)

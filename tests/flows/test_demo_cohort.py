@@ -3,6 +3,8 @@ handed over as soon as they are written, and a writer that fails stops the demo 
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -31,5 +33,20 @@ def test_a_failing_writer_stops_the_stream_with_its_reason(tmp_path: Path) -> No
         with pytest.raises(GlioWatchError, match="could not write its synthetic cohort") as caught:
             list(writer.studies())
         assert "n_visits" in (caught.value.detail or "")
+    finally:
+        writer.stop()
+
+
+def test_the_writer_does_not_rerun_the_parents_main_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit's AppTest leaves the dashboard script installed as ``__main__``; a multiprocessing
+    spawn child re-ran it (and died in its login). The writer must not depend on ``__main__``."""
+    script = tmp_path / "main_that_must_not_run.py"
+    script.write_text("raise SystemExit('the parent main script was re-run in the child')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    writer = CohortWriter(tmp_path / "cohort", patients=1, visits=3, seed=4, size="test").start()
+    try:
+        assert len(list(writer.studies())) == 3
     finally:
         writer.stop()

@@ -3,7 +3,15 @@
 TID 1500 SR written by engine.writeback, see ``tests.writeback_study``), draws the RANO lines of the SR on
 the T1c slice with their lengths, and the SEG's four segments in GlioWatch's colours.
 
-Screenshots: test-artifacts/viewer-1-study.png, viewer-2-rano-lines.png, viewer-3-segmentation.png.
+Screenshots: test-artifacts/viewer-1-study.png, viewer-2-rano-lines.png, viewer-3-segmentation.png;
+the page's console and its failed or refused requests: test-artifacts/viewer-browser.log.
+
+OHIF 3.13's SR viewport draws only the annotations of the SR's tracking identifiers it holds per
+viewport, and sets that list in a React effect once the viewport's element is enabled, without asking
+for a render. Whether the T1c's first frame is drawn before or after that effect is a race (on a busy
+machine, before): the lines are then in the annotation state but stay hidden until the viewport
+renders again. A reader's next scroll draws them; the test scrolls one slice and back, as a reader
+would, instead of waiting for a render that never comes.
 """
 
 from __future__ import annotations
@@ -63,6 +71,14 @@ def _click_if_shown(page: Any, text: str, *, within_ms: int = 10_000) -> None:
             raise
 
 
+def _record_browser_log(page: Any, log: list[str]) -> None:
+    """Keep the page's console lines, its errors and its failed or refused requests in ``log``."""
+    page.on("console", lambda msg: log.append(f"console.{msg.type}: {msg.text[:300]}"))
+    page.on("pageerror", lambda exc: log.append(f"pageerror: {str(exc)[:300]}"))
+    page.on("requestfailed", lambda req: log.append(f"request failed: {req.method} {req.url[:200]} {req.failure}"))
+    page.on("response", lambda res: res.status >= 400 and log.append(f"HTTP {res.status}: {res.url[:200]}"))
+
+
 def _scroll_to(page: Any, text: str, *, slices: int = 12) -> None:
     """Scroll the viewport (arrow keys) until its overlay shows ``text``, e.g. "(6/12)"."""
     for key in ("ArrowDown", "ArrowUp"):
@@ -74,11 +90,6 @@ def _scroll_to(page: Any, text: str, *, slices: int = 12) -> None:
     page.get_by_text(text).wait_for()
 
 
-# Marked slow (run with -m slow) at the end of sitting 15: it passed in the first full run and on
-# its own at 04:51, then failed twice at 06:00 with no change to the viewer, the SR or OHIF (the
-# SR series is listed, but a double-click on it never showed "Long axis: 24.00 mm" within 60 s).
-# The cause is not found yet; until it is, it must not decide whether CI lands.
-@pytest.mark.slow
 def test_the_viewer_shows_the_rano_lines_and_the_segmentation(
         viewer: str, archive: OrthancArchive, orthanc_settings: Settings, tmp_path: Path,
         artifacts_dir: Path) -> None:
@@ -95,12 +106,14 @@ def test_the_viewer_shows_the_rano_lines_and_the_segmentation(
     assert proxied.status_code == 200 and len(proxied.json()) == 1
     assert orthanc_settings.orthanc.password not in requests.get(viewer + "/app-config.js", timeout=10).text
 
+    browser_log: list[str] = []
     with playwright.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
             args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
         try:
             page = context.new_page()
+            _record_browser_log(page, browser_log)
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(viewer_url(viewer, study.study_uid))
             page.get_by_text("GlioWatch RANO report").wait_for()
@@ -111,6 +124,13 @@ def test_the_viewer_shows_the_rano_lines_and_the_segmentation(
             plain = _colour_fractions(artifacts_dir / "viewer-1-study.png")
 
             page.get_by_text("GlioWatch RANO report").dblclick()
+            page.get_by_text("(6/12)").wait_for()  # the SR viewport on the slice the lines lie on
+            # OHIF may have drawn that slice before it knew which SR annotations to show (see the
+            # module docstring): one slice down and back renders the viewport again, as a reader does
+            page.locator(".cornerstone-canvas").first.hover()
+            for key, slice_text in (("ArrowDown", "(7/12)"), ("ArrowUp", "(6/12)")):
+                page.keyboard.press(key)
+                page.get_by_text(slice_text).wait_for()
             page.get_by_text("Long axis: 24.00 mm").wait_for()
             page.get_by_text("Short axis: 24.00 mm").wait_for()
             page.get_by_text("(6/12)").wait_for()  # the slice the lines lie on
@@ -124,6 +144,7 @@ def test_the_viewer_shows_the_rano_lines_and_the_segmentation(
             page.screenshot(path=artifacts_dir / "viewer-3-segmentation.png")
         finally:
             context.close()
+            (artifacts_dir / "viewer-browser.log").write_text("\n".join(browser_log) + "\n")
     seg = _colour_fractions(artifacts_dir / "viewer-3-segmentation.png")
     assert plain["red"] < 0.001 and plain["yellow"] < 0.001, plain  # no segmentation drawn yet
     assert seg["red"] > 0.002 and seg["yellow"] > 0.01 and seg["green"] > 0.02, seg  # NETC, ET, SNFH

@@ -1,10 +1,11 @@
 """Write-back into the real Orthanc (issue 33): after the real flow assessed a synthetic patient's
-three studies, each study holds its DICOM SEG and TID 1500 SR in the same study; they pass
+three studies, each study holds its DICOM SEG, TID 1500 SR and (``[writeback] key_image`` on) its
+key image, a secondary capture, in the same study; they pass
 dciodvfy without errors and read back with highdicom with the store's values and tracking UIDs
 that stay the same at every tracked time point; further cycles find no work (the new instances
 re-stabilise the studies, yet nothing is re-ingested and nothing loops); a re-score (other
-criteria, LABELMAP SEG, delete superseded) writes new series, records what they supersede and
-deletes the old ones from Orthanc.
+criteria, LABELMAP SEG, delete superseded) writes new series (a new key image too), records what
+they supersede and deletes the old ones from Orthanc.
 
 One synthetic patient of 4 visits (with its clinical events: the RANO baseline is the first scan
 after radiotherapy, the 3rd visit, so the lesions of the last two are tracked) through
@@ -24,6 +25,7 @@ from pathlib import Path
 import highdicom as hd
 import pydicom
 import pytest
+from PIL import Image
 
 from engine.archive.orthanc import OrthancArchive
 from engine.modelling.synth import generate_cohort
@@ -36,10 +38,11 @@ pytestmark = pytest.mark.integration
 
 SEG_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image (the key image)
 
 
 def _objects_in_orthanc(archive: OrthancArchive, study_uid: str) -> dict[str, list[pydicom.Dataset]]:
-    """{SOP class UID: datasets} of the SEG/SR instances in the study (fetched from Orthanc)."""
+    """{SOP class UID: datasets} of the SEG/SR/SC instances in the study (fetched from Orthanc)."""
     found: dict[str, list[pydicom.Dataset]] = {}
     for study_id in archive.list_studies():
         info = archive.study(study_id)
@@ -48,7 +51,7 @@ def _objects_in_orthanc(archive: OrthancArchive, study_uid: str) -> dict[str, li
         for series_id in info.series_ids:
             for instance_id in archive.series(series_id).instance_ids:
                 ds = pydicom.dcmread(io.BytesIO(archive.fetch_instance(instance_id)))
-                if ds.SOPClassUID in SEG_CLASSES or ds.SOPClassUID == SR_CLASS:
+                if ds.SOPClassUID in SEG_CLASSES or ds.SOPClassUID in (SR_CLASS, SC_CLASS):
                     found.setdefault(str(ds.SOPClassUID), []).append(ds)
     return found
 
@@ -63,9 +66,10 @@ def _dciodvfy_errors(ds: pydicom.Dataset, tmp_path: Path) -> list[str]:
 
 
 def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
-        archive: OrthancArchive, settings: Settings, tmp_path: Path) -> None:
+        archive: OrthancArchive, settings: Settings, tmp_path: Path, artifacts_dir: Path) -> None:
     manifest_path = generate_cohort(n_patients=1, seed=5, out_dir=tmp_path / "cohort", size="test",
                                     n_visits=4, scenarios=["progression"])
+    settings = dataclasses.replace(settings, writeback=dataclasses.replace(settings.writeback, key_image=True))
     n_studies = len(json.loads(manifest_path.read_text())["patients"][0]["visits"])
     configure_prefect(settings)
     from flows.cmd_events import import_events
@@ -92,8 +96,12 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
         for uid in assessed:
             objects = _objects_in_orthanc(archive, uid)
             seg, sr = objects["1.2.840.10008.5.1.4.1.1.66.4"][0], objects[SR_CLASS][0]
-            assert seg.StudyInstanceUID == sr.StudyInstanceUID == uid
+            key_image = objects[SC_CLASS][0]
+            assert seg.StudyInstanceUID == sr.StudyInstanceUID == key_image.StudyInstanceUID == uid
             assert _dciodvfy_errors(seg, tmp_path) == [] and _dciodvfy_errors(sr, tmp_path) == []
+            assert _dciodvfy_errors(key_image, tmp_path) == []
+            assert key_image.BurnedInAnnotation == "YES" and list(key_image.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+            Image.fromarray(key_image.pixel_array).save(artifacts_dir / "key-image-synthetic-last.png")  # to look at
             report = hd.sr.Comprehensive3DSR.from_dataset(sr).content
             measurement = store.query_dicts(
                 "SELECT * FROM measurements WHERE study_uid = ? AND NOT superseded", [uid])[0]
@@ -133,11 +141,11 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
 
         objects_before = store.query("SELECT count(*) FROM writeback_objects")[0][0]
         revisions_before = store.query("SELECT study_uid, revision FROM studies ORDER BY study_uid")
-        for _ in range(3):  # adding SEG/SR re-stabilised the studies: no re-ingest, no loop
+        for _ in range(3):  # adding SEG/SR/SC re-stabilised the studies: no re-ingest, no loop
             wait_stable(archive, n_studies)
             report = watch_cycle(rt, reconcile=True)
             assert report.ingested == [] and report.quarantined == []
-        assert store.query("SELECT count(*) FROM writeback_objects")[0][0] == objects_before == 2 * len(assessed)
+        assert store.query("SELECT count(*) FROM writeback_objects")[0][0] == objects_before == 3 * len(assessed)
         assert store.query("SELECT study_uid, revision FROM studies ORDER BY study_uid") == revisions_before
         old_series = {r[0] for r in store.query("SELECT series_uid FROM writeback_objects")}
     finally:
@@ -153,12 +161,13 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
         watch_cycle(rt)
         rows = rt.store.query_dicts("SELECT * FROM writeback_objects")
         new = [r for r in rows if r["series_uid"] not in old_series]
-        assert len(new) == 2 * len(assessed)  # a new SEG (LABELMAP) and SR per study
+        assert len(new) == 3 * len(assessed)  # a new SEG (LABELMAP), SR and key image per study
         superseded = [r for r in rows if r["series_uid"] in old_series]
         assert all(r["superseded_by"] in {n["series_uid"] for n in new} for r in superseded)
         assert all(r["deleted_at"] is not None for r in superseded)
         for uid in assessed:
             objects = _objects_in_orthanc(archive, uid)
-            assert {k: len(v) for k, v in objects.items()} == {"1.2.840.10008.5.1.4.1.1.66.7": 1, SR_CLASS: 1}
+            assert {k: len(v) for k, v in objects.items()} == {"1.2.840.10008.5.1.4.1.1.66.7": 1, SR_CLASS: 1,
+                                                                 SC_CLASS: 1}
     finally:
         rt.close()
