@@ -52,8 +52,12 @@ def demo_settings(settings: Settings, *, port: int = 8501, webhook_url: str = ""
     alerts = dataclasses.replace(settings.alerts, dashboard_base_url=f"http://127.0.0.1:{port}",
                                  sinks=("dashboard", "webhook") if webhook_url else settings.alerts.sinks,
                                  webhook_url=webhook_url or settings.alerts.webhook_url)
+    # the demo shows every write-back object: OHIF 3.13 draws the SR's RANO lines only where they lie
+    # in one T1c image (9 of the 22 demo reports with lines: a rotated head or a sagittal 3D T1c puts
+    # them across slices, SCOORD3D only), so the key image is what shows the lines for every study
+    writeback = dataclasses.replace(settings.writeback, key_image=True)
     return dataclasses.replace(settings, state_dir=settings.state_dir / "demo", orthanc=orthanc,
-                               watcher=watcher, alerts=alerts)
+                               watcher=watcher, alerts=alerts, writeback=writeback)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
