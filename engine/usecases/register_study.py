@@ -107,13 +107,14 @@ def register_studies(study_uids: Iterable[str], *, store: Store, ready: StudySta
     """Register those of ``study_uids`` in status ``ready`` (SEGMENTED, or INGESTED when
     segmentation is off), then re-register their patients' studies whose baseline changed."""
     todo = [u for u in study_uids if sql.study_row(store, u)["status"] == ready]
-    outcomes = _register(store, todo, reference_sequence=reference_sequence, compute=compute)
     patients = {sql.study_row(store, u)["patient_key"] for u in todo}
-    stale = [u for p in sorted(patients) for u in stale_registrations(store, p)]
+    # the baseline follows from the stored studies and treatment dates, not from any registration,
+    # so the studies registered to an old one are known now and go in the same batch as the new
+    # studies (one batch keeps every registration slot busy; two batches wait twice for their slowest)
+    stale = [u for p in sorted(patients) for u in stale_registrations(store, p) if u not in todo]
     if stale:
         log.info("baseline changed: re-registering %d studies", len(stale))
-        outcomes += _register(store, stale, reference_sequence=reference_sequence, compute=compute)
-    return outcomes
+    return _register(store, [*todo, *stale], reference_sequence=reference_sequence, compute=compute)
 
 
 def register_study(study_uid: str, *, store: Store, ready: StudyStatus, reference_sequence: str,
