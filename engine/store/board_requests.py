@@ -31,6 +31,7 @@ from pathlib import Path
 
 from engine.reader_values import ReaderValueKind
 from engine.response.inputs import ClinicalStatus
+from engine.store.schema_reader import END_COLUMNS
 
 REQUESTS_DIR = "requests"
 FAILED_DIR = "failed"
@@ -160,8 +161,8 @@ def _yes(payload: Mapping[str, str], name: str) -> bool:
     return text == "true"
 
 
-#: payload keys of the diameter ends a reader clicked for a new lesion (``reader_values.d1_p0 ..``)
-END_KEYS: tuple[str, ...] = ("d1_p0", "d1_p1", "d2_p0", "d2_p1")
+#: payload keys of the diameter ends a reader clicked for a new lesion: the ``reader_values`` columns
+END_KEYS: tuple[str, ...] = END_COLUMNS
 #: how far a clicked diameter's length may be from the d1 / d2 sent with it (they are sent to 0.1 mm)
 END_LENGTH_TOLERANCE_MM = 0.1
 
