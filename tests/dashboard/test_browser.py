@@ -20,7 +20,7 @@ import pytest
 from engine.settings import Settings
 from engine.store import open_store, publish_snapshot
 from engine.usecases.apply_board_request import apply_board_requests
-from engine.store.board_requests import requests_dir
+from engine.store.board_requests import RequestKind, queued_requests, requests_dir
 from flows.cmd_dashboard import start_dashboard
 from tests.dashboard.pipeline_state import PipelineState
 from tests.dashboard.store_factory import RADIOLOGIST, Built
@@ -225,7 +225,8 @@ def test_rano_lines_and_a_reader_confirmation_on_a_store_the_pipeline_produced(
         lesion, clicked = click_diameters(page, pipeline_state, artifacts_dir / "dashboard-9b-clicked-diameters.png")
         missed = click_missed_lesion(page, pipeline_state, artifacts_dir / "dashboard-9c-clicked-missed-lesion.png")
         page.get_by_role("button", name="Accept segmentation").click()
-        page.get_by_text("Queued.").first.wait_for()
+        # the page may still show the "Queued." of the clicked diameters: wait for the accept itself
+        _wait_for_queued(pipeline_state.settings, RequestKind.ACCEPT_SEGMENTATION)
         assert writer_cycle(pipeline_state.settings) == ()
         page.reload()
         page.get_by_text("Image review", exact=True).click()
@@ -244,3 +245,13 @@ def test_rano_lines_and_a_reader_confirmation_on_a_store_the_pipeline_produced(
     assert json.loads(value) == {"d1_mm": clicked.d1_mm, "d2_mm": clicked.d2_mm}
     assert json.loads(new) == {"present": True, "d1_mm": missed.d1_mm, "d2_mm": missed.d2_mm}
     assert ends == list(missed.world_ends().values())
+
+
+def _wait_for_queued(settings: Settings, kind: RequestKind, *, timeout_s: float = 60.0) -> None:
+    """Until a request of ``kind`` is in the board queue (the dashboard writes it when the click's
+    rerun reaches the button's handler, some time after the click)."""
+    deadline = time.monotonic() + timeout_s
+    while not any(r.kind == kind for r in queued_requests(requests_dir(settings.state_dir))):
+        if time.monotonic() > deadline:
+            pytest.fail(f"No {kind} request reached the board queue within {timeout_s:g} s")
+        time.sleep(0.2)
