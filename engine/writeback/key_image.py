@@ -60,10 +60,9 @@ def build_key_image(
     rgb, pixel_mm = render_key_image(
         plane.cut(t1c), plane.cut(labels.array), [plane.pixels(line, labels.array.shape) for line in lines],
         spacing_mm=plane.spacing_mm, caption=(KEY_IMAGE_TEXT, _caption(content, lesion)))
-    multi = len(frames.images) == 1 and len(frames.slice_to_frame) > 1
     if plane.axis == 2:  # the acquisition plane: one image (frame) of the T1c
         frame = frames.slice_to_frame[plane.index]
-        references = [_source_reference(frames.images[0], frame + 1) if multi
+        references = [_source_reference(frames.images[0], frame + 1) if frames.multi_frame
                       else _source_reference(frames.images[frame], None)]
     else:  # a reformat: every image of the T1c gave a line of it
         references = [_source_reference(image, None) for image in frames.images]
@@ -135,12 +134,11 @@ def enlargement(shape: Sequence[float]) -> int:
 
 def _t1c_volume(frames: SourceFrames, shape: tuple[int, int, int], exam: str | None) -> np.ndarray:
     """The T1c on the label grid (column i, row j, slice k), rescaled to stored values' meaning."""
-    multi = len(frames.images) == 1 and len(frames.slice_to_frame) > 1
     if any("PixelData" not in image for image in frames.images):
         raise WriteBackError("A post-contrast T1 image of the key image holds no pixel data", exam=exam,
                              action="No key image was written; the SEG and SR are not affected.")
     volume = np.zeros(shape, dtype=float)
-    stack = frames.images[0].pixel_array if multi else None
+    stack = frames.images[0].pixel_array if frames.multi_frame else None
     for k, frame in enumerate(frames.slice_to_frame):
         if stack is not None:
             volume[:, :, k] = stack[frame].T

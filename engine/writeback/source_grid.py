@@ -43,6 +43,11 @@ class SourceFrames:
     planes: np.ndarray  # (frames, rows, columns) uint8, plane f = source instance/frame f
     slice_to_frame: tuple[int, ...] = ()  # label slice k (array[:, :, k]) is source frame slice_to_frame[k]
 
+    @property
+    def multi_frame(self) -> bool:
+        """Whether the frames are those of one multi-frame instance (else one instance per frame)."""
+        return len(self.images) == 1 and len(self.slice_to_frame) > 1
+
 
 def labels_on_source_frames(
     source_datasets: Sequence[Any], labels: Volume, *, exam: str | None = None
