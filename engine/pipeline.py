@@ -30,7 +30,9 @@ import numpy as np
 
 from engine.dicom.nifti import read_nifti, write_nifti
 from engine.errors import RegistrationError, SegmentationError
-from engine.registration import Registrar, RegistrationResult, resample_to
+from engine.registration import QcThresholds, Registrar, RegistrationResult, Stage, resample_to
+from engine.registration.compose import composed_result
+from engine.registration.masks import DEFAULT_EXCLUSION_MARGIN_MM
 from engine.segmentation import SegmentationResult, Segmenter
 from engine.state_paths import StatePaths, StoredFile
 from engine.types import SegmentationOutput, Sequence, Volume
@@ -148,6 +150,10 @@ class RegistrationJob:
     fixed: StudyFiles | None  # None: the study is its own reference (the patient's baseline)
     kind: str  # 'baseline' or 'previous'
     reference_sequence: str = "T1c"
+    #: a matrix (moving -> fixed, RAS mm) composed from stored registrations: checked, not optimised
+    #: (:mod:`engine.registration.compose`); ``composed_method`` says what it was composed from
+    composed: tuple[tuple[float, ...], ...] | None = None
+    composed_method: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +185,7 @@ def _reference_image(files: StudyFiles, paths: StatePaths, preferred: str) -> Vo
 
 
 def compute_registration(job: RegistrationJob, *, registrar: Registrar, paths: StatePaths) -> RegistrationOutput:
-    """Register; for the baseline, resample every image (linear) and the labels (nearest) into the
+    """Register (or check a composed matrix, ``job.composed``); for the baseline, resample every image (linear) and the labels (nearest) into the
     baseline's reference grid and write them under ``registered_dir``."""
     moving_files = job.moving
     if job.fixed is None:
@@ -189,7 +195,16 @@ def compute_registration(job: RegistrationJob, *, registrar: Registrar, paths: S
         moving = _reference_image(moving_files, paths, job.reference_sequence)
         fixed_labels = _read_labels(job.fixed, paths)
         moving_labels = _read_labels(moving_files, paths)
-        result = registrar.register(fixed=fixed, moving=moving, fixed_mask=fixed_labels, moving_mask=moving_labels)
+        if job.composed is not None:
+            result = composed_result(
+                fixed=fixed, moving=moving, fixed_mask=fixed_labels, moving_mask=moving_labels,
+                matrix=np.asarray(job.composed, dtype=float), method=job.composed_method,
+                thresholds=getattr(registrar, "thresholds", QcThresholds()),
+                margin_mm=getattr(registrar, "margin_mm", DEFAULT_EXCLUSION_MARGIN_MM),
+                stage=getattr(registrar, "stage", Stage.RIGID))
+        else:
+            result = registrar.register(fixed=fixed, moving=moving, fixed_mask=fixed_labels,
+                                        moving_mask=moving_labels)
     except RegistrationError as exc:
         return RegistrationOutput(moving_files.study_uid, job.kind, job.fixed.study_uid, error=exc.reason,
                                   error_detail=exc.detail)

@@ -79,6 +79,19 @@ def record_registration(
     return int(row[0])
 
 
+def current_registration(store: Store, study_uid: str, kind: str) -> dict[str, Any] | None:
+    """The study's current registration of ``kind`` ('baseline' or 'previous'), with its matrix
+    (moving RAS mm -> reference RAS mm) as a 4x4 list; None when there is none."""
+    rows = store.query_dicts(
+        """SELECT registration_id, study_uid, reference_study_uid, kind, matrix, method, passed
+           FROM registrations WHERE study_uid = ? AND kind = ? AND NOT superseded""", [study_uid, kind])
+    if not rows:
+        return None
+    row = rows[-1]
+    row["matrix"] = json.loads(row["matrix"])
+    return row
+
+
 def patient_studies(store: Store, patient_key: str) -> list[dict[str, Any]]:
     """The patient's studies that reached the pipeline, by date."""
     return store.query_dicts(

@@ -13,7 +13,10 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 
+import numpy as np
+
 from engine.pipeline import RegistrationJob, RegistrationOutput, StageOutcome, qc_text
+from engine.registration.compose import compose
 from engine.store import Store
 from engine.store import ingest as ingest_sql
 from engine.store import pipeline as sql
@@ -93,13 +96,105 @@ def stale_registrations(store: Store, patient_key: str) -> list[str]:
     return sql.registered_to_other_reference(store, patient_key, ref)
 
 
-def _register(store: Store, study_uids: Iterable[str], *, reference_sequence: str,
-              compute: ComputeRegistrations) -> list[StageOutcome]:
-    jobs = [j for u in study_uids for j in registration_jobs(store, u, reference_sequence=reference_sequence)]
+def _passed_to(store: Store, study_uid: str, reference_uid: str) -> dict | None:
+    """The study's current baseline registration when it is to ``reference_uid`` and passed."""
+    row = sql.current_registration(store, study_uid, "baseline")
+    return row if row and row["reference_study_uid"] == reference_uid and row["passed"] else None
+
+
+def _composed_job(store: Store, moving_uid: str, fixed_uid: str, kind: str, reference_sequence: str,
+                  chain: list[tuple[dict, bool]]) -> RegistrationJob:
+    """A job that checks ``chain`` composed (each stored registration, inverted when its flag says)."""
+    matrices = [np.linalg.inv(np.asarray(r["matrix"], dtype=float)) if inverse else r["matrix"] for r, inverse in chain]
+    methods = sorted({str(r["method"]) for r, _ in chain})
+    ids = " then ".join(f"{'inverse of ' if inverse else ''}#{r['registration_id']}" for r, inverse in chain)
+    return RegistrationJob(study_files(store, moving_uid), study_files(store, fixed_uid), kind, reference_sequence,
+                           composed=tuple(tuple(float(v) for v in row) for row in compose(*matrices)),
+                           composed_method=f"composed ({ids}; {', '.join(methods)})")
+
+
+def _previous_job(store: Store, study_uid: str, ref_uid: str, reference_sequence: str) -> RegistrationJob | None:
+    """To the previous study (when it is not the baseline and not quarantined): composed from the
+    two studies' baseline registrations when both passed, else registered directly."""
+    prev_uid = sql.study_row(store, study_uid)["previous_study_uid"]
+    if not prev_uid or prev_uid == ref_uid or sql.study_row(store, prev_uid)["status"] == StudyStatus.QUARANTINED:
+        return None
+    mine, theirs = _passed_to(store, study_uid, ref_uid), _passed_to(store, prev_uid, ref_uid)
+    if mine is not None and theirs is not None:
+        return _composed_job(store, study_uid, prev_uid, "previous", reference_sequence, [(mine, False), (theirs, True)])
+    return RegistrationJob(study_files(store, study_uid), study_files(store, prev_uid), "previous", reference_sequence)
+
+
+def _plan_stale(store: Store, stale: Sequence[str], ref_uid: str) -> tuple[list[str], list[tuple[str, dict]]]:
+    """Split studies registered to an old baseline into those registered again directly (the old
+    baseline itself, and any whose old registration cannot be chained) and (study, its old
+    registration) pairs to compose with the old baseline's new registration."""
+    direct: list[str] = []
+    chained: list[tuple[str, dict]] = []
+    for uid in stale:
+        old = sql.current_registration(store, uid, "baseline")
+        via = old["reference_study_uid"] if old else None
+        if old is None or not old["passed"] or via == uid or via not in stale:
+            direct.append(uid)
+        else:
+            chained.append((uid, old))
+    return direct, chained
+
+
+def _register_jobs(store: Store, jobs: Sequence[RegistrationJob], compute: ComputeRegistrations) -> list[StageOutcome]:
     if not jobs:
         return []
     outputs = compute(jobs)
     return [commit_registration(store, j, out) for j, out in zip(jobs, outputs, strict=True)]
+
+
+def _register_patient_batch(store: Store, todo: Sequence[str], stale: Sequence[str], *, reference_sequence: str,
+                            compute: ComputeRegistrations) -> list[StageOutcome]:
+    """Every registration of the batch, in up to three ``compute`` calls: the direct registrations
+    to the baseline, then those composed from them (studies of an old baseline), then the
+    registrations to the previous study (composed from the baseline ones where both passed).
+
+    A composed registration is checked by the same QC as a direct one; where a half is missing or
+    failed its QC the registration is computed directly instead."""
+    outcomes: list[StageOutcome] = []
+    refs = {u: reference_study(store, sql.study_row(store, u)["patient_key"]) for u in [*todo, *stale]}
+    by_patient: dict[str, list[str]] = {}
+    for u in stale:
+        by_patient.setdefault(str(refs[u]), []).append(u)
+    direct_stale: list[str] = []
+    chained: list[tuple[str, dict]] = []
+    for ref_uid, uids in by_patient.items():
+        d, c = _plan_stale(store, uids, ref_uid)
+        direct_stale += d
+        chained += c
+    first = [j for u in [*todo, *direct_stale] for j in _baseline_jobs(store, u, refs[u], reference_sequence)]
+    outcomes += _register_jobs(store, first, compute)
+    second = []
+    for uid, old in chained:
+        ref_uid = str(refs[uid])
+        old_to_new = _passed_to(store, old["reference_study_uid"], ref_uid)
+        if old_to_new is None:
+            second.append(RegistrationJob(study_files(store, uid), study_files(store, ref_uid), "baseline",
+                                          reference_sequence))
+        else:
+            second.append(_composed_job(store, uid, ref_uid, "baseline", reference_sequence,
+                                        [(old, False), (old_to_new, False)]))
+    outcomes += _register_jobs(store, second, compute)
+    # a study of an old baseline keeps its registration to the previous study when that is still the
+    # same pair (the previous study is a property of the dates, not of the baseline)
+    kept = {u for u in stale if (row := sql.current_registration(store, u, "previous")) is not None
+            and row["reference_study_uid"] == sql.study_row(store, u)["previous_study_uid"]}
+    third = [j for u in [*todo, *stale] if u not in kept and refs[u] not in (None, u)
+             and (j := _previous_job(store, u, str(refs[u]), reference_sequence)) is not None]
+    outcomes += _register_jobs(store, third, compute)
+    return outcomes
+
+
+def _baseline_jobs(store: Store, study_uid: str, ref_uid: str | None, reference_sequence: str) -> list[RegistrationJob]:
+    moving = study_files(store, study_uid)
+    if ref_uid is None or ref_uid == study_uid:
+        return [RegistrationJob(moving, None, "baseline", reference_sequence)]
+    return [RegistrationJob(moving, study_files(store, ref_uid), "baseline", reference_sequence)]
 
 
 def register_studies(study_uids: Iterable[str], *, store: Store, ready: StudyStatus, reference_sequence: str,
@@ -109,12 +204,12 @@ def register_studies(study_uids: Iterable[str], *, store: Store, ready: StudySta
     todo = [u for u in study_uids if sql.study_row(store, u)["status"] == ready]
     patients = {sql.study_row(store, u)["patient_key"] for u in todo}
     # the baseline follows from the stored studies and treatment dates, not from any registration,
-    # so the studies registered to an old one are known now and go in the same batch as the new
+    # so the studies registered to an old one are known now and go in the same batches as the new
     # studies (one batch keeps every registration slot busy; two batches wait twice for their slowest)
     stale = [u for p in sorted(patients) for u in stale_registrations(store, p) if u not in todo]
     if stale:
         log.info("baseline changed: re-registering %d studies", len(stale))
-    return _register(store, [*todo, *stale], reference_sequence=reference_sequence, compute=compute)
+    return _register_patient_batch(store, todo, stale, reference_sequence=reference_sequence, compute=compute)
 
 
 def register_study(study_uid: str, *, store: Store, ready: StudyStatus, reference_sequence: str,
