@@ -1,7 +1,8 @@
 """Image review: two timepoints side by side from the stored volumes (never the live archive).
 
-Registered volumes (baseline space: a follow-up's files resampled by the pipeline, the baseline's
-own files) are used when both timepoints have them; otherwise the native volumes are shown, slices
+Registered volumes (baseline space: a follow-up's volumes moved into the baseline's grid by its
+registration, its labels as the pipeline resampled them, the baseline's own files) are used when
+both timepoints have them; otherwise the native volumes are shown, slices
 matched by scanner position, and the page says so (no difference view then: the grids differ).
 Files are found and put on one grid by :mod:`dashboard.image_volumes`.
 """
@@ -35,8 +36,12 @@ from engine.viewer import viewer_url
 from engine.types import Label, Volume
 
 
+def _registered_follow_up(row: pd.Series) -> bool:
+    return bool(row["registered"]) or row.get("to_reference") is not None
+
+
 def _in_baseline_space(row: pd.Series) -> bool:
-    return bool(row["registered"]) or bool(row["is_reference"])
+    return _registered_follow_up(row) or bool(row["is_reference"])
 
 
 def _pair(settings: Settings, src_a: dict[str, ImageSource], src_b: dict[str, ImageSource], sequence: str,
@@ -56,7 +61,7 @@ def _pair(settings: Settings, src_a: dict[str, ImageSource], src_b: dict[str, Im
 def _lines_in_world(row: pd.Series, registered: bool) -> bool:
     """Whether the study's stored diameter ends are in the world of the volume shown for it: they
     are in the baseline space for a registered follow-up, in its own space otherwise."""
-    return registered or not row["registered"] or bool(row["is_reference"])
+    return registered or not _registered_follow_up(row) or bool(row["is_reference"])
 
 
 def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: SessionUser | None = None) -> None:
@@ -84,7 +89,8 @@ def render(ref: data.SnapshotRef, patient_key: str, settings: Settings, user: Se
         st.warning("Native volumes, not registered: slices are matched by scanner position, and the "
                    "difference view needs registered volumes.")
     native_labels = data.labels_paths(ref, patient_key)
-    src_a, src_b = (study_sources(row, baseline_space=registered, labels_path=native_labels.get(row["study_uid"]))
+    src_a, src_b = (study_sources(row, baseline_space=registered, labels_path=native_labels.get(row["study_uid"]),
+                                  reference_sequence=settings.registration.reference)
                     for row in (row_a, row_b))
     sequences = [s for s in ("T1c", "FLAIR", "T2", "T1") if s in src_a and s in src_b]
     if not sequences:

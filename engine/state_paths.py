@@ -5,8 +5,9 @@ absolute (a state dir can be moved, or mounted elsewhere on a worker):
 
 - ``VOLUME``: ``volumes.path`` (ingestion), relative to ``<state>/volumes``;
 - ``LABELS``: ``segmentations.labels_path`` (segmentation), relative to ``<state>/labels``;
-- ``REGISTERED``: the values of ``registrations.resampled`` (registration to the baseline),
-  relative to ``<state>/registered``.
+- ``REGISTERED``: the values of ``registrations.resampled`` (a follow-up's labels resampled into
+  its baseline's grid; in stores written before 2026-12-07 its images too), relative to
+  ``<state>/registered``.
 
 :meth:`StatePaths.resolve` is the only way from a stored path to a file, and it refuses a path
 that leaves its folder (``..``, an absolute path elsewhere, a link out): a reader such as the

@@ -188,9 +188,12 @@ def read_nadir(store: Store, patient_key: str) -> dict[str, Any] | None:
 
 def read_image_sources(store: Store, patient_key: str) -> pd.DataFrame:
     """Per study: date, ``native`` {sequence: stored path (StoredFile.VOLUME)}, ``registered``
-    {sequence | 'labels': stored path (StoredFile.REGISTERED)} when the study was resampled into
-    its baseline's space, and ``is_reference`` when the study is that baseline itself (its native
-    files are the baseline space; the pipeline writes no resampled copy of them)."""
+    {'labels' (and, in stores written before 2026-12-07, each sequence): stored path
+    (StoredFile.REGISTERED)} of the files the pipeline resampled into its baseline's space,
+    ``to_reference`` the passed baseline registration's matrix (moving RAS mm -> baseline RAS mm,
+    a 4x4 tuple; None without one), with which a native volume is resampled into that space when
+    shown, ``reference_native`` that baseline's ``native`` (its grid is the space), and ``is_reference`` when the study is that baseline itself (its native files are the
+    baseline space; nothing is resampled for it)."""
     studies = _df(store, """SELECT s.study_uid, s.study_date, s.status,
                                list(v.sequence ORDER BY v.sequence) AS sequences,
                                list(v.path ORDER BY v.sequence) AS paths
@@ -200,22 +203,28 @@ def read_image_sources(store: Store, patient_key: str) -> pd.DataFrame:
         {str(q): str(p) for q, p in zip(seqs, paths, strict=False) if q is not None}
         for seqs, paths in zip(studies["sequences"], studies["paths"], strict=True)]
     studies["registered"] = [{} for _ in range(len(studies))]
+    studies["to_reference"] = None
     studies["reference_study_uid"] = None
     studies["is_reference"] = False
     paths_column = _registration_paths_column(store)
     if paths_column is not None:
         current = ("AND NOT r.superseded" if "superseded" in column_names(store, "registrations") else "")
-        regs = _df(store, f"""SELECT r.study_uid, r.reference_study_uid, r.{paths_column} AS resampled
+        regs = _df(store, f"""SELECT r.study_uid, r.reference_study_uid, r.{paths_column} AS resampled, r.matrix
                               FROM registrations r JOIN studies s USING (study_uid)
                               WHERE s.patient_key = ? AND r.kind = 'baseline' AND r.passed {current}""",
                    [patient_key])
         by_study = {row.study_uid: row for row in regs.itertuples()}
         for i, uid in enumerate(studies["study_uid"]):
-            if uid in by_study and by_study[uid].resampled:
-                studies.at[i, "registered"] = dict(json.loads(by_study[uid].resampled))
-                studies.at[i, "reference_study_uid"] = by_study[uid].reference_study_uid
+            reg = by_study.get(uid)
+            if reg is None or reg.reference_study_uid == uid:
+                continue
+            studies.at[i, "registered"] = dict(json.loads(reg.resampled)) if reg.resampled else {}
+            studies.at[i, "to_reference"] = tuple(tuple(float(v) for v in r) for r in json.loads(reg.matrix))
+            studies.at[i, "reference_study_uid"] = reg.reference_study_uid
         references = {row.reference_study_uid for row in by_study.values()}
         studies["is_reference"] = [uid in references for uid in studies["study_uid"]]
+    native_of = dict(zip(studies["study_uid"], studies["native"], strict=True))
+    studies["reference_native"] = [native_of.get(ref, {}) if ref else {} for ref in studies["reference_study_uid"]]
     return studies.drop(columns=["sequences", "paths"])
 
 

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data, images
-from dashboard.image_volumes import ImageSource, same_grid, stored_file, study_sources
+from dashboard.image_volumes import ImageSource, load_volume, on_grid, same_grid, stored_file, study_sources
 from dashboard.slices import Plane, apply_window, default_window, extract_slice, overlay
 from engine.errors import StoreError
 from engine.state_paths import StoredFile
@@ -46,7 +46,7 @@ def test_every_stored_path_lies_where_the_rule_says(pipeline_state: PipelineStat
         labels = [p for (p,) in store.query("SELECT labels_path FROM segmentations")]
         resampled = [p for (r,) in store.query("SELECT resampled FROM registrations") for p in json.loads(r).values()]
     assert len(volumes) == 4 * N_VISITS and len(labels) == N_VISITS
-    assert len(resampled) == 5 * (N_VISITS - 1), "four sequences and the labels per follow-up"
+    assert len(resampled) == N_VISITS - 1, "the labels of each follow-up (its images are moved when shown)"
     for kind, stored in ((StoredFile.VOLUME, volumes), (StoredFile.LABELS, labels),
                          (StoredFile.REGISTERED, resampled)):
         for path in stored:
@@ -96,6 +96,31 @@ def test_baseline_and_follow_up_share_a_grid_with_their_labels(pipeline_state: P
         rgb = overlay(grey, extract_slice(lab.array, Plane.AXIAL, index), show={Label.ET})
         coloured = np.any(rgb != np.repeat(grey[..., None], 3, axis=2), axis=2)
         assert coloured.sum() == (extract_slice(lab.array, Plane.AXIAL, index) == int(Label.ET)).sum() > 0
+
+
+def test_a_follow_up_is_shown_moved_into_the_baseline_by_its_registration(pipeline_state: PipelineState) -> None:
+    """The follow-up's native T1c, moved by its stored matrix, lies on the baseline's T1c grid and
+    matches the baseline's anatomy far better than the same volume left where the scanner put it."""
+    settings = pipeline_state.settings
+    ref = data.snapshot_ref(settings.snapshot_path)
+    studies = data.patient_bundle(ref, pipeline_state.patient_key)["images"]
+    baseline, last = studies.iloc[0], studies.iloc[-1]
+    src = study_sources(last, baseline_space=True, labels_path=None)
+    with open_store(settings.snapshot_path, read_only=True) as store:
+        matrix = json.loads(store.query("""SELECT matrix FROM registrations WHERE study_uid = ? AND kind = 'baseline'
+                                           AND NOT superseded""", [last["study_uid"]])[0][0])
+    assert src["T1c"].kind == StoredFile.VOLUME and src["T1c"].path == last["native"]["T1c"]
+    assert np.allclose(src["T1c"].matrix, matrix) and src["T1c"].to_grid.path == baseline["native"]["T1c"]
+    base = load_volume(settings, ImageSource(StoredFile.VOLUME, baseline["native"]["T1c"]))
+    moved = load_volume(settings, src["T1c"])
+    unmoved = on_grid(load_volume(settings, ImageSource(StoredFile.VOLUME, last["native"]["T1c"])), base,
+                      interpolation="linear")
+    assert same_grid(moved, base)
+    head = base.array > np.percentile(base.array, 60)
+    aligned = np.corrcoef(moved.array[head], base.array[head])[0, 1]
+    left = np.corrcoef(unmoved.array[head], base.array[head])[0, 1]
+    assert aligned > left + 0.1, (aligned, left)
+    assert aligned > 0.6, aligned
 
 
 def test_a_stored_path_out_of_the_state_dir_is_refused(built_state: Built) -> None:

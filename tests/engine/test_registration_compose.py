@@ -1,5 +1,5 @@
 """A registration composed from stored ones: no optimiser runs, the same QC judges it, and the
-pipeline step resamples and records it like a direct one."""
+pipeline step resamples the labels like a direct one."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from engine.pipeline import RegistrationJob, StudyFiles, compute_registration
 from engine.registration import QcThresholds, Stage
 from engine.registration.compose import COMPOSED_METRIC, compose, composed_result
 from engine.registration.geometry import rigid_matrix, volume_center_mm
-from engine.registration.phantom import Template, acquire, load_template
+from engine.registration.phantom import Template, acquire, load_template, paint_sphere
 from engine.registration.torch_registrar import TorchRegistrar
 from engine.registration.resample import resample_to
 from engine.state_paths import StatePaths, StoredFile
-from engine.types import Volume
+from engine.types import Label, Volume
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +55,23 @@ def test_the_true_chain_passes_and_a_wrong_one_fails_the_same_qc(template: Templ
     assert wrong.similarity < good.similarity
 
 
-def test_the_pipeline_step_checks_and_resamples_a_composed_baseline_registration(template: Template,
-                                                                                  tmp_path: Path) -> None:
+def test_the_pipeline_step_checks_a_composed_baseline_registration_and_resamples_its_labels(
+        template: Template, tmp_path: Path) -> None:
     paths = StatePaths.under(tmp_path)
     truth = _truth(template, (3.0, -2.0, 4.0), (6.0, -4.0, 2.0))
-    fixed, moving = template.image, _moved(template, truth, 3)
-    for uid, vol in (("1.1", fixed), ("1.2", moving)):
-        target = paths.volumes_dir / "P-TEST" / uid / "T1c.nii.gz"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_nifti(vol, target, force=True)
-    files = {uid: StudyFiles(uid, "P-TEST", f"patient P-TEST, MRI {uid}", {"T1c": f"P-TEST/{uid}/T1c.nii.gz"})
-             for uid in ("1.1", "1.2")}
+    center = volume_center_mm(template.image.affine, template.image.array.shape)
+    fixed, fixed_labels = paint_sphere(image=template.image, labels=None, center_mm=center + [-25.0, 5.0, 10.0],
+                                       radius_mm=12.0, intensity=1.0, label=Label.ET)
+    moving, moving_labels = acquire(image=fixed, labels=fixed_labels, truth=truth, spacing_mm=(4.0, 4.0, 6.0),
+                                    extent_mm=(180.0, 210.0, 170.0), noise_sd=0.02,
+                                    rng=np.random.default_rng(3), dicom_axial=True)
+    for uid, vol, labels in (("1.1", fixed, fixed_labels), ("1.2", moving, moving_labels)):
+        for folder, name, data in ((paths.volumes_dir, "T1c", vol), (paths.labels_dir, "labels", labels)):
+            target = folder / "P-TEST" / uid / f"{name}.nii.gz"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_nifti(data, target, force=True)
+    files = {uid: StudyFiles(uid, "P-TEST", f"patient P-TEST, MRI {uid}", {"T1c": f"P-TEST/{uid}/T1c.nii.gz"},
+                             labels=f"P-TEST/{uid}/labels.nii.gz") for uid in ("1.1", "1.2")}
     job = RegistrationJob(files["1.2"], files["1.1"], "baseline", composed=tuple(map(tuple, truth)),
                           composed_method="composed (#1 then #2; test)")
 
@@ -77,10 +83,15 @@ def test_the_pipeline_step_checks_and_resamples_a_composed_baseline_registration
     assert out.error == "" and out.result is not None and out.result.passed, out
     assert out.result.method == "composed (#1 then #2; test)"
     assert np.allclose(out.result.matrix, truth)
-    registered = read_nifti(paths.resolve(StoredFile.REGISTERED, out.resampled["T1c"]))
-    assert registered.array.shape == fixed.array.shape
-    # the moving scan brought back onto the fixed grid (6 mm slices, noise): far closer than unmoved
-    unmoved = resample_to(reference=fixed, moving=moving, matrix=np.eye(4))
-    brain = template.brain
-    aligned = np.corrcoef(registered.array[brain], fixed.array[brain])[0, 1]
-    assert aligned > np.corrcoef(unmoved.array[brain], fixed.array[brain])[0, 1] + 0.2
+    # only the labels are resampled into the baseline's grid (the images are moved when shown)
+    assert set(out.resampled) == {"labels"}
+    registered = read_nifti(paths.resolve(StoredFile.REGISTERED, out.resampled["labels"]))
+    assert registered.array.shape == fixed.array.shape and registered.array.dtype == moving_labels.array.dtype
+    unmoved = resample_to(reference=fixed, moving=moving_labels, matrix=np.eye(4), interpolation="nearest")
+    truth_et = fixed_labels.array == int(Label.ET)
+
+    def dice(a: np.ndarray) -> float:
+        et = a == int(Label.ET)
+        return 2.0 * float((et & truth_et).sum()) / float(et.sum() + truth_et.sum())
+
+    assert dice(registered.array) > 0.8 > dice(unmoved.array) + 0.2, (dice(registered.array), dice(unmoved.array))
