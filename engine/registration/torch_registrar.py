@@ -14,10 +14,7 @@ which is what makes each iteration cheap.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +25,7 @@ from monai.losses import GlobalMutualInformationLoss
 from engine.registration.masks import DEFAULT_EXCLUSION_MARGIN_MM, keep_mask
 from engine.registration.protocol import RegistrationResult, Stage
 from engine.registration.qc import QcThresholds, evaluate
+from engine.torch_threads import torch_threads
 from engine.types import Volume
 
 #: rotation parameters are expressed as arc length (mm) at this radius, so one Adam step size fits all.
@@ -98,7 +96,7 @@ class TorchRegistrar:
         moving_mask: Volume | None = None,
     ) -> RegistrationResult:
         narrow = self.device.type == "cpu" and self.config.cpu_threads > 0
-        with _torch_threads(self.config.cpu_threads if narrow else 0):
+        with torch_threads(self.config.cpu_threads if narrow else 0):
             return self._register(fixed=fixed, moving=moving, fixed_mask=fixed_mask, moving_mask=moving_mask)
 
     def _register(
@@ -166,35 +164,6 @@ class TorchRegistrar:
             method=self.method,
             elapsed_s=time.perf_counter() - start,
         )
-
-
-_THREADS_LOCK = threading.Lock()
-_threads_users = 0
-_threads_saved = 0
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """torch's (process-wide) intra-op thread count set to ``n`` while at least one registration
-    runs, restored when the last one ends: registrations run side by side in the worker's
-    threads, and a plain save/restore per call would let one restore another's setting (and
-    leave the segmentation, which uses every core, on one thread). ``n`` 0: unchanged."""
-    global _threads_users, _threads_saved  # noqa: PLW0603 - the process-wide torch setting it mirrors
-    if n <= 0:
-        yield
-        return
-    with _THREADS_LOCK:
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-            torch.set_num_threads(n)
-        _threads_users += 1
-    try:
-        yield
-    finally:
-        with _THREADS_LOCK:
-            _threads_users -= 1
-            if _threads_users == 0:
-                torch.set_num_threads(_threads_saved)
 
 
 def _optimise(level: _Level, params: list[torch.Tensor], transform, loss_fn, iterations: int, step_mm: float) -> float:  # noqa: ANN001

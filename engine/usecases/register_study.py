@@ -5,6 +5,12 @@ registration itself (``engine.pipeline.compute_registration``) runs in the calle
 The baseline is the first scan after the end of radiotherapy when known (RANO 2.0), else the
 patient's first usable scan; when it changes (a late RT end date, an earlier scan arriving late),
 the studies registered to the old one are registered again (:func:`register_studies`).
+
+What the stored registrations already give is composed and checked, not optimised again
+(:mod:`engine.registration.compose`): the registration to the previous study (the study's
+baseline registration, then the inverse of the previous study's), and a study of an old baseline
+(its old registration, then the old baseline's registration to the new one). Where a half is
+missing or failed its QC, that pair is registered directly.
 """
 
 from __future__ import annotations
@@ -50,19 +56,6 @@ def reference_study(store: Store, patient_key: str) -> str | None:
     """The patient's registration reference (:func:`choose_reference` over the stored studies)."""
     rows = sql.patient_studies(store, patient_key)
     return choose_reference([(r["study_uid"], r["study_date"]) for r in rows], sql.rt_end_date(store, patient_key))
-
-
-def registration_jobs(store: Store, study_uid: str, *, reference_sequence: str = "T1c") -> list[RegistrationJob]:
-    """To the patient's baseline (always) and to the previous study (when it is not the baseline)."""
-    moving = study_files(store, study_uid)
-    ref_uid = reference_study(store, moving.patient_key)
-    if ref_uid is None or ref_uid == study_uid:
-        return [RegistrationJob(moving, None, "baseline", reference_sequence)]
-    jobs = [RegistrationJob(moving, study_files(store, ref_uid), "baseline", reference_sequence)]
-    prev_uid = sql.study_row(store, study_uid)["previous_study_uid"]
-    if prev_uid and prev_uid != ref_uid and sql.study_row(store, prev_uid)["status"] != StudyStatus.QUARANTINED:
-        jobs.append(RegistrationJob(moving, study_files(store, prev_uid), "previous", reference_sequence))
-    return jobs
 
 
 def commit_registration(store: Store, job: RegistrationJob, out: RegistrationOutput) -> StageOutcome:
@@ -148,7 +141,7 @@ def _register_jobs(store: Store, jobs: Sequence[RegistrationJob], compute: Compu
     return [commit_registration(store, j, out) for j, out in zip(jobs, outputs, strict=True)]
 
 
-def _register_patient_batch(store: Store, todo: Sequence[str], stale: Sequence[str], *, reference_sequence: str,
+def _register_batch(store: Store, todo: Sequence[str], stale: Sequence[str], *, reference_sequence: str,
                             compute: ComputeRegistrations) -> list[StageOutcome]:
     """Every registration of the batch, in up to three ``compute`` calls: the direct registrations
     to the baseline, then those composed from them (studies of an old baseline), then the
@@ -167,7 +160,7 @@ def _register_patient_batch(store: Store, todo: Sequence[str], stale: Sequence[s
         d, c = _plan_stale(store, uids, ref_uid)
         direct_stale += d
         chained += c
-    first = [j for u in [*todo, *direct_stale] for j in _baseline_jobs(store, u, refs[u], reference_sequence)]
+    first = [_baseline_job(store, u, refs[u], reference_sequence) for u in [*todo, *direct_stale]]
     outcomes += _register_jobs(store, first, compute)
     second = []
     for uid, old in chained:
@@ -190,11 +183,11 @@ def _register_patient_batch(store: Store, todo: Sequence[str], stale: Sequence[s
     return outcomes
 
 
-def _baseline_jobs(store: Store, study_uid: str, ref_uid: str | None, reference_sequence: str) -> list[RegistrationJob]:
+def _baseline_job(store: Store, study_uid: str, ref_uid: str | None, reference_sequence: str) -> RegistrationJob:
+    """To the patient's baseline, registered directly (no fixed study: it is the baseline)."""
     moving = study_files(store, study_uid)
-    if ref_uid is None or ref_uid == study_uid:
-        return [RegistrationJob(moving, None, "baseline", reference_sequence)]
-    return [RegistrationJob(moving, study_files(store, ref_uid), "baseline", reference_sequence)]
+    fixed = None if ref_uid is None or ref_uid == study_uid else study_files(store, ref_uid)
+    return RegistrationJob(moving, fixed, "baseline", reference_sequence)
 
 
 def register_studies(study_uids: Iterable[str], *, store: Store, ready: StudyStatus, reference_sequence: str,
@@ -209,7 +202,7 @@ def register_studies(study_uids: Iterable[str], *, store: Store, ready: StudySta
     stale = [u for p in sorted(patients) for u in stale_registrations(store, p) if u not in todo]
     if stale:
         log.info("baseline changed: re-registering %d studies", len(stale))
-    return _register_patient_batch(store, todo, stale, reference_sequence=reference_sequence, compute=compute)
+    return _register_batch(store, todo, stale, reference_sequence=reference_sequence, compute=compute)
 
 
 def register_study(study_uid: str, *, store: Store, ready: StudyStatus, reference_sequence: str,

@@ -19,8 +19,9 @@ from engine.auth import add_user
 from engine.criteria import Mode, load_criteria
 from engine.ingest import ingest_study
 from engine.usecases.patient_course import assess_patient_course
-from engine.usecases.register_study import commit_registration, registration_jobs
+from engine.usecases.register_study import register_studies
 from engine.usecases.segment_study import commit_segmentation, study_files
+from engine.types import StudyStatus
 from engine.registration import make_registrar
 from engine.segmentation import load_segmenter
 from engine.settings import Settings
@@ -79,9 +80,10 @@ def _segment(rt: Runtime, study_uids: tuple[str, ...]) -> None:
 def _register(rt: Runtime, study_uids: tuple[str, ...]) -> None:
     registrar = make_registrar(rt.settings.registration)
     for uid in study_uids:
-        for job in registration_jobs(rt.store, uid, reference_sequence=rt.settings.registration.reference):
-            outcome = commit_registration(
-                rt.store, job, pipeline.compute_registration(job, registrar=registrar, paths=rt.paths))
-            if not outcome.ok and job.kind == "baseline":
-                msg = f"The pipeline state cannot be built: registration failed: {outcome.message}"
-                raise RuntimeError(msg)
+        outcomes = register_studies(
+            [uid], store=rt.store, ready=StudyStatus.SEGMENTED, reference_sequence=rt.settings.registration.reference,
+            compute=lambda jobs: [pipeline.compute_registration(j, registrar=registrar, paths=rt.paths) for j in jobs])
+        failed = [o for o in outcomes if not o.ok and "to previous" not in o.message]
+        if failed:
+            msg = f"The pipeline state cannot be built: registration failed: {failed[0].message}"
+            raise RuntimeError(msg)

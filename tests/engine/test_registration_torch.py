@@ -88,7 +88,7 @@ def test_overlapping_cpu_registrations_restore_torch_threads_once_the_last_ends(
     thread, the last one out restores the setting, whatever order they end in."""
     import torch
 
-    from engine.registration.torch_registrar import _torch_threads
+    from engine.torch_threads import torch_threads as _torch_threads
 
     before = torch.get_num_threads()
     try:
