@@ -192,8 +192,9 @@ def read_image_sources(store: Store, patient_key: str) -> pd.DataFrame:
     (StoredFile.REGISTERED)} of the files the pipeline resampled into its baseline's space,
     ``to_reference`` the passed baseline registration's matrix (moving RAS mm -> baseline RAS mm,
     a 4x4 tuple; None without one), with which a native volume is resampled into that space when
-    shown, ``reference_native`` that baseline's ``native`` (its grid is the space), and ``is_reference`` when the study is that baseline itself (its native files are the
-    baseline space; nothing is resampled for it)."""
+    shown, ``reference_native`` that baseline's ``native`` (its grid is the space), and
+    ``is_reference`` when the study is that baseline itself (its native files are the baseline
+    space; nothing is resampled for it)."""
     studies = _df(store, """SELECT s.study_uid, s.study_date, s.status,
                                list(v.sequence ORDER BY v.sequence) AS sequences,
                                list(v.path ORDER BY v.sequence) AS paths

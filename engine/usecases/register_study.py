@@ -114,7 +114,8 @@ def _previous_job(store: Store, study_uid: str, ref_uid: str, reference_sequence
         return None
     mine, theirs = _passed_to(store, study_uid, ref_uid), _passed_to(store, prev_uid, ref_uid)
     if mine is not None and theirs is not None:
-        return _composed_job(store, study_uid, prev_uid, "previous", reference_sequence, [(mine, False), (theirs, True)])
+        return _composed_job(store, study_uid, prev_uid, "previous", reference_sequence,
+                             [(mine, False), (theirs, True)])
     return RegistrationJob(study_files(store, study_uid), study_files(store, prev_uid), "previous", reference_sequence)
 
 

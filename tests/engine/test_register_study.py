@@ -138,7 +138,8 @@ def test_registrations_known_from_stored_ones_are_composed_not_optimised(tmp_pat
         row = pipeline_sql.current_registration(store, study_uid(4), "previous")
         assert row["method"].startswith("composed (#") and "inverse of #" in row["method"]
         assert "test-registrar" in row["method"]
-        assert pipeline_sql.current_registration(store, study_uid(3), "previous") is None  # its previous is the baseline
+        # 3's previous study is the baseline: no registration to the previous study
+        assert pipeline_sql.current_registration(store, study_uid(3), "previous") is None
         assert stale_registrations(store, PATIENT) == []
 
 
