@@ -84,7 +84,8 @@ def current_registration(store: Store, study_uid: str, kind: str) -> dict[str, A
     (moving RAS mm -> reference RAS mm) as a 4x4 list; None when there is none."""
     rows = store.query_dicts(
         """SELECT registration_id, study_uid, reference_study_uid, kind, matrix, method, passed
-           FROM registrations WHERE study_uid = ? AND kind = ? AND NOT superseded""", [study_uid, kind])
+           FROM registrations WHERE study_uid = ? AND kind = ? AND NOT superseded
+           ORDER BY registration_id""", [study_uid, kind])
     if not rows:
         return None
     row = rows[-1]
