@@ -33,12 +33,31 @@ from engine.modelling.synth.cohort import upload_in_visit_order
 SEED = 616161
 
 
+def register_timed(rt: Any, registrar: Any, study_uid: str, *, reference_sequence: str) -> tuple[float, float]:
+    """One study through ``register_studies`` (its registrations computed in this thread):
+    (seconds in ``compute_registration``, seconds in the rest: planning and commits)."""
+    from engine.types import StudyStatus
+    from engine.usecases.register_study import register_studies
+
+    spent = 0.0
+
+    def compute(jobs):  # noqa: ANN001, ANN202 - the use case's compute, timed
+        nonlocal spent
+        t = time.perf_counter()
+        outs = [pipeline.compute_registration(j, registrar=registrar, paths=rt.paths) for j in jobs]
+        spent += time.perf_counter() - t
+        return outs
+
+    t0 = time.perf_counter()
+    register_studies([study_uid], store=rt.store, ready=StudyStatus.SEGMENTED,
+                     reference_sequence=reference_sequence, compute=compute)
+    return spent, time.perf_counter() - t0 - spent
+
+
 def measure(*, patients: int, visits: int, work: Path) -> list[dict[str, Any]]:
     from engine.criteria import Mode, load_criteria
     from engine.ingest import ingest_study
     from engine.usecases.patient_course import assess_patient_course
-    from engine.usecases.register_study import register_studies
-    from engine.types import StudyStatus
     from engine.usecases.segment_study import commit_segmentation, study_files
     from engine.usecases.follow_archive import run_cycle
     from flows.process import _registrar, _segmenter
@@ -82,20 +101,8 @@ def measure(*, patients: int, visits: int, work: Path) -> list[dict[str, Any]]:
             t0 = time.perf_counter()
             commit_segmentation(rt.store, files, seg)
             row["segment_commit_s"] = time.perf_counter() - t0
-            row["register_s"] = row["register_commit_s"] = 0.0
-            spent = {"compute": 0.0}
-
-            def compute(jobs):  # noqa: ANN001, ANN202 - the use case's compute, timed
-                t = time.perf_counter()
-                outs = [pipeline.compute_registration(j, registrar=registrar, paths=rt.paths) for j in jobs]
-                spent["compute"] += time.perf_counter() - t
-                return outs
-
-            t0 = time.perf_counter()
-            register_studies([study_uid], store=rt.store, ready=StudyStatus.SEGMENTED,
-                             reference_sequence=settings.registration.reference, compute=compute)
-            row["register_s"] += spent["compute"]
-            row["register_commit_s"] += time.perf_counter() - t0 - spent["compute"]
+            row["register_s"], row["register_commit_s"] = register_timed(
+                rt, registrar, study_uid, reference_sequence=settings.registration.reference)
             t0 = time.perf_counter()
             assess_patient_course(rt.store, patient_key=patient_key, criteria=criteria,
                                   mode=Mode(settings.assessment.mode), paths=rt.paths, alert_sinks=tuple(rt.sinks),

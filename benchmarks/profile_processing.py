@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_scaleout import _ingest, _settings
+from benchmarks.bench_scaleout_steps import register_timed
 
 SEED = 727272
 
@@ -32,8 +33,6 @@ def steps(settings: Any, uids: list[str]) -> list[dict[str, float]]:
     from engine import pipeline
     from engine.criteria import Mode, load_criteria
     from engine.usecases.patient_course import assess_patient_course
-    from engine.usecases.register_study import register_studies
-    from engine.types import StudyStatus
     from engine.usecases.segment_study import commit_segmentation, study_files
     from engine.store.pipeline import study_row
     from flows.process import _registrar, _segmenter
@@ -52,20 +51,9 @@ def steps(settings: Any, uids: list[str]) -> list[dict[str, float]]:
             t1 = time.perf_counter()
             commit_segmentation(rt.store, files, seg)
             t2 = time.perf_counter()
-            row.update(segment=t1 - t0, segment_commit=t2 - t1, register=0.0, register_commit=0.0)
-            spent = {"compute": 0.0}
-
-            def compute(jobs):  # noqa: ANN001, ANN202 - the use case's compute, timed
-                t = time.perf_counter()
-                outs = [pipeline.compute_registration(j, registrar=registrar, paths=rt.paths) for j in jobs]
-                spent["compute"] += time.perf_counter() - t
-                return outs
-
-            t0 = time.perf_counter()
-            register_studies([uid], store=rt.store, ready=StudyStatus.SEGMENTED,
-                             reference_sequence=settings.registration.reference, compute=compute)
-            row["register"] += spent["compute"]
-            row["register_commit"] += time.perf_counter() - t0 - spent["compute"]
+            row.update(segment=t1 - t0, segment_commit=t2 - t1)
+            row["register"], row["register_commit"] = register_timed(
+                rt, registrar, uid, reference_sequence=settings.registration.reference)
             t0 = time.perf_counter()
             assess_patient_course(rt.store, patient_key=study_row(rt.store, uid)["patient_key"], criteria=criteria,
                                   mode=Mode(settings.assessment.mode), paths=rt.paths, alert_sinks=tuple(rt.sinks),
