@@ -56,6 +56,12 @@ def _objects_in_orthanc(archive: OrthancArchive, study_uid: str) -> dict[str, li
     return found
 
 
+def _other_evidence(sr: pydicom.Dataset) -> set[str]:
+    """SOP Instance UIDs the SR lists as pertinent other evidence (the earlier studies' objects)."""
+    return {str(ref.ReferencedSOPInstanceUID) for study in sr.get("PertinentOtherEvidenceSequence", [])
+            for series in study.ReferencedSeriesSequence for ref in series.ReferencedSOPSequence}
+
+
 def _dciodvfy_errors(ds: pydicom.Dataset, tmp_path: Path) -> list[str]:
     if shutil.which("dciodvfy") is None:
         pytest.fail("dciodvfy is not installed: run `make system` (Debian package 'dicom3tools')")
@@ -128,6 +134,13 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
             assert "RANO response on the scan date" in evaluations
             growth_stated[uid] = any(m.name.meaning == "Volume doubling time" for m in rano.get_measurements())
         assert lesion_uids, "no tracked lesion was reported"
+        # one cycle, one write-back batch: each report refers to the SEGs the same batch wrote for
+        # the patient's earlier studies (planned before any was recorded)
+        current_seg = dict(store.query(
+            "SELECT study_uid, sop_instance_uid FROM writeback_objects WHERE kind = 'SEG' AND superseded_by IS NULL"))
+        for i, uid in enumerate(assessed):
+            sr = _objects_in_orthanc(archive, uid)[SR_CLASS][0]
+            assert _other_evidence(sr) == {current_seg[u] for u in assessed[:i]}, uid
         # the patient's growth fits (over the whole course) are stated by the latest study's report only
         evaluable = store.query("SELECT count(*) FROM growth WHERE evaluable AND vdt_days IS NOT NULL")[0][0]
         assert growth_stated == {uid: bool(evaluable) and uid == assessed[-1] for uid in assessed}
@@ -169,5 +182,63 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
             objects = _objects_in_orthanc(archive, uid)
             assert {k: len(v) for k, v in objects.items()} == {"1.2.840.10008.5.1.4.1.1.66.7": 1, SR_CLASS: 1,
                                                                  SC_CLASS: 1}
+    finally:
+        rt.close()
+
+
+def test_a_loop_writes_back_in_the_background_and_the_next_cycle_records_it(
+        archive: OrthancArchive, settings: Settings, tmp_path: Path) -> None:
+    """``[writeback] background`` (a loop): a cycle hands its batch to the background thread and
+    ends; the next cycle records it (after its own processing) and hands on its own batch; the
+    loop's end waits for the last one. Nothing is recorded by the thread itself."""
+    manifest_path = generate_cohort(n_patients=1, seed=5, out_dir=tmp_path / "cohort", size="test", n_visits=3)
+    visits = json.loads(manifest_path.read_text())["patients"][0]["visits"][:2]  # the first two are sent
+    configure_prefect(settings)
+    from engine.store import open_store
+    from flows.runtime import build_runtime, start_background_write_back
+    from flows.watch import watch_cycle
+    from flows.writeback import finish_write_back
+
+    def send(visit: dict) -> None:
+        for series in visit["series"]:
+            for path in sorted((manifest_path.parent / series["dir"]).glob("*.dcm")):
+                archive.upload_file(path)
+
+    rt = build_runtime(settings)
+    try:
+        assert start_background_write_back(rt)
+        store = rt.store
+        send(visits[0])
+        wait_stable(archive, 1)
+        watch_cycle(rt, reconcile=True)
+        [first] = [r[0] for r in store.query("SELECT study_uid FROM studies WHERE status = 'ASSESSED'")]
+        assert rt.writeback.in_flight
+        assert store.query("SELECT count(*) FROM writeback_status")[0][0] == 0  # not recorded by this cycle
+
+        send(visits[1])
+        wait_stable(archive, 2)
+        watch_cycle(rt, reconcile=True)
+        assert dict(store.query("SELECT study_uid, status FROM writeback_status")) == {first: "WRITTEN"}
+        assert rt.writeback.in_flight  # the second study's batch
+
+        finish_write_back(rt)
+        assert not rt.writeback.in_flight
+        assessed = [r[0] for r in store.query(
+            "SELECT study_uid FROM studies WHERE status = 'ASSESSED' ORDER BY study_date")]
+        assert len(assessed) == 2 and assessed[0] == first
+        assert dict(store.query("SELECT study_uid, status FROM writeback_status")) == {u: "WRITTEN" for u in assessed}
+        current = store.query_dicts("SELECT * FROM writeback_objects WHERE superseded_by IS NULL")
+        assert sorted((r["study_uid"], r["kind"]) for r in current) == sorted(
+            (u, k) for u in assessed for k in ("SEG", "SR"))
+        for uid in assessed:  # what the store says is current is what Orthanc holds
+            objects = _objects_in_orthanc(archive, uid)
+            in_orthanc = {str(ds.SOPInstanceUID) for found in objects.values() for ds in found}
+            assert {r["sop_instance_uid"] for r in current if r["study_uid"] == uid} <= in_orthanc
+        second_sr = next(ds for ds in _objects_in_orthanc(archive, assessed[1])[SR_CLASS]
+                         if str(ds.SOPInstanceUID) in {r["sop_instance_uid"] for r in current})
+        first_seg = next(r["sop_instance_uid"] for r in current if r["study_uid"] == first and r["kind"] == "SEG")
+        assert _other_evidence(second_sr) == {first_seg}  # recorded by the earlier batch, read from the store
+        with open_store(settings.snapshot_path, read_only=True) as snapshot:  # published after the last batch
+            assert snapshot.query("SELECT count(*) FROM writeback_status WHERE status = 'WRITTEN'")[0][0] == 2
     finally:
         rt.close()
