@@ -34,6 +34,7 @@ class WriteBackRunner:
         self._executor: ThreadPoolExecutor | None = None
         self._archive: Archive | None = None
         self._batch: Future[list[Executed]] | None = None
+        self._series: frozenset[str] = frozenset()
 
     @property
     def background(self) -> bool:
@@ -42,6 +43,11 @@ class WriteBackRunner:
     @property
     def in_flight(self) -> bool:
         return self._batch is not None
+
+    @property
+    def in_flight_series(self) -> frozenset[str]:
+        """The series the batch in flight may have stored into the archive, not yet recorded."""
+        return self._series
 
     def start_background(self, archive: Archive) -> None:
         """Execute later batches on a background thread that uploads through ``archive`` (its own
@@ -52,6 +58,7 @@ class WriteBackRunner:
 
     def submit(self, plans: list[WriteBackPlan]) -> None:
         assert self._executor is not None and self._archive is not None and self._batch is None
+        self._series = frozenset().union(*(plan.series_uids for plan in plans))
         self._batch = self._executor.submit(execute_batch, plans, self._archive)
 
     def take(self, *, block: bool) -> list[Executed] | None:
@@ -62,7 +69,10 @@ class WriteBackRunner:
         if not block and not self._batch.done():
             return None
         batch, self._batch = self._batch, None
-        return batch.result()
+        try:
+            return batch.result()
+        finally:
+            self._series = frozenset()  # the caller records them now
 
     def close(self) -> None:
         """Stop the background thread (after the batch in flight, which is then lost unless

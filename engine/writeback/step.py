@@ -103,6 +103,19 @@ class WriteBackPlan:
     def stamp(self) -> str:
         return self.assessed_at.isoformat()
 
+    @property
+    def series_uids(self) -> frozenset[str]:
+        """The series this write-back may store into the archive (UIDs are derived, so known
+        before anything is built): until it is recorded, the watcher must not take them for input."""
+        if self.failure:
+            return frozenset()
+        uids = set() if self.reuse_seg is not None else {derived_uid(self.study_uid, "SEG", self.seg_key, self.stamp)}
+        if self.write_sr:
+            uids.add(derived_uid(self.study_uid, "SR", self.sr_key, self.stamp))
+        if self.write_sc:
+            uids.add(derived_uid(self.study_uid, "SC", self.sr_key, self.stamp))
+        return frozenset(uids)
+
 
 @dataclass(frozen=True, slots=True)
 class WrittenObject:

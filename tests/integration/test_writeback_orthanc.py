@@ -20,6 +20,7 @@ import io
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import highdicom as hd
@@ -187,10 +188,12 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
 
 
 def test_a_loop_writes_back_in_the_background_and_the_next_cycle_records_it(
-        archive: OrthancArchive, settings: Settings, tmp_path: Path) -> None:
+        archive: OrthancArchive, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``[writeback] background`` (a loop): a cycle hands its batch to the background thread and
     ends; the next cycle records it (after its own processing) and hands on its own batch; the
-    loop's end waits for the last one. Nothing is recorded by the thread itself."""
+    loop's end waits for the last one. Nothing is recorded by the thread itself. The objects a
+    batch has stored but not yet recorded re-stabilise their study, and the next cycle reads that
+    change before it records them: they are not taken for input (no re-ingest)."""
     manifest_path = generate_cohort(n_patients=1, seed=5, out_dir=tmp_path / "cohort", size="test", n_visits=3)
     visits = json.loads(manifest_path.read_text())["patients"][0]["visits"][:2]  # the first two are sent
     configure_prefect(settings)
@@ -204,6 +207,33 @@ def test_a_loop_writes_back_in_the_background_and_the_next_cycle_records_it(
             for path in sorted((manifest_path.parent / series["dir"]).glob("*.dcm")):
                 archive.upload_file(path)
 
+    # a batch, once executed, stays in flight until the next cycle has read the change feed and
+    # starts processing its new studies (deterministic, instead of a race with the upload)
+    import flows.process
+    import flows.writeback_runner
+
+    gate = threading.Condition()
+    state = {"processing": 0, "open": False}
+    real_execute, real_processing = flows.writeback_runner.execute_batch, flows.process.run_processing
+
+    def held_execute(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with gate:
+            submitted_in = state["processing"]
+        done = real_execute(*args, **kwargs)
+        with gate:
+            assert gate.wait_for(lambda: state["open"] or state["processing"] > submitted_in, timeout=600)
+        return done
+
+    def releasing_processing(rt, study_uids):  # noqa: ANN001, ANN202
+        if study_uids:
+            with gate:
+                state["processing"] += 1
+                gate.notify_all()
+        return real_processing(rt, study_uids)
+
+    monkeypatch.setattr(flows.writeback_runner, "execute_batch", held_execute)
+    monkeypatch.setattr(flows.process, "run_processing", releasing_processing)
+
     rt = build_runtime(settings)
     try:
         assert start_background_write_back(rt)
@@ -214,13 +244,21 @@ def test_a_loop_writes_back_in_the_background_and_the_next_cycle_records_it(
         [first] = [r[0] for r in store.query("SELECT study_uid FROM studies WHERE status = 'ASSESSED'")]
         assert rt.writeback.in_flight
         assert store.query("SELECT count(*) FROM writeback_status")[0][0] == 0  # not recorded by this cycle
+        # the batch stores its objects into the first study, which Orthanc re-stabilises: a change
+        # the next cycle reads before it has recorded them
+        [first_id] = archive.list_studies()
+        _wait_restabilised(archive, first_id)
 
         send(visits[1])
         wait_stable(archive, 2)
-        watch_cycle(rt, reconcile=True)
+        report = watch_cycle(rt, reconcile=True)
+        assert len(report.ingested) == 1 and first not in report.ingested, report.summary()  # not taken for input
         assert dict(store.query("SELECT study_uid, status FROM writeback_status")) == {first: "WRITTEN"}
         assert rt.writeback.in_flight  # the second study's batch
 
+        with gate:
+            state["open"] = True
+            gate.notify_all()
         finish_write_back(rt)
         assert not rt.writeback.in_flight
         assessed = [r[0] for r in store.query(
@@ -238,7 +276,26 @@ def test_a_loop_writes_back_in_the_background_and_the_next_cycle_records_it(
                          if str(ds.SOPInstanceUID) in {r["sop_instance_uid"] for r in current})
         first_seg = next(r["sop_instance_uid"] for r in current if r["study_uid"] == first and r["kind"] == "SEG")
         assert _other_evidence(second_sr) == {first_seg}  # recorded by the earlier batch, read from the store
+        assert store.query("SELECT DISTINCT revision FROM studies") == [(1,)]  # nothing re-ingested
         with open_store(settings.snapshot_path, read_only=True) as snapshot:  # published after the last batch
             assert snapshot.query("SELECT count(*) FROM writeback_status WHERE status = 'WRITTEN'")[0][0] == 2
     finally:
+        with gate:  # a failed assertion must not leave the background thread waiting
+            state["open"] = True
+            gate.notify_all()
         rt.close()
+
+
+def _wait_restabilised(archive: OrthancArchive, study_id: str, timeout_s: float = 120.0) -> None:
+    """Until Orthanc holds the study's SEG and SR beside its 4 image series and has called the
+    study stable again since its first StableStudy."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stable = [c for c in archive.changes(since=0, limit=10000).changes
+                  if c.change_type == "StableStudy" and c.resource_id == study_id]
+        if len(archive.study(study_id).series_ids) >= 6 and len(stable) >= 2:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the write-back's objects did not re-stabilise study {study_id} within {timeout_s} s")
