@@ -184,9 +184,6 @@ class WriteBackSettings:
     labelmap: bool = False  # LABELMAP SEG (fewer viewers read it) instead of BINARY
     delete_superseded: bool = False  # delete a re-score's superseded SEG/SR from the archive
     key_image: bool = False  # also a secondary capture: the labels and RANO lines burnt into the T1c (their plane)
-    #: a long-running loop builds and uploads a cycle's objects on a background thread while the next
-    #: cycle runs (recorded by the next cycle); off: each cycle writes back before it ends
-    background: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,6 @@ def backfill(rt: Runtime, *, since: date | None, patient: str | None) -> CycleRe
         archive=rt.archive, store=rt.store,
         ingest=lambda sid: ingest_study_task(rt.ingest_sources, sid),
         since=since, patient_key=patient, key_of=lambda pid: patient_key(pid, salt=rt.key_salt),
-        own_series=rt.writeback.in_flight_series,  # a loop's background write-back, not yet recorded
     )
     run_processing(rt, report.ingested)
     return report

@@ -5,8 +5,7 @@ each cycle's snapshot).
 ``PacedUploader`` (a thread) sends the cohort study by study as it is written, keeping at most
 ``ahead`` studies sent but not yet processed, as scanners would; the watch loop
 (:func:`stream_until_done`) runs one watch cycle after another (ingest what became stable,
-segment, register, reassess, publish the snapshot; each cycle's write-back into Orthanc runs in the
-background while the next cycle runs, ``flows.writeback``) and reports each newly processed study.
+segment, register, reassess, publish the snapshot) and reports each newly processed study.
 """
 
 from __future__ import annotations
@@ -96,21 +95,13 @@ def stream_until_done(rt: Runtime, uploader: PacedUploader, n_studies: int, *, t
     cycle. Returns the number of cycles."""
     from engine.store.board_requests import now_utc
     from engine.store.writer_presence import announce_writer, withdraw_writer
-    from flows.runtime import start_background_write_back
-    from flows.writeback import finish_write_back
 
     deadline = time.monotonic() + timeout_s
-    start_background_write_back(rt)  # each cycle's SEG/SR/key images are stored while the next cycle runs
     # the dashboard's queue says a writer is applying its requests (watch_cycle applies them)
     presence = announce_writer(rt.settings.state_dir, poll_interval_s=rt.settings.watcher.poll_interval_s,
                                now=now_utc())
     try:
-        cycles = _cycles(rt, uploader, n_studies, deadline, print_line, presence)
-        t0 = time.monotonic()
-        finished = finish_write_back(rt)
-        print_line(f"      write-back of the last cycle finished ({len(finished)} write-backs recorded, "
-                   f"{time.monotonic() - t0:.0f} s after the last cycle)")
-        return cycles
+        return _cycles(rt, uploader, n_studies, deadline, print_line, presence)
     finally:
         withdraw_writer(rt.settings.state_dir, presence)
 

@@ -187,9 +187,7 @@ def process_studies(rt: Runtime, study_uids: list[str]) -> list[pipeline.StageOu
     if settings.segmentation.enabled:
         patients = sorted({sql.study_row(rt.store, u)["patient_key"] for u in study_uids})
         reassess_patients(rt, patients)
-    # SEG + SR into the archive (issue 33); a loop's background write-back records the previous
-    # cycle's batch here and hands this cycle's to its thread
-    outcomes += write_back_pending(rt)
+    outcomes += write_back_pending(rt)  # SEG + SR into the archive (issue 33)
     return outcomes
 
 
@@ -224,6 +222,4 @@ def process_pending(rt: Runtime) -> list[pipeline.StageOutcome]:
     if not (rt.settings.segmentation.enabled or rt.settings.registration.enabled):
         return []
     pending = sql.pending_studies(rt.store, (StudyStatus.INGESTED, StudyStatus.SEGMENTED, StudyStatus.REGISTERED))
-    outcomes = run_processing(rt, [row["study_uid"] for row in pending])
-    # issue 33: what is due (a batch still running in the background is recorded later, not waited for)
-    return outcomes + write_back_pending(rt, wait=False)
+    return run_processing(rt, [row["study_uid"] for row in pending]) + write_back_pending(rt)  # issue 33

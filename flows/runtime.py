@@ -8,7 +8,7 @@ workers takes only picklable primitives (jobs, settings, paths: ``flows.process`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.archive import Archive
@@ -23,7 +23,6 @@ from engine.settings import Settings
 from engine.store import Store, open_store
 from engine.usecases.assess_patient import AssessmentPolicy
 from engine.usecases.ingest_study import IngestSources
-from flows.writeback_runner import WriteBackRunner
 
 
 @dataclass(slots=True)
@@ -36,9 +35,6 @@ class Runtime:
     sinks: dict[str, AlertSink]  # alert sinks by name
     ingest_sources: IngestSources  # what ingest_study reads and where it writes
     assessment: AssessmentPolicy  # how assess_patient assesses and alerts
-    #: where the write-back's build-and-upload runs: in the caller unless a long-running loop
-    #: starts it in the background (:func:`start_background_write_back`)
-    writeback: WriteBackRunner = field(default_factory=WriteBackRunner)
 
     @property
     def volumes_dir(self) -> Path:
@@ -49,7 +45,6 @@ class Runtime:
         return self.settings.state_paths
 
     def close(self) -> None:
-        self.writeback.close()
         self.store.close()
 
 
@@ -79,15 +74,3 @@ def build_runtime(settings: Settings, *, archive: Archive | None = None) -> Runt
                                     paths=settings.state_paths, alert_sinks=tuple(sinks),
                                     base_url=settings.alerts.dashboard_base_url),
     )
-
-
-def start_background_write_back(rt: Runtime) -> bool:
-    """Let the write-back of each cycle run on a background thread while the next cycle runs
-    (``flows.writeback``), when ``[writeback] background`` is on and the archive is the project's
-    Orthanc: the thread gets its own connection. True when it is on."""
-    if not (rt.settings.writeback.enabled and rt.settings.writeback.background):
-        return False
-    if not isinstance(rt.archive, OrthancArchive):
-        return False  # a folder replay (tests, backfill from disk) writes back in the caller
-    rt.writeback.start_background(orthanc_archive(rt.settings))
-    return True

@@ -49,13 +49,12 @@ def run_one_cycle(rt: Runtime, *, reconcile: bool) -> CycleReport:
 
 def run_loop(settings: Settings, options: LoopOptions) -> int:
     """Run cycles until stopped (or once)."""
+    from flows.runtime import build_runtime
+
     from engine.store.board_requests import now_utc
     from engine.store.writer_presence import announce_writer, record_cycle, withdraw_writer
-    from flows.runtime import build_runtime, start_background_write_back
 
     rt = build_runtime(settings)  # holds the store for writing from here on
-    if not options.once:  # a cycle's write-back runs while the next cycle runs (flows.writeback)
-        start_background_write_back(rt)
     presence = announce_writer(settings.state_dir, poll_interval_s=settings.watcher.poll_interval_s,
                                now=now_utc())
     cycles = 0
@@ -72,21 +71,11 @@ def run_loop(settings: Settings, options: LoopOptions) -> int:
                             exc.reason)
             cycles += 1
             presence = record_cycle(settings.state_dir, presence, now=now_utc())
-            if (options.once or (options.max_cycles and cycles >= options.max_cycles)
-                    or (options.stop_when is not None and options.stop_when())):
-                _finish(rt)
+            if options.once or (options.max_cycles and cycles >= options.max_cycles):
+                return 0
+            if options.stop_when is not None and options.stop_when():
                 return 0
             time.sleep(settings.watcher.poll_interval_s)
     finally:
         withdraw_writer(settings.state_dir, presence)
         rt.close()
-
-
-def _finish(rt: Runtime) -> None:
-    """Write back what the last cycles left in flight before the loop ends."""
-    from flows.writeback import finish_write_back
-
-    try:
-        finish_write_back(rt)
-    except GlioWatchError as exc:  # archive down: the studies stay due for the next run
-        log.warning("write-back left for the next run: %s", exc.reason)

@@ -49,7 +49,6 @@ def watch_cycle(rt: Runtime, reconcile: bool = False) -> CycleReport:
             ingest=lambda study_id: ingest_study_task(rt.ingest_sources, study_id),
             batch_size=rt.settings.watcher.changes_batch,
             reconcile=reconcile,
-            own_series=rt.writeback.in_flight_series,  # a background write-back's, not yet recorded
         )
     except GlioWatchError as exc:
         with rt.store.transaction() as con:

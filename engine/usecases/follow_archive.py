@@ -13,7 +13,7 @@ resources, so a reconciliation sweep compares the archive's study list with the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
@@ -59,11 +59,8 @@ def run_cycle(
     ingest: IngestFn,
     batch_size: int = 200,
     reconcile: bool = False,
-    own_series: Collection[str] = (),
 ) -> CycleReport:
-    """Drain the change feed once (and optionally reconcile). Raises only retryable errors.
-    ``own_series``: series GlioWatch is storing into the archive and has not recorded yet (a
-    write-back running in the background): not input, like the recorded ones (:func:`_needs_ingest`)."""
+    """Drain the change feed once (and optionally reconcile). Raises only retryable errors."""
     report = CycleReport(cursor_before=sql.get_cursor(store))
     cursor = report.cursor_before
     while True:
@@ -71,8 +68,7 @@ def run_cycle(
         for change in batch.changes:
             if change.change_type == STABLE_STUDY:
                 report.stable_seen += 1
-                _handle_study(archive, store, change.resource_id, change.seq, ingest, report,
-                              own_series=own_series)
+                _handle_study(archive, store, change.resource_id, change.seq, ingest, report)
             cursor = change.seq
         if batch.last > report.cursor_before or batch.changes:
             with store.transaction() as con:
@@ -83,7 +79,7 @@ def run_cycle(
     if reconcile:
         known = sql.known_archive_study_ids(store)
         for study_id in sorted(set(archive.list_studies()) - known):
-            if _handle_study(archive, store, study_id, None, ingest, report, sweep=True, own_series=own_series):
+            if _handle_study(archive, store, study_id, None, ingest, report, sweep=True):
                 report.reconciled += 1
     report.cursor_after = sql.get_cursor(store)
     return report
@@ -97,7 +93,6 @@ def run_backfill(
     since: date | None = None,
     patient_key: str | None = None,
     key_of: Callable[[str], str] | None = None,
-    own_series: Collection[str] = (),
 ) -> CycleReport:
     """Process what is already in the archive (optionally from a date / for one patient) through
     the same path as the live stream. Idempotent: known studies with unchanged content are skipped,
@@ -109,7 +104,7 @@ def run_backfill(
         except ArchiveError as exc:
             if exc.retryable:
                 raise
-            _handle_study(archive, store, study_id, None, ingest, report, own_series=own_series)  # quarantined
+            _handle_study(archive, store, study_id, None, ingest, report)  # quarantined with the reason
             continue
         if since is not None:
             study_date = parse_dicom_date(info.study_date)
@@ -117,7 +112,7 @@ def run_backfill(
                 continue
         if patient_key is not None and key_of is not None and key_of(info.patient_id) != patient_key:
             continue
-        if _handle_study(archive, store, study_id, None, ingest, report, sweep=True, own_series=own_series):
+        if _handle_study(archive, store, study_id, None, ingest, report, sweep=True):
             report.stable_seen += 1
     report.cursor_after = sql.get_cursor(store)
     return report
@@ -132,7 +127,6 @@ def _handle_study(
     report: CycleReport,
     *,
     sweep: bool = False,
-    own_series: Collection[str] = (),
 ) -> bool:
     """Ingest one study (or skip / quarantine it); False only when a sweep (reconciliation,
     backfill) leaves a study still receiving instances to its StableStudy change."""
@@ -142,7 +136,7 @@ def _handle_study(
         if sweep and not info.is_stable:
             report.not_yet_stable += 1
             return False
-        if not _needs_ingest(archive, store, info, own_series):
+        if not _needs_ingest(archive, store, info):
             report.skipped += 1
             _advance(store, change_seq)
             return True
@@ -179,19 +173,17 @@ def _advance(store: Store, change_seq: int | None) -> None:
         sql.set_cursor(con, change_seq)
 
 
-def _needs_ingest(archive: Archive, store: Store, info: StudyInfo, own_series: Collection[str] = ()) -> bool:
+def _needs_ingest(archive: Archive, store: Store, info: StudyInfo) -> bool:
     """New study, or one the archive has grown (more instances) since we recorded it.
 
     GlioWatch's own objects (the SEG and SR series the write-back step stored into the study,
-    ``writeback_objects``, and those a background write-back is storing and has not recorded yet,
-    ``own_series``) are not input: they are left out of both counts, so storing them, which
+    ``writeback_objects``) are not input: they are left out of both counts, so storing them, which
     re-stabilises the study in the archive, neither re-ingests it nor loops.
     """
     if sql.known_study(store, info.study_uid) is None:
         return True
-    recorded = writeback_sql.written_series_uids(store, info.study_uid)
-    ours = recorded | set(own_series)
-    stored = writeback_sql.instance_count_without_writeback(store, info.study_uid) if recorded else \
+    ours = writeback_sql.written_series_uids(store, info.study_uid)
+    stored = writeback_sql.instance_count_without_writeback(store, info.study_uid) if ours else \
         sql.stored_instance_count(store, info.study_uid)
     archive_instances = 0
     for series_id in info.series_ids:

@@ -22,8 +22,7 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from engine.store import writeback_report as report_sql
 from engine.writeback.key_image import build_key_image
 from engine.writeback.report import build_report
 from engine.writeback.report_codes import TRACKING_NAMESPACE
-from engine.writeback.report_content import ReportContent, content_digest
+from engine.writeback.report_content import content_digest
 from engine.writeback.report_inputs import load_report_content
 from engine.writeback.segmentation import build_segmentation
 
@@ -73,69 +72,6 @@ def derived_uid(*parts: str) -> str:
     return str(hd.UID.from_uuid(str(uuid.uuid5(TRACKING_NAMESPACE, "/".join(parts)))))
 
 
-@dataclass(frozen=True, slots=True)
-class WriteBackPlan:
-    """Phase 1 of one study's write-back: everything it needs from the store, read in the writer's
-    thread (:func:`plan_write_backs`). Phases 2 and 3 do not read the store again."""
-
-    study_uid: str
-    assessed_at: datetime
-    exam: str
-    options: WriteBackOptions
-    writeback_dir: Path
-    failure: str = ""  # recorded as FAILED without touching the archive (no current segmentation)
-    patient_key: str = ""
-    study: dict[str, Any] = field(default_factory=dict)  # engine.store.writeback_report.study_for_report
-    labels_file: Path | None = None
-    seg_key: str = ""
-    reuse_seg: str | None = None  # the current SEG's file (relative to writeback_dir), when unchanged
-    seg_instance_uid: str = ""  # the SOP Instance UID of the SEG the report refers to
-    content: ReportContent | None = None
-    sr_key: str = ""
-    write_sr: bool = False
-    write_sc: bool = False
-    #: per earlier study the report compares with: its SEG files, best first (the one this batch
-    #: writes, then the one in the store); the first that exists is referenced as evidence
-    prior_segs: tuple[tuple[str, ...], ...] = ()
-    t1c: dict[str, Any] | None = None  # engine.store.writeback_report.t1c_series
-
-    @property
-    def stamp(self) -> str:
-        return self.assessed_at.isoformat()
-
-    @property
-    def series_uids(self) -> frozenset[str]:
-        """The series this write-back may store into the archive (UIDs are derived, so known
-        before anything is built): until it is recorded, the watcher must not take them for input."""
-        if self.failure:
-            return frozenset()
-        uids = set() if self.reuse_seg is not None else {derived_uid(self.study_uid, "SEG", self.seg_key, self.stamp)}
-        if self.write_sr:
-            uids.add(derived_uid(self.study_uid, "SR", self.sr_key, self.stamp))
-        if self.write_sc:
-            uids.add(derived_uid(self.study_uid, "SC", self.sr_key, self.stamp))
-        return frozenset(uids)
-
-
-@dataclass(frozen=True, slots=True)
-class WrittenObject:
-    kind: str  # SEG, SR or SC
-    series_uid: str
-    sop_instance_uid: str
-    content_key: str
-    file_path: str  # relative to writeback_dir
-    archive_instance_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class WriteBackExecution:
-    """Phase 2's result: the objects built, saved and uploaded, or why none could be."""
-
-    plan: WriteBackPlan
-    written: tuple[WrittenObject, ...] = ()
-    failure: str = ""  # non-retryable: recorded as FAILED
-
-
 def write_back_study(
     store: Store, archive: Archive, study_uid: str, *, paths: StatePaths, writeback_dir: Path,
     assessed_at: datetime, options: WriteBackOptions = WriteBackOptions(),
@@ -144,13 +80,23 @@ def write_back_study(
 
     A non-retryable :class:`GlioWatchError` (a series that is not one volume, labels off the
     grid) is recorded as FAILED with its reason and does not stop the caller; a retryable one
-    (archive down) propagates, and the study stays due. The three phases, for a caller that runs
-    the middle one on another thread (``flows.writeback``): :func:`plan_write_backs` (reads the
-    store), :func:`execute_write_back` (builds and uploads; no store), :func:`record_write_back`.
+    (archive down) propagates, and the study stays due.
     """
-    [plan] = plan_write_backs(store, [(study_uid, assessed_at)], paths=paths, writeback_dir=writeback_dir,
-                              options=options)
-    return record_write_back(store, archive, execute_write_back(plan, archive))
+    study = report_sql.study_for_report(store, study_uid)
+    exam = f"study {study_uid}" if study is None else f"patient {study['patient_key']}, MRI {study['study_date']}"
+    try:
+        if study is None:
+            raise WriteBackError("The study has no current segmentation to write back", exam=exam,
+                                 action="Nothing was written back. Re-score the study.")
+        written, deleted = _write(store, archive, study, paths=paths, writeback_dir=writeback_dir,
+                                  assessed_at=assessed_at, options=options, exam=exam)
+    except GlioWatchError as exc:
+        if exc.retryable:
+            raise
+        log.warning("write-back of %s failed: %s", exam, exc.reason)
+        return record_failure(store, study_uid, assessed_at=assessed_at, reason=exc.reason)
+    message = f"{exam}: {len(written)} object(s) written, {len(deleted)} superseded deleted"
+    return WriteBackOutcome(study_uid, True, message, tuple(written), tuple(deleted))
 
 
 def record_failure(store: Store, study_uid: str, *, assessed_at: datetime, reason: str) -> WriteBackOutcome:
@@ -160,147 +106,67 @@ def record_failure(store: Store, study_uid: str, *, assessed_at: datetime, reaso
     return WriteBackOutcome(study_uid, False, reason)
 
 
-def plan_write_backs(store: Store, due: Sequence[tuple[str, datetime]], *, paths: StatePaths, writeback_dir: Path,
-                     options: WriteBackOptions) -> list[WriteBackPlan]:
-    """Phase 1 for a batch of (study UID, assessed at), in the order given (a patient's studies by
-    date): what each study's write-back reads from the store. A report refers to the SEGs of the
-    patient's earlier studies; an earlier study whose new SEG is planned in the same batch is
-    referred to by that SEG, as if the batch were written and recorded one study at a time."""
-    planned_seg: dict[str, str] = {}
-    plans = []
-    for study_uid, assessed_at in due:
-        plan = _plan(store, study_uid, assessed_at, paths=paths, writeback_dir=writeback_dir, options=options,
-                     planned_seg=planned_seg)
-        if not plan.failure and plan.reuse_seg is None:
-            planned_seg[study_uid] = _seg_file(plan)
-        plans.append(plan)
-    return plans
-
-
-def _plan(store: Store, study_uid: str, assessed_at: datetime, *, paths: StatePaths, writeback_dir: Path,
-          options: WriteBackOptions, planned_seg: dict[str, str]) -> WriteBackPlan:
-    study = report_sql.study_for_report(store, study_uid)
-    exam = f"study {study_uid}" if study is None else f"patient {study['patient_key']}, MRI {study['study_date']}"
-    if study is None:
-        return WriteBackPlan(study_uid, assessed_at, exam, options, writeback_dir,
-                             failure="The study has no current segmentation to write back")
+def _write(store: Store, archive: Archive, study: dict[str, Any], *, paths: StatePaths, writeback_dir: Path,
+           assessed_at: datetime, options: WriteBackOptions, exam: str) -> tuple[list[str], list[str]]:
+    study_uid, patient_key = str(study["study_uid"]), str(study["patient_key"])
+    labels = read_nifti(paths.resolve(StoredFile.LABELS, study["labels_path"]))
+    folder = writeback_dir / patient_key / study_uid
     stamp = assessed_at.isoformat()
+    pending: list[tuple[str, Any, str, str]] = []  # (kind, dataset, content key, file)
     seg_key = "|".join(str(study[k] or "") for k in ("model_name", "model_version", "weights_sha256",
                                                      "config_sha256", "labels_path")) + f"|{options.segmentation_type}"
     current_seg = sql.current_object(store, study_uid, "SEG")
-    reuse = (current_seg is not None and current_seg["content_key"] == seg_key
-             and (writeback_dir / current_seg["file_path"]).is_file())
-    seg_instance_uid = (str(current_seg["sop_instance_uid"]) if reuse and current_seg is not None
-                        else derived_uid(study_uid, "SEG", seg_key, stamp, "instance"))
+    reusable = (current_seg is not None and current_seg["content_key"] == seg_key
+                and (writeback_dir / current_seg["file_path"]).is_file())
+    if reusable:
+        seg = pydicom.dcmread(writeback_dir / current_seg["file_path"], stop_before_pixels=True)
+        sources = None
+    else:
+        sources = _t1c_headers(store, archive, study_uid, exam)
+        seg = build_segmentation(
+            sources, labels, model_name=str(study["model_name"])[:64], model_version=str(study["model_version"])[:64],
+            weights_sha256=str(study["weights_sha256"]), config_sha256=study["config_sha256"] or None,
+            series_number=SEG_SERIES_NUMBER, series_uid=derived_uid(study_uid, "SEG", seg_key, stamp),
+            sop_instance_uid=derived_uid(study_uid, "SEG", seg_key, stamp, "instance"),
+            segmentation_type=options.segmentation_type, exam=exam)
+        pending.append(("SEG", seg, seg_key, f"{patient_key}/{study_uid}/SEG_{seg.SeriesInstanceUID}.dcm"))
     content = load_report_content(store, study_uid)
-    sr_key, write_sr, write_sc, priors = "", False, False, ()
     if content is not None:
-        sr_key = content_digest(content, segmentation_uid=seg_instance_uid)
+        sr_key = content_digest(content, segmentation_uid=str(seg.SOPInstanceUID))
         current_sr = sql.current_object(store, study_uid, "SR")
-        write_sr = current_sr is None or current_sr["content_key"] != sr_key
-        if write_sr:
-            priors = tuple(_prior_segs(store, uid, planned_seg, writeback_dir) for uid in content.prior_study_uids)
+        if current_sr is None or current_sr["content_key"] != sr_key:
+            sources = sources or _t1c_headers(store, archive, study_uid, exam)
+            prior = [pydicom.dcmread(writeback_dir / o["file_path"], stop_before_pixels=True)
+                     for uid in content.prior_study_uids
+                     if (o := sql.current_object(store, uid, "SEG")) is not None
+                     and (writeback_dir / o["file_path"]).is_file()]
+            sr = build_report(content, t1c_datasets=sources, segmentation=seg, prior_evidence=prior,
+                              series_uid=derived_uid(study_uid, "SR", sr_key, stamp),
+                              sop_instance_uid=derived_uid(study_uid, "SR", sr_key, stamp, "instance"),
+                              series_number=SR_SERIES_NUMBER, device_uid=derived_uid("GlioWatch", "device"))
+            pending.append(("SR", sr, sr_key, f"{patient_key}/{study_uid}/SR_{sr.SeriesInstanceUID}.dcm"))
         current_sc = sql.current_object(store, study_uid, "SC") if options.key_image else None
-        write_sc = options.key_image and (current_sc is None or current_sc["content_key"] != sr_key)
-    return WriteBackPlan(
-        study_uid, assessed_at, exam, options, writeback_dir, patient_key=str(study["patient_key"]), study=study,
-        labels_file=paths.resolve(StoredFile.LABELS, study["labels_path"]), seg_key=seg_key,
-        reuse_seg=str(current_seg["file_path"]) if reuse and current_seg is not None else None,
-        seg_instance_uid=seg_instance_uid, content=content, sr_key=sr_key, write_sr=write_sr, write_sc=write_sc,
-        prior_segs=priors, t1c=report_sql.t1c_series(store, study_uid))
-
-
-def _prior_segs(store: Store, study_uid: str, planned_seg: dict[str, str], writeback_dir: Path) -> tuple[str, ...]:
-    stored = sql.current_object(store, study_uid, "SEG")
-    files = [planned_seg[study_uid]] if study_uid in planned_seg else []
-    if stored is not None and (writeback_dir / stored["file_path"]).is_file():
-        files.append(str(stored["file_path"]))
-    return tuple(files)
-
-
-def _seg_file(plan: WriteBackPlan) -> str:
-    series_uid = derived_uid(plan.study_uid, "SEG", plan.seg_key, plan.stamp)
-    return f"{plan.patient_key}/{plan.study_uid}/SEG_{series_uid}.dcm"
-
-
-def execute_write_back(plan: WriteBackPlan, archive: Archive) -> WriteBackExecution:
-    """Phase 2: build the objects that changed, save each under ``writeback_dir`` and upload it.
-    Reads the labels, the T1c's headers (from the archive) and earlier SEG files, not the store,
-    so it may run on another thread than the store's writer. A non-retryable
-    :class:`GlioWatchError` becomes the execution's ``failure``; a retryable one propagates."""
-    if plan.failure:
-        return WriteBackExecution(plan, failure=plan.failure)
-    try:
-        pending = _build(plan, archive)
-    except GlioWatchError as exc:
-        if exc.retryable:
-            raise
-        return WriteBackExecution(plan, failure=exc.reason)
-    (plan.writeback_dir / plan.patient_key / plan.study_uid).mkdir(parents=True, exist_ok=True)
-    written = []
+        if options.key_image and (current_sc is None or current_sc["content_key"] != sr_key):
+            sources = sources or _t1c_headers(store, archive, study_uid, exam)
+            pending += _key_image(content, sources, labels, sr_key=sr_key, stamp=stamp, exam=exam)
+    folder.mkdir(parents=True, exist_ok=True)
+    uploaded = []
     for kind, dataset, key, relative in pending:
-        path = plan.writeback_dir / relative
+        path = writeback_dir / relative
         tmp = path.with_suffix(".tmp")
         dataset.save_as(tmp, enforce_file_format=True)
         tmp.replace(path)
         ids = archive.upload_file(path)
-        written.append(WrittenObject(kind, str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID), key,
-                                     relative, ids[0] if ids else None))
-    return WriteBackExecution(plan, written=tuple(written))
-
-
-def record_write_back(store: Store, archive: Archive, execution: WriteBackExecution) -> WriteBackOutcome:
-    """Phase 3: commit the written objects and the study's status in one transaction (or record
-    the failure), then delete superseded objects from the archive when configured."""
-    plan = execution.plan
-    if execution.failure:
-        log.warning("write-back of %s failed: %s", plan.exam, execution.failure)
-        return record_failure(store, plan.study_uid, assessed_at=plan.assessed_at, reason=execution.failure)
+        uploaded.append((kind, dataset, key, relative, ids[0] if ids else None))
     with store.transaction() as con:
-        for o in execution.written:
-            sql.record_object(con, series_uid=o.series_uid, sop_instance_uid=o.sop_instance_uid,
-                              study_uid=plan.study_uid, patient_key=plan.patient_key, kind=o.kind,
-                              content_key=o.content_key, file_path=o.file_path, archive_instance_id=o.archive_instance_id)
-        sql.set_status(con, study_uid=plan.study_uid, status="WRITTEN", reason=None, assessed_at=plan.assessed_at)
-    deleted = _delete_superseded(store, archive, plan.study_uid) if plan.options.delete_superseded else []
-    message = f"{plan.exam}: {len(execution.written)} object(s) written, {len(deleted)} superseded deleted"
-    return WriteBackOutcome(plan.study_uid, True, message, tuple(o.series_uid for o in execution.written),
-                            tuple(deleted))
-
-
-def _build(plan: WriteBackPlan, archive: Archive) -> list[tuple[str, Any, str, str]]:
-    """The objects to write: (kind, dataset, content key, file relative to writeback_dir)."""
-    study, exam, stamp = plan.study, plan.exam, plan.stamp
-    labels = read_nifti(plan.labels_file)
-    pending: list[tuple[str, Any, str, str]] = []
-    sources = None
-    if plan.reuse_seg is not None:
-        seg = pydicom.dcmread(plan.writeback_dir / plan.reuse_seg, stop_before_pixels=True)
-    else:
-        sources = _t1c_headers(archive, plan)
-        seg = build_segmentation(
-            sources, labels, model_name=str(study["model_name"])[:64], model_version=str(study["model_version"])[:64],
-            weights_sha256=str(study["weights_sha256"]), config_sha256=study["config_sha256"] or None,
-            series_number=SEG_SERIES_NUMBER, series_uid=derived_uid(plan.study_uid, "SEG", plan.seg_key, stamp),
-            sop_instance_uid=plan.seg_instance_uid, segmentation_type=plan.options.segmentation_type, exam=exam)
-        pending.append(("SEG", seg, plan.seg_key, _seg_file(plan)))
-    content = plan.content
-    if content is None:
-        return pending
-    if plan.write_sr:
-        sources = sources or _t1c_headers(archive, plan)
-        prior = [pydicom.dcmread(plan.writeback_dir / files[0], stop_before_pixels=True)
-                 for candidates in plan.prior_segs
-                 if (files := [f for f in candidates if (plan.writeback_dir / f).is_file()])]
-        sr = build_report(content, t1c_datasets=sources, segmentation=seg, prior_evidence=prior,
-                          series_uid=derived_uid(plan.study_uid, "SR", plan.sr_key, stamp),
-                          sop_instance_uid=derived_uid(plan.study_uid, "SR", plan.sr_key, stamp, "instance"),
-                          series_number=SR_SERIES_NUMBER, device_uid=derived_uid("GlioWatch", "device"))
-        pending.append(("SR", sr, plan.sr_key, f"{plan.patient_key}/{plan.study_uid}/SR_{sr.SeriesInstanceUID}.dcm"))
-    if plan.write_sc:
-        sources = sources or _t1c_headers(archive, plan)
-        pending += _key_image(content, sources, labels, sr_key=plan.sr_key, stamp=stamp, exam=exam)
-    return pending
+        for kind, dataset, key, relative, instance_id in uploaded:
+            sql.record_object(con, series_uid=str(dataset.SeriesInstanceUID),
+                              sop_instance_uid=str(dataset.SOPInstanceUID), study_uid=study_uid,
+                              patient_key=patient_key, kind=kind, content_key=key, file_path=relative,
+                              archive_instance_id=instance_id)
+        sql.set_status(con, study_uid=study_uid, status="WRITTEN", reason=None, assessed_at=assessed_at)
+    deleted = _delete_superseded(store, archive, study_uid) if options.delete_superseded else []
+    return [str(u[1].SeriesInstanceUID) for u in uploaded], deleted
 
 
 def _key_image(content: Any, sources: list[Any], labels: Any, *, sr_key: str, stamp: str,
@@ -317,17 +183,14 @@ def _key_image(content: Any, sources: list[Any], labels: Any, *, sr_key: str, st
     return [("SC", image, sr_key, f"{content.patient_key}/{study_uid}/SC_{image.SeriesInstanceUID}.dcm")]
 
 
-def _t1c_headers(archive: Archive, plan: WriteBackPlan) -> list[Any]:
-    """The T1c series' instances (the SEG's and SR's source images), fetched as one series
-    (``Archive.fetch_series``: one DICOMweb response from Orthanc), in instance-number order."""
-    series = plan.t1c
-    if series is None or not series["archive_series_id"] or not series["archive_study_id"]:
-        raise WriteBackError("The study's post-contrast T1 series is not known in the archive", exam=plan.exam,
+def _t1c_headers(store: Store, archive: Archive, study_uid: str, exam: str) -> list[Any]:
+    series = report_sql.t1c_series(store, study_uid)
+    if series is None or not series["archive_series_id"]:
+        raise WriteBackError("The study's post-contrast T1 series is not known in the archive", exam=exam,
                              action="Nothing was written back. Check that the study is still in the archive.")
     info = archive.series(str(series["archive_series_id"]))
-    files = archive.fetch_series(archive.study(str(series["archive_study_id"])), info)
-    datasets = [pydicom.dcmread(io.BytesIO(data)) for data in files]
-    return sorted(datasets, key=lambda ds: (int(getattr(ds, "InstanceNumber", 0) or 0), str(ds.SOPInstanceUID)))
+    return [pydicom.dcmread(io.BytesIO(archive.fetch_instance(i)))
+            for i in info.instance_ids]
 
 
 def _delete_superseded(store: Store, archive: Archive, study_uid: str) -> list[str]:

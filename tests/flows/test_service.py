@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -10,19 +9,13 @@ import pytest
 
 import flows.runtime
 from engine.errors import StoreError
-from engine.settings import Settings, WriteBackSettings
+from engine.settings import Settings
 from engine.store.writer_presence import read_presence
 from flows import service
 
 
 class _Runtime:
     closed = False
-    settings: Settings
-
-    def bind(self, settings: Settings) -> _Runtime:
-        # no write-back: this loop's cycles are stand-ins, with no store or archive behind them
-        self.settings = dataclasses.replace(settings, writeback=WriteBackSettings(enabled=False))
-        return self
 
     def close(self) -> None:
         self.closed = True
@@ -36,7 +29,7 @@ class _Report:
 @pytest.fixture
 def runtime(monkeypatch: pytest.MonkeyPatch) -> _Runtime:
     rt = _Runtime()
-    monkeypatch.setattr(flows.runtime, "build_runtime", rt.bind)
+    monkeypatch.setattr(flows.runtime, "build_runtime", lambda settings: rt)
     return rt
 
 

@@ -20,7 +20,6 @@ import io
 import json
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import highdicom as hd
@@ -55,12 +54,6 @@ def _objects_in_orthanc(archive: OrthancArchive, study_uid: str) -> dict[str, li
                 if ds.SOPClassUID in SEG_CLASSES or ds.SOPClassUID in (SR_CLASS, SC_CLASS):
                     found.setdefault(str(ds.SOPClassUID), []).append(ds)
     return found
-
-
-def _other_evidence(sr: pydicom.Dataset) -> set[str]:
-    """SOP Instance UIDs the SR lists as pertinent other evidence (the earlier studies' objects)."""
-    return {str(ref.ReferencedSOPInstanceUID) for study in sr.get("PertinentOtherEvidenceSequence", [])
-            for series in study.ReferencedSeriesSequence for ref in series.ReferencedSOPSequence}
 
 
 def _dciodvfy_errors(ds: pydicom.Dataset, tmp_path: Path) -> list[str]:
@@ -135,13 +128,6 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
             assert "RANO response on the scan date" in evaluations
             growth_stated[uid] = any(m.name.meaning == "Volume doubling time" for m in rano.get_measurements())
         assert lesion_uids, "no tracked lesion was reported"
-        # one cycle, one write-back batch: each report refers to the SEGs the same batch wrote for
-        # the patient's earlier studies (planned before any was recorded)
-        current_seg = dict(store.query(
-            "SELECT study_uid, sop_instance_uid FROM writeback_objects WHERE kind = 'SEG' AND superseded_by IS NULL"))
-        for i, uid in enumerate(assessed):
-            sr = _objects_in_orthanc(archive, uid)[SR_CLASS][0]
-            assert _other_evidence(sr) == {current_seg[u] for u in assessed[:i]}, uid
         # the patient's growth fits (over the whole course) are stated by the latest study's report only
         evaluable = store.query("SELECT count(*) FROM growth WHERE evaluable AND vdt_days IS NOT NULL")[0][0]
         assert growth_stated == {uid: bool(evaluable) and uid == assessed[-1] for uid in assessed}
@@ -185,117 +171,3 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
                                                                  SC_CLASS: 1}
     finally:
         rt.close()
-
-
-def test_a_loop_writes_back_in_the_background_and_the_next_cycle_records_it(
-        archive: OrthancArchive, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``[writeback] background`` (a loop): a cycle hands its batch to the background thread and
-    ends; the next cycle records it (after its own processing) and hands on its own batch; the
-    loop's end waits for the last one. Nothing is recorded by the thread itself. The objects a
-    batch has stored but not yet recorded re-stabilise their study, and the next cycle reads that
-    change before it records them: they are not taken for input (no re-ingest)."""
-    manifest_path = generate_cohort(n_patients=1, seed=5, out_dir=tmp_path / "cohort", size="test", n_visits=3)
-    visits = json.loads(manifest_path.read_text())["patients"][0]["visits"][:2]  # the first two are sent
-    configure_prefect(settings)
-    from engine.store import open_store
-    from flows.runtime import build_runtime, start_background_write_back
-    from flows.watch import watch_cycle
-    from flows.writeback import finish_write_back
-
-    def send(visit: dict) -> None:
-        for series in visit["series"]:
-            for path in sorted((manifest_path.parent / series["dir"]).glob("*.dcm")):
-                archive.upload_file(path)
-
-    # a batch, once executed, stays in flight until the next cycle has read the change feed and
-    # starts processing its new studies (deterministic, instead of a race with the upload)
-    import flows.process
-    import flows.writeback_runner
-
-    gate = threading.Condition()
-    state = {"processing": 0, "open": False}
-    real_execute, real_processing = flows.writeback_runner.execute_batch, flows.process.run_processing
-
-    def held_execute(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        with gate:
-            submitted_in = state["processing"]
-        done = real_execute(*args, **kwargs)
-        with gate:
-            assert gate.wait_for(lambda: state["open"] or state["processing"] > submitted_in, timeout=600)
-        return done
-
-    def releasing_processing(rt, study_uids):  # noqa: ANN001, ANN202
-        if study_uids:
-            with gate:
-                state["processing"] += 1
-                gate.notify_all()
-        return real_processing(rt, study_uids)
-
-    monkeypatch.setattr(flows.writeback_runner, "execute_batch", held_execute)
-    monkeypatch.setattr(flows.process, "run_processing", releasing_processing)
-
-    rt = build_runtime(settings)
-    try:
-        assert start_background_write_back(rt)
-        store = rt.store
-        send(visits[0])
-        wait_stable(archive, 1)
-        watch_cycle(rt, reconcile=True)
-        [first] = [r[0] for r in store.query("SELECT study_uid FROM studies WHERE status = 'ASSESSED'")]
-        assert rt.writeback.in_flight
-        assert store.query("SELECT count(*) FROM writeback_status")[0][0] == 0  # not recorded by this cycle
-        # the batch stores its objects into the first study, which Orthanc re-stabilises: a change
-        # the next cycle reads before it has recorded them
-        [first_id] = archive.list_studies()
-        _wait_restabilised(archive, first_id)
-
-        send(visits[1])
-        wait_stable(archive, 2)
-        report = watch_cycle(rt, reconcile=True)
-        assert len(report.ingested) == 1 and first not in report.ingested, report.summary()  # not taken for input
-        assert dict(store.query("SELECT study_uid, status FROM writeback_status")) == {first: "WRITTEN"}
-        assert rt.writeback.in_flight  # the second study's batch
-
-        with gate:
-            state["open"] = True
-            gate.notify_all()
-        finish_write_back(rt)
-        assert not rt.writeback.in_flight
-        assessed = [r[0] for r in store.query(
-            "SELECT study_uid FROM studies WHERE status = 'ASSESSED' ORDER BY study_date")]
-        assert len(assessed) == 2 and assessed[0] == first
-        assert dict(store.query("SELECT study_uid, status FROM writeback_status")) == {u: "WRITTEN" for u in assessed}
-        current = store.query_dicts("SELECT * FROM writeback_objects WHERE superseded_by IS NULL")
-        assert sorted((r["study_uid"], r["kind"]) for r in current) == sorted(
-            (u, k) for u in assessed for k in ("SEG", "SR"))
-        for uid in assessed:  # what the store says is current is what Orthanc holds
-            objects = _objects_in_orthanc(archive, uid)
-            in_orthanc = {str(ds.SOPInstanceUID) for found in objects.values() for ds in found}
-            assert {r["sop_instance_uid"] for r in current if r["study_uid"] == uid} <= in_orthanc
-        second_sr = next(ds for ds in _objects_in_orthanc(archive, assessed[1])[SR_CLASS]
-                         if str(ds.SOPInstanceUID) in {r["sop_instance_uid"] for r in current})
-        first_seg = next(r["sop_instance_uid"] for r in current if r["study_uid"] == first and r["kind"] == "SEG")
-        assert _other_evidence(second_sr) == {first_seg}  # recorded by the earlier batch, read from the store
-        assert store.query("SELECT DISTINCT revision FROM studies") == [(1,)]  # nothing re-ingested
-        with open_store(settings.snapshot_path, read_only=True) as snapshot:  # published after the last batch
-            assert snapshot.query("SELECT count(*) FROM writeback_status WHERE status = 'WRITTEN'")[0][0] == 2
-    finally:
-        with gate:  # a failed assertion must not leave the background thread waiting
-            state["open"] = True
-            gate.notify_all()
-        rt.close()
-
-
-def _wait_restabilised(archive: OrthancArchive, study_id: str, timeout_s: float = 120.0) -> None:
-    """Until Orthanc holds the study's SEG and SR beside its 4 image series and has called the
-    study stable again since its first StableStudy."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        stable = [c for c in archive.changes(since=0, limit=10000).changes
-                  if c.change_type == "StableStudy" and c.resource_id == study_id]
-        if len(archive.study(study_id).series_ids) >= 6 and len(stable) >= 2:
-            return
-        time.sleep(0.2)
-    pytest.fail(f"the write-back's objects did not re-stabilise study {study_id} within {timeout_s} s")
