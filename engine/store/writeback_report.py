@@ -24,8 +24,9 @@ def study_for_report(store: Store, study_uid: str) -> dict[str, Any] | None:
 def t1c_series(store: Store, study_uid: str) -> dict[str, Any] | None:
     """The series the study's T1c volume (and so its labels' grid) came from."""
     return _one(store,
-                """SELECT r.series_uid, r.archive_series_id, r.description FROM volumes v
+                """SELECT r.series_uid, r.archive_series_id, r.description, s.archive_study_id FROM volumes v
                    JOIN series r ON r.study_uid = v.study_uid AND r.series_uid = v.series_uid
+                   JOIN studies s ON s.study_uid = v.study_uid
                    WHERE v.study_uid = ? AND v.sequence = 'T1c'""", [study_uid])
 
 

@@ -184,13 +184,17 @@ def _key_image(content: Any, sources: list[Any], labels: Any, *, sr_key: str, st
 
 
 def _t1c_headers(store: Store, archive: Archive, study_uid: str, exam: str) -> list[Any]:
+    """The T1c series' instances (the objects' source images), fetched as one series
+    (``Archive.fetch_series``: one DICOMweb response from Orthanc, not one request per instance),
+    in instance-number order."""
     series = report_sql.t1c_series(store, study_uid)
-    if series is None or not series["archive_series_id"]:
+    if series is None or not series["archive_series_id"] or not series["archive_study_id"]:
         raise WriteBackError("The study's post-contrast T1 series is not known in the archive", exam=exam,
                              action="Nothing was written back. Check that the study is still in the archive.")
     info = archive.series(str(series["archive_series_id"]))
-    return [pydicom.dcmread(io.BytesIO(archive.fetch_instance(i)))
-            for i in info.instance_ids]
+    files = archive.fetch_series(archive.study(str(series["archive_study_id"])), info)
+    datasets = [pydicom.dcmread(io.BytesIO(data)) for data in files]
+    return sorted(datasets, key=lambda ds: (int(getattr(ds, "InstanceNumber", 0) or 0), str(ds.SOPInstanceUID)))
 
 
 def _delete_superseded(store: Store, archive: Archive, study_uid: str) -> list[str]:

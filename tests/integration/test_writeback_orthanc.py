@@ -56,6 +56,12 @@ def _objects_in_orthanc(archive: OrthancArchive, study_uid: str) -> dict[str, li
     return found
 
 
+def _other_evidence(sr: pydicom.Dataset) -> set[str]:
+    """SOP Instance UIDs the SR lists as pertinent other evidence (the earlier studies' objects)."""
+    return {str(ref.ReferencedSOPInstanceUID) for study in sr.get("PertinentOtherEvidenceSequence", [])
+            for series in study.ReferencedSeriesSequence for ref in series.ReferencedSOPSequence}
+
+
 def _dciodvfy_errors(ds: pydicom.Dataset, tmp_path: Path) -> list[str]:
     if shutil.which("dciodvfy") is None:
         pytest.fail("dciodvfy is not installed: run `make system` (Debian package 'dicom3tools')")
@@ -128,6 +134,12 @@ def test_assessed_studies_carry_seg_and_sr_and_the_watcher_stays_idle(
             assert "RANO response on the scan date" in evaluations
             growth_stated[uid] = any(m.name.meaning == "Volume doubling time" for m in rano.get_measurements())
         assert lesion_uids, "no tracked lesion was reported"
+        # each report refers to the current SEGs of the patient's earlier studies
+        current_seg = dict(store.query(
+            "SELECT study_uid, sop_instance_uid FROM writeback_objects WHERE kind = 'SEG' AND superseded_by IS NULL"))
+        for i, uid in enumerate(assessed):
+            sr = _objects_in_orthanc(archive, uid)[SR_CLASS][0]
+            assert _other_evidence(sr) == {current_seg[u] for u in assessed[:i]}, uid
         # the patient's growth fits (over the whole course) are stated by the latest study's report only
         evaluable = store.query("SELECT count(*) FROM growth WHERE evaluable AND vdt_days IS NOT NULL")[0][0]
         assert growth_stated == {uid: bool(evaluable) and uid == assessed[-1] for uid in assessed}
