@@ -25,7 +25,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from engine import pipeline
 from engine.registration import Registrar
-from engine.segmentation import Segmenter
+from engine.segmentation import Segmenter, segmentation_on_gpu
 from engine.settings import RegistrationSettings, SegmentationSettings, Settings
 from engine.state_paths import StatePaths
 from engine.store import Store
@@ -135,23 +135,12 @@ def segmentation_slots(settings: Settings, n_studies: int) -> tuple[int, int]:
     voxel for voxel those on 2 threads one after another."""
     import os
 
-    if _segmentation_on_gpu(settings.segmentation):
+    if segmentation_on_gpu(settings.segmentation):
         return settings.gpu_slots, 0
     side_by_side = max(1, min(n_studies, max(settings.workers, settings.gpu_slots)))
     if side_by_side == 1:
         return 1, 0
     return side_by_side, max(1, (os.cpu_count() or 1) // side_by_side)
-
-
-def _segmentation_on_gpu(settings: SegmentationSettings) -> bool:
-    device = settings.device.strip().lower()
-    if device.startswith("cuda"):
-        return True
-    if device != "auto":
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 def register_on_runner(settings: Settings, paths: StatePaths) -> ComputeRegistrations:

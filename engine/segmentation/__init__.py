@@ -16,6 +16,22 @@ from engine.segmentation.result import SegmentationResult, Segmenter
 from engine.settings import SegmentationSettings
 
 
+def segmentation_on_gpu(settings: SegmentationSettings, *, cuda_available: bool | None = None) -> bool:
+    """Whether the configured segmenter runs on CUDA: ``cuda[:n]``, or ``auto`` with CUDA present
+    (as :func:`engine.segmentation.inference.select_device` decides; ``engine.registration`` has
+    the same question as ``registration_on_gpu``)."""
+    device = settings.device.strip().lower()
+    if device.startswith("cuda"):
+        return True
+    if device != "auto":
+        return False
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    return bool(cuda_available)
+
+
 def load_segmenter(settings: SegmentationSettings) -> Segmenter:
     """The configured segmenter: the shipped model (or the user's MONAI bundle when
     ``settings.bundle_dir`` is set) for whole-head studies and, when ``settings.stripped_model_dir``
@@ -48,4 +64,5 @@ def load_segmenter(settings: SegmentationSettings) -> Segmenter:
                                                                             bundle=False))
 
 
-__all__ = ["SegmentationResult", "Segmenter", "load_model", "load_segmenter", "resolve_model_dir"]
+__all__ = ["SegmentationResult", "Segmenter", "load_model", "load_segmenter", "resolve_model_dir",
+           "segmentation_on_gpu"]

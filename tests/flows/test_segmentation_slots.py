@@ -9,6 +9,7 @@ import threading
 import pytest
 import torch
 
+from engine.segmentation import segmentation_on_gpu
 from engine.settings import SegmentationSettings, Settings
 from engine.torch_threads import torch_threads
 from flows.process import segmentation_slots
@@ -30,6 +31,15 @@ def test_a_lone_cpu_study_keeps_every_core_and_a_batch_shares_them(two_cores: No
     assert segmentation_slots(cpu, 4) == (2, 1)
     assert segmentation_slots(_settings("cpu", workers=1), 4) == (1, 0)
     assert segmentation_slots(_settings("cpu", workers=4), 3) == (3, 1)  # never fewer than one thread
+
+
+def test_the_segmenter_is_on_the_gpu_when_cuda_is_asked_for_or_auto_finds_it() -> None:
+    def on_gpu(device: str, cuda: bool) -> bool:
+        return segmentation_on_gpu(SegmentationSettings(device=device), cuda_available=cuda)
+
+    assert on_gpu("auto", True) and not on_gpu("auto", False)
+    assert on_gpu("cuda", False) and on_gpu(" CUDA:1 ", True)  # asked for: select_device refuses it if absent
+    assert not on_gpu("cpu", True)
 
 
 def test_a_gpu_runs_its_configured_slots_with_torch_untouched(two_cores: None) -> None:
