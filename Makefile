@@ -15,12 +15,15 @@ OHIF_TGZ := $(OHIF_DIR)/ohif-app-$(OHIF_VERSION).tgz
 OHIF_STAMP := $(OHIF_DIR)/package/dist/index.html
 
 # Debian packages: Orthanc and its DICOMweb plugin, Chromium for the browser tests, dicom3tools (dciodvfy) for the
-# write-back objects.
+# write-back objects, and npm for the viewer only where the machine has none (Debian's npm conflicts with a NodeSource
+# nodejs, which bundles its own npm).
 system:
 	@if ! command -v Orthanc >/dev/null || ! command -v chromium >/dev/null || ! command -v dciodvfy >/dev/null || ! command -v npm >/dev/null || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
-	  echo ">> installing Debian packages (orthanc, orthanc-dicomweb, chromium, dicom3tools, npm)"; \
+	  PKGS="orthanc orthanc-dicomweb chromium dicom3tools"; \
+	  command -v npm >/dev/null || PKGS="$$PKGS npm"; \
+	  echo ">> installing Debian packages ($$PKGS)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q orthanc orthanc-dicomweb chromium dicom3tools npm; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$PKGS; \
 	fi
 
 $(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
