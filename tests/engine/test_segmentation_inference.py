@@ -342,6 +342,38 @@ def test_batch_norm_folds_into_the_convolutions_on_the_cpu_with_the_same_output(
     assert any(isinstance(m, torch.nn.PReLU) for m in training.modules())
 
 
+def test_residual_units_add_in_place_at_inference_with_the_same_output_bit_for_bit() -> None:
+    from monai.networks.blocks.convolutions import ResidualUnit
+
+    from engine.segmentation.inference import residual_adds_in_place
+
+    config = model_config_from_dict({**TINY, "network": {"in_channels": 4, "channels": [4, 8, 16], "strides": [2, 2],
+                                                         "num_res_units": 2, "norm": "batch"}})
+    torch.manual_seed(7)
+    net = build_network(config).eval()
+    units = sum(type(m) is ResidualUnit for m in net.modules())
+    assert units > 0
+    patched = copy.deepcopy(net)
+    assert residual_adds_in_place(patched) == units
+    assert residual_adds_in_place(patched) == 0  # already done
+    image = torch.randn(1, 4, 24, 24, 24)
+    with torch.inference_mode():
+        assert torch.equal(patched(image), net(image))
+    # with autograd on, the sum stays out of place and gradients flow as before
+    leaf = image.clone().requires_grad_(True)
+    out = patched(leaf)
+    out.sum().backward()
+    expected_leaf = image.clone().requires_grad_(True)
+    net(expected_leaf).sum().backward()
+    assert torch.equal(out.detach(), net(image).detach())
+    assert torch.equal(leaf.grad, expected_leaf.grad)
+    # a network in training mode is left alone; the CPU segmenter gets the in-place units
+    assert residual_adds_in_place(build_network(config).train()) == 0
+    seg = MonaiSegmenter(config=config, net=copy.deepcopy(net), weights_sha256="0" * 64, device="cpu")
+    assert not any(type(m) is ResidualUnit for m in seg.net.modules())
+    assert sum(isinstance(m, ResidualUnit) for m in seg.net.modules()) == units
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_foreground_box_is_the_box_of_the_foreground_dilated_by_one_voxel(seed) -> None:
     from scipy import ndimage
