@@ -208,6 +208,9 @@ class Settings:
     task_runner: str = "threads"
     workers: int = 2  # thread-pool size for the heavy steps
     gpu_slots: int = 1  # concurrent model runs per worker process (bursts queue)
+    #: keep freed memory for the next study instead of returning it to the kernel (engine.memory;
+    #: GLIOWATCH_KEEP_FREED_MEMORY): fewer page faults, the process stays near its peak size
+    keep_freed_memory: bool = True
     orthanc: OrthancSettings = field(default_factory=OrthancSettings)
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
     segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.errors import GlioWatchError
+from engine.memory import keep_freed_memory
 from engine.settings import load_settings
 
 #: sub-command module names, in the order ``--help`` lists them.
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(args.config)
+        # before any thread starts: a thread that exists already keeps its own malloc arena
+        keep_freed_memory(settings.keep_freed_memory)
         logging.basicConfig(
             level=getattr(logging, settings.log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

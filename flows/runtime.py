@@ -15,6 +15,7 @@ from engine.archive import Archive
 from engine.alerts.protocol import AlertSink
 from engine.alerts.sinks import build_sinks
 from engine.archive.orthanc import OrthancArchive
+from engine.memory import keep_freed_memory
 from engine.orthanc_server import resolve_password
 from engine.state_paths import StatePaths
 from engine.pseudonym import resolve_salt
@@ -59,6 +60,7 @@ def orthanc_archive(settings: Settings) -> OrthancArchive:
 
 
 def build_runtime(settings: Settings, *, archive: Archive | None = None) -> Runtime:
+    keep_freed_memory(settings.keep_freed_memory)  # the process that runs the steps (engine.memory)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     archive = archive if archive is not None else orthanc_archive(settings)
     rules = load_series_rules(settings.series_rules)
