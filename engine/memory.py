@@ -10,8 +10,10 @@ trimmed) and ``M_ARENA_MAX`` = 1 (every thread allocates from that one heap). It
 the process starts threads: a thread that already has an arena of its own keeps it.
 
 Measured (2026-12-07, 2-core VM, 1 patient x 4 demo studies through the Prefect flow, one process
-per run, on and off alternating): on 61.8, 61.9, 65.4, 68.1 s against off 65.6, 68.2, 68.1, 70.6 s;
-page faults 1.8-2.2 million against 5.4-5.5 million; system time 13.6-16.5 s against 17.1-19.5 s.
+per run, on and off alternating): on 61.8, 61.9, 65.4, 68.1 s against off 65.6, 68.2, 68.1, 70.6 s
+(two of the "on" runs with a 2 GiB trim threshold instead of none, no different); page faults
+1.8-2.2 million against 5.4-5.5 million; system time 13.6-16.5 s against 17.1-19.5 s. Four whole
+demos did not show it: their run-to-run spread (431-563 s) is larger (docs/BENCHMARKS.md).
 Applied only after Prefect's threads had started: 4.1-4.5 million faults, no gain. The price is
 resident memory: the process keeps about its peak and some fragmentation (maximum resident set
 3.5-3.9 GB against 2.9 GB on those 4 studies; a loop of the same 320 MB of tensors settles at

@@ -29,8 +29,8 @@ def faults(size):
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-# 64 MB: above glibc's largest mmap threshold (32 MB); 40 MB in a worker thread: what a thread's
-# own arena would serve from a 64 MB heap of its own, unmapped again once empty
+# 64 MB: above glibc's largest mmap threshold (32 MB); 40 MB in a worker thread too, since the
+# pipeline's steps run in Prefect's worker threads
 main = faults(64 * 2**20)
 worker = []
 thread = threading.Thread(target=lambda: worker.append(faults(40 * 2**20)))
