@@ -13,13 +13,15 @@ Measured (2026-12-07, 2-core VM, 1 patient x 4 demo studies through the Prefect 
 per run, on and off alternating): on 61.8, 61.9, 65.4, 68.1 s against off 65.6, 68.2, 68.1, 70.6 s
 (two of the "on" runs with a 2 GiB trim threshold instead of none, no different); page faults
 1.8-2.2 million against 5.4-5.5 million; system time 13.6-16.5 s against 17.1-19.5 s. Four whole
-demos did not show it: their run-to-run spread (431-563 s) is larger (docs/BENCHMARKS.md).
+demos did not show it: their run-to-run spread (431-563 s) is larger; nor did ``bench_latency``
+(processing median 15.5 and 14.7 s on, 14.9 s off, one after another) (docs/BENCHMARKS.md).
 Applied only after Prefect's threads had started: 4.1-4.5 million faults, no gain. The price is
 resident memory: the process keeps about its peak and some fragmentation (maximum resident set
 3.5-3.9 GB against 2.9 GB on those 4 studies; a loop of the same 320 MB of tensors settles at
 1.3 GB after ~8 rounds and stays there).
 
-Setting ``keep_freed_memory`` (default on; ``GLIOWATCH_KEEP_FREED_MEMORY``) switches it; the
+Setting ``keep_freed_memory`` (default off, since the gain is not visible end to end;
+``GLIOWATCH_KEEP_FREED_MEMORY=true``) switches it on; the
 ``gliowatch`` command applies it at start, and ``flows.runtime.build_runtime`` in any other process
 that runs the steps (Prefect's flow-run subprocesses under ``serve``: there only for the threads
 started after it). Processes that GlioWatch does not start (Dask workers)

@@ -63,6 +63,6 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again() -> None:
     assert main_on < main_off / 20 and worker_on < worker_off / 20
 
 
-def test_the_setting_is_on_by_default_and_the_environment_turns_it_off() -> None:
-    assert load_settings(environ={}).keep_freed_memory is True
-    assert load_settings(environ={"GLIOWATCH_KEEP_FREED_MEMORY": "false"}).keep_freed_memory is False
+def test_the_setting_is_off_by_default_and_the_environment_turns_it_on() -> None:
+    assert load_settings(environ={}).keep_freed_memory is False
+    assert load_settings(environ={"GLIOWATCH_KEEP_FREED_MEMORY": "true"}).keep_freed_memory is True
