@@ -142,14 +142,13 @@ def residual_adds_in_place(net: torch.nn.Module) -> int:
 
 @functools.cache
 def _in_place_residual_unit() -> type:
+    import torch
     from monai.networks.blocks.convolutions import ResidualUnit
 
     class InPlaceResidualUnit(ResidualUnit):
         """:class:`ResidualUnit` whose sum goes into the convolution path's output (no autograd)."""
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            import torch
-
             res = self.residual(x)
             cx = self.conv(x)
             if torch.is_grad_enabled() or cx is x or cx is res:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes.util
 import subprocess
 import sys
 
 import pytest
 
+from engine.memory import _glibc
 from engine.settings import load_settings
 
 PROBE = """
@@ -40,19 +40,12 @@ print(applied, main, worker[0])
 """
 
 
-def _glibc() -> bool:
-    try:
-        return bool(ctypes.CDLL(ctypes.util.find_library("c")).gnu_get_libc_version())
-    except (OSError, AttributeError, TypeError):
-        return False
-
-
 def _faults(mode: str) -> tuple[str, int, int]:
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True).stdout.split()
     return out[0], int(out[1]), int(out[2])
 
 
-@pytest.mark.skipif(not _glibc(), reason="the policy uses glibc's mallopt; this C library has none")
+@pytest.mark.skipif(_glibc() is None, reason="the policy uses glibc's mallopt; this C library has none")
 def test_freed_memory_is_reused_instead_of_faulted_in_again() -> None:
     applied_off, main_off, worker_off = _faults("off")
     applied_on, main_on, worker_on = _faults("on")
