@@ -53,6 +53,7 @@ class TorchConfig:
 class _Level:
     fixed_points: torch.Tensor  # (3, N) fixed voxel indices of this level
     fixed_values: torch.Tensor  # (1, 1, N) normalised fixed intensities at those points
+    fixed_weights: torch.Tensor  # (1, N, bins) their Parzen-window weights (fixed: computed once per level)
     fixed_affine: torch.Tensor  # (4, 4) voxel -> world of the pooled fixed grid
     moving: torch.Tensor  # (1, 2, I, J, K) normalised moving image and its keep mask
     moving_inv_affine: torch.Tensor  # (4, 4) world -> voxel of the pooled moving grid
@@ -112,8 +113,9 @@ class TorchRegistrar:
         m_keep = torch.as_tensor(moving_keep, dtype=dtype, device=dev)[None, None]
         c_fixed = _centroid_mm(f_img * f_keep, fixed.affine, dev)
         c_moving = _centroid_mm(m_img * m_keep, moving.affine, dev)
+        f_both, m_both = torch.cat([f_img, f_keep], dim=1), torch.cat([m_img, m_keep], dim=1)  # once, pooled per level
         loss_fn = GlobalMutualInformationLoss(num_bins=self.config.histogram_bins)
-        generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
+        generator = np.random.default_rng(self.config.seed)
         cap = self.config.samples_per_level_cuda if dev.type == "cuda" else self.config.samples_per_level
 
         rot = torch.zeros(3, dtype=torch.float64, device=dev, requires_grad=True)
@@ -123,8 +125,8 @@ class TorchRegistrar:
         cfg = self.config
         for index, shrink in enumerate(cfg.shrink_factors):
             level = _make_level(
-                fixed=fixed, moving=moving, f_img=f_img, m_img=m_img, f_keep=f_keep, m_keep=m_keep,
-                shrink=shrink, cap=cap, generator=generator,
+                fixed=fixed, moving=moving, f_both=f_both, m_both=m_both, shrink=shrink, cap=cap,
+                generator=generator, loss_fn=loss_fn,
             )  # fmt: skip
 
             def transform(affine: bool) -> torch.Tensor:
@@ -141,8 +143,8 @@ class TorchRegistrar:
                 if cfg.affine_iterations[index] == 0:
                     continue
                 level = _make_level(
-                    fixed=fixed, moving=moving, f_img=f_img, m_img=m_img, f_keep=f_keep, m_keep=m_keep,
-                    shrink=shrink, cap=cap, generator=generator,
+                    fixed=fixed, moving=moving, f_both=f_both, m_both=m_both, shrink=shrink, cap=cap,
+                    generator=generator, loss_fn=loss_fn,
                 )  # fmt: skip
                 metric = _optimise(
                     level, [lin_delta, trans], lambda: transform(True), loss_fn,
@@ -193,28 +195,53 @@ def _level_loss(level: _Level, fixed_to_moving: torch.Tensor, loss_fn: GlobalMut
     usable = sampled[0, 1, :, 0, 0].detach() > 0.5
     if int(usable.sum()) < 64:
         return values.sum() * 0.0  # no overlap: no gradient to follow
-    return loss_fn(values[usable].reshape(1, 1, -1), level.fixed_values[..., usable])
+    return mutual_information_loss(loss_fn, values[usable].reshape(1, 1, -1), level.fixed_weights[:, usable])
+
+
+def mutual_information_loss(loss_fn: GlobalMutualInformationLoss, pred: torch.Tensor,
+                            target_weights: torch.Tensor) -> torch.Tensor:
+    """``loss_fn(pred, target)`` (MONAI's Gaussian Parzen MI, mean reduction) from the target's
+    Parzen weights ``loss_fn.parzen_windowing_gaussian(target)[0]``, computed once by the caller.
+
+    The fixed samples' intensities do not change between iterations, so their weights (an ``exp``
+    over samples x bins, a third of the loss's forward pass) need not be recomputed at each; the
+    rest is MONAI's ``forward``, line for line, and gives the same value and gradient bit for bit
+    (``tests/engine/test_registration_torch.py``).
+    """
+    if loss_fn.kernel_type != "gaussian" or loss_fn.reduction != "mean":
+        msg = "mutual_information_loss reproduces only the Gaussian kernel with mean reduction"
+        raise ValueError(msg)
+    wa, pa = loss_fn.parzen_windowing_gaussian(pred)
+    wb = target_weights
+    pb = torch.mean(wb, dim=-2, keepdim=True)
+    pab = torch.bmm(wa.permute(0, 2, 1), wb.to(wa)).div(wa.shape[1])
+    papb = torch.bmm(pa.permute(0, 2, 1), pb.to(pa))
+    mi = torch.sum(pab * torch.log((pab + loss_fn.smooth_nr) / (papb + loss_fn.smooth_dr) + loss_fn.smooth_dr),
+                   dim=(1, 2))
+    return torch.mean(mi).neg()
 
 
 def _make_level(
     *,
     fixed: Volume,
     moving: Volume,
-    f_img: torch.Tensor,
-    m_img: torch.Tensor,
-    f_keep: torch.Tensor,
-    m_keep: torch.Tensor,
+    f_both: torch.Tensor,
+    m_both: torch.Tensor,
     shrink: int,
     cap: int,
-    generator: torch.Generator,
+    generator: np.random.Generator,
+    loss_fn: GlobalMutualInformationLoss,
 ) -> _Level:
+    """``f_both``, ``m_both``: (1, 2, I, J, K) normalised image and keep mask of each scan."""
     base = min(min(fixed.spacing_mm), min(moving.spacing_mm))
-    f_pooled, f_affine = _pool(torch.cat([f_img, f_keep], dim=1), fixed.affine, fixed.spacing_mm, shrink * base)
-    m_pooled, m_affine = _pool(torch.cat([m_img, m_keep], dim=1), moving.affine, moving.spacing_mm, shrink * base)
+    f_pooled, f_affine = _pool(f_both, fixed.affine, fixed.spacing_mm, shrink * base)
+    m_pooled, m_affine = _pool(m_both, moving.affine, moving.spacing_mm, shrink * base)
     usable = torch.nonzero(f_pooled[0, 1].reshape(-1) > 0.99).reshape(-1).cpu()
     if usable.numel() > cap:
-        usable = usable[torch.randperm(usable.numel(), generator=generator)[:cap]]
-    dev = f_img.device
+        # without replacement, in O(cap): a full permutation of millions of voxels (torch.randperm)
+        # was a third of a CPU registration's time
+        usable = usable[torch.from_numpy(generator.choice(usable.numel(), size=cap, replace=False))]
+    dev = f_both.device
     usable = usable.to(dev)
     shape = f_pooled.shape[2:]
     points = torch.stack(torch.unravel_index(usable, shape)).to(torch.float64)
@@ -222,6 +249,7 @@ def _make_level(
     return _Level(
         fixed_points=points,
         fixed_values=values,
+        fixed_weights=loss_fn.parzen_windowing_gaussian(values)[0],
         fixed_affine=torch.as_tensor(f_affine, dtype=torch.float64, device=dev),
         moving=m_pooled,
         moving_inv_affine=torch.as_tensor(np.linalg.inv(m_affine), dtype=torch.float64, device=dev),
@@ -256,9 +284,11 @@ def _centroid_mm(weights: torch.Tensor, affine: np.ndarray, device: torch.device
     if float(total) <= 0:
         shape = torch.tensor(w.shape, dtype=torch.float64, device=device)
         index = (shape - 1.0) / 2.0
-    else:
-        grids = torch.meshgrid(*[torch.arange(n, dtype=torch.float64, device=device) for n in w.shape], indexing="ij")
-        index = torch.stack([(g * w).sum() / total for g in grids])
+    else:  # the weighted mean index per axis, from the weights' marginal along that axis
+        index = torch.stack([
+            (w.sum(dim=[d for d in range(3) if d != axis]) * torch.arange(n, dtype=torch.float64, device=device)).sum()
+            for axis, n in enumerate(w.shape)
+        ]) / total
     a = torch.as_tensor(affine, dtype=torch.float64, device=device)
     return a[:3, :3] @ index + a[:3, 3]
 

@@ -105,3 +105,44 @@ def test_overlapping_cpu_registrations_restore_torch_threads_once_the_last_ends(
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_mutual_information_from_cached_fixed_weights_is_monais_loss_bit_for_bit() -> None:
+    """The registrar computes the fixed samples' Parzen weights once per level; the loss and its
+    gradient must still be exactly MONAI's ``GlobalMutualInformationLoss`` on the same samples,
+    also when some samples fell outside the moving scan (a subset of the cached weights)."""
+    from monai.losses import GlobalMutualInformationLoss
+
+    from engine.registration.torch_registrar import mutual_information_loss
+
+    generator = torch.Generator().manual_seed(3)
+    loss_fn = GlobalMutualInformationLoss(num_bins=23)
+    fixed = torch.rand(1, 1, 10_000, generator=generator)
+    weights = loss_fn.parzen_windowing_gaussian(fixed)[0]
+    usable = torch.rand(10_000, generator=generator) > 0.1
+    for keep in (torch.ones(10_000, dtype=torch.bool), usable):
+        moving = torch.rand(1, 1, int(keep.sum()), generator=generator, dtype=torch.float32)
+        ours_in = moving.clone().requires_grad_(True)
+        theirs_in = moving.clone().requires_grad_(True)
+        ours = mutual_information_loss(loss_fn, ours_in, weights[:, keep])
+        theirs = loss_fn(theirs_in, fixed[..., keep])
+        ours.backward()
+        theirs.backward()
+        assert torch.equal(ours, theirs)
+        assert torch.equal(ours_in.grad, theirs_in.grad)
+    with pytest.raises(ValueError, match="Gaussian kernel"):
+        mutual_information_loss(GlobalMutualInformationLoss(kernel_type="b-spline"), fixed, weights)
+
+
+def test_intensity_centroid_is_the_weighted_mean_voxel_in_world_millimetres() -> None:
+    from engine.registration.torch_registrar import _centroid_mm
+
+    rng = np.random.default_rng(4)
+    weights = rng.random((7, 5, 6))
+    affine = np.array([[2.0, 0, 0, -10], [0, 1.5, 0, 4], [0, 0, 3.0, 1], [0, 0, 0, 1]])
+    index = np.indices(weights.shape).reshape(3, -1) @ weights.ravel() / weights.sum()
+    expected = affine[:3, :3] @ index + affine[:3, 3]
+    got = _centroid_mm(torch.as_tensor(weights)[None, None], affine, torch.device("cpu")).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    empty = _centroid_mm(torch.zeros(1, 1, 7, 5, 6), affine, torch.device("cpu")).numpy()
+    np.testing.assert_allclose(empty, affine[:3, :3] @ [3.0, 2.0, 2.5] + affine[:3, 3])
