@@ -45,14 +45,17 @@ def iou_matrix(previous: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, n
     if previous.shape != current.shape:
         msg = f"Label arrays must share a grid, got {previous.shape} and {current.shape}"
         raise ValueError(msg)
+    # only voxels inside a lesion of either array count (lesions are a small part of the grid)
+    either = (previous > 0) | (current > 0)
+    previous, current = previous[either], current[either]
     prev_ids = np.unique(previous[previous > 0])
     curr_ids = np.unique(current[current > 0])
     if prev_ids.size == 0 or curr_ids.size == 0:
         return np.zeros((prev_ids.size, curr_ids.size)), prev_ids, curr_ids
-    p = np.searchsorted(prev_ids, previous.ravel()) + 1
-    p[previous.ravel() == 0] = 0
-    c = np.searchsorted(curr_ids, current.ravel()) + 1
-    c[current.ravel() == 0] = 0
+    p = np.searchsorted(prev_ids, previous) + 1
+    p[previous == 0] = 0
+    c = np.searchsorted(curr_ids, current) + 1
+    c[current == 0] = 0
     joint = np.bincount(p * (curr_ids.size + 1) + c, minlength=(prev_ids.size + 1) * (curr_ids.size + 1))
     joint = joint.reshape(prev_ids.size + 1, curr_ids.size + 1)
     inter = joint[1:, 1:].astype(float)

@@ -135,3 +135,81 @@ def test_inside_fraction_parameter_is_used() -> None:
     _, loose = _lesions(mask, criteria=dataclasses.replace(RANO2, inside_fraction=0.9))
     _, tight = _lesions(mask, criteria=strict)
     assert loose[0].product_mm2 > tight[0].product_mm2
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 2.0), (0.9, 1.3, 5.0)])
+def test_skipping_slices_too_small_to_win_keeps_the_exhaustive_best_slice(spacing, monkeypatch) -> None:
+    """Slices whose bounding box cannot hold a larger product are not measured; on irregular
+    blobs and rings the chosen slice and its diameters are those of measuring every slice."""
+    from scipy import ndimage
+
+    from engine.lesions import components
+    from engine.lesions.components import _best_slice
+
+    calls = {"n": 0}
+    measure = components.measure_slice
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls["n"] += 1
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(components, "measure_slice", counted)
+
+    rng = np.random.default_rng(11)
+    field = ndimage.gaussian_filter(rng.random((70, 60, 16)), sigma=(3.0, 3.0, 1.5))
+    mask = field > np.percentile(field, 80)
+    a, b = np.mgrid[0:70, 0:60]
+    ring = (np.hypot(a - 35, b - 30) < 14) & (np.hypot(a - 33, b - 31) > 7)
+    mask[:, :, 10:15] |= ring[:, :, None] & (rng.random((70, 60, 5)) > 0.05)
+    ball = np.zeros((30, 60, 16), bool)  # a lesion that narrows towards its poles, apart from the rest
+    i, j, k = np.indices(ball.shape)
+    ball[np.hypot(np.hypot(i - 15, j - 30), (k - 8) * 2.0) < 11] = True
+    mask = np.concatenate([mask, np.zeros((4, 60, 16), bool), ball])
+    view = axial_view(Volume(mask.astype(np.uint8), np.diag([*spacing, 1.0])))
+    labels, lesions = find_lesions(view.array.astype(bool), view=view, criteria=RANO2)
+    assert len(lesions) >= 3
+    measured = {True: 0, False: 0}
+    for lesion in lesions:
+        component = labels == lesion.lesion_index
+        box = ndimage.find_objects(component.astype(np.int32))[0]
+        results = {}
+        for exhaustive in (True, False):
+            before = calls["n"]
+            results[exhaustive] = _best_slice(component[box], view, RANO2, exhaustive=exhaustive)
+            measured[exhaustive] += calls["n"] - before
+        assert results[False] == results[True]
+    assert measured[False] < measured[True], measured  # the bound did skip slices
+
+
+def test_components_labelled_in_the_masks_box_are_numbered_as_on_the_whole_grid() -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    mask = np.zeros((60, 50, 20), bool)
+    mask[12:40, 8:45, 4:15] = ndimage.gaussian_filter(rng.random((28, 37, 11)), 1.5) > 0.52
+    view = axial_view(Volume(mask.astype(np.uint8), np.diag([1.0, 1.0, 2.0, 1.0])))
+    labels, lesions = find_lesions(view.array.astype(bool), view=view, criteria=RANO2)
+    whole, count = ndimage.label(view.array.astype(bool), structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(whole.ravel(), minlength=count + 1)
+    keep = [v for v in range(1, count + 1) if sizes[v] * view.voxel_ml >= RANO2.min_component_ml]
+    expected = np.zeros_like(whole)
+    for new, old in enumerate(keep, start=1):
+        expected[whole == old] = new
+    assert len(keep) >= 3
+    np.testing.assert_array_equal(labels, expected)
+    assert [lesion.lesion_index for lesion in lesions] == list(range(1, len(keep) + 1))
+    empty, none = find_lesions(np.zeros(view.array.shape, bool), view=view, criteria=RANO2)
+    assert none == () and not empty.any() and empty.dtype == np.int32
+
+
+def test_iou_matrix_counts_only_lesion_voxels_and_equals_the_dense_count() -> None:
+    from engine.lesions.tracking import iou_matrix
+
+    rng = np.random.default_rng(8)
+    previous = rng.integers(0, 4, size=(20, 20, 10)) * (rng.random((20, 20, 10)) > 0.7)
+    current = np.roll(previous, 2, axis=0) * (rng.random((20, 20, 10)) > 0.2)
+    iou, prev_ids, curr_ids = iou_matrix(previous, current)
+    for r, p in enumerate(prev_ids):
+        for c, q in enumerate(curr_ids):
+            a, b = previous == p, current == q
+            assert iou[r, c] == pytest.approx((a & b).sum() / (a | b).sum())
