@@ -13,9 +13,6 @@ tracked follow-up the baseline's own fingerprint (a new baseline re-tracks every
 criteria label and measurability criteria, and :data:`MEASUREMENT_VERSION`. A study whose stored
 current measurement has the same fingerprint is not read again, so assessing a patient after a new
 study reads the new study's labels (and the baseline's, to track it) instead of the whole history.
-The baseline's measurement (lesions and component labels, needed to track a follow-up) is kept in
-memory for the last :data:`BASELINES_KEPT` baselines of the process, keyed by its label file (path,
-size, modification time) and fingerprint, so each new follow-up does not measure it again.
 """
 
 from __future__ import annotations
@@ -23,12 +20,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from engine.criteria import Criteria
@@ -38,31 +32,6 @@ from engine.state_paths import StatePaths, StoredFile
 
 #: bump when measure_study / followup_findings change what they return for the same labels
 MEASUREMENT_VERSION = 2  # 2: the lesions carry their diameter ends (reader in the loop)
-
-
-#: baselines whose measurement stays in memory (each holds a label-grid int32 array, ~40 MB at demo size)
-BASELINES_KEPT = 4
-_baselines: OrderedDict[tuple[str, int, int, str], StudyMeasurement] = OrderedDict()
-_baselines_lock = threading.Lock()
-
-
-def baseline_measurement(path: Path, *, inputs_sha256: str, criteria: Criteria) -> StudyMeasurement:
-    """``measure_study`` of the baseline's label file, from memory when the same file (path, size,
-    modification time) with the same inputs fingerprint was measured lately in this process."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, inputs_sha256)
-    with _baselines_lock:
-        kept = _baselines.get(key)
-        if kept is not None:
-            _baselines.move_to_end(key)
-            return kept
-    measured = measure_study(read_nifti(path), criteria=criteria.measurability)
-    measured.component_labels.flags.writeable = False  # shared between assessments: read only
-    with _baselines_lock:
-        _baselines[key] = measured
-        while len(_baselines) > BASELINES_KEPT:
-            _baselines.popitem(last=False)
-    return measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,20 +95,19 @@ def measure_course(
         if prior_sha == sha and prior_rc is not None:
             out.append(CourseMeasurement(r, sha, float(prior_rc)))
             continue
-        labels_file = paths.resolve(StoredFile.LABELS, r["labels_path"])
-        if role == "baseline":
-            m = base = baseline_measurement(labels_file, inputs_sha256=sha, criteria=criteria)
-            tracks: dict[int, int] = {lesion.lesion_index: lesion.lesion_index for lesion in m.lesions}
+        native = read_nifti(paths.resolve(StoredFile.LABELS, r["labels_path"]))
+        if not tracked:  # the baseline itself, scans before it, or no registration into its space
+            m = measure_study(native, criteria=measurability)
+            tracks: dict[int, int] = {}
             new: tuple[int, ...] = ()
-        elif not tracked:  # scans before the baseline, or no registration into its space
-            m = measure_study(read_nifti(labels_file), criteria=measurability)
-            tracks, new = {}, ()
+            if role == "baseline":
+                base = m
+                tracks = {lesion.lesion_index: lesion.lesion_index for lesion in m.lesions}
         else:
-            native = read_nifti(labels_file)
             if base is None:
                 base_row = rows[index]  # type: ignore[index]
-                base = baseline_measurement(paths.resolve(StoredFile.LABELS, base_row["labels_path"]),
-                                            inputs_sha256=base_sha or "", criteria=criteria)
+                base = measure_study(read_nifti(paths.resolve(StoredFile.LABELS, base_row["labels_path"])),
+                                     criteria=measurability)
             labels = read_nifti(paths.resolve(StoredFile.REGISTERED, resampled["labels"]))
             m = measure_study(labels, criteria=measurability, target_indices=())
             found = followup_findings(baseline=base, current=m, criteria=measurability,
