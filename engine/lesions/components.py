@@ -3,6 +3,7 @@
 Each component is measured on every axial slice it touches, after a 2D opening with a disc of
 ``opening_mm`` (clinical-spec 5.2 step 1: thin enhancing rims along a cavity are not measurable
 disease); the slice with the largest d1 x d2 product is kept ("RANO-literal": d1 is that slice's longest chord, d2 conditional on it).
+Slices too small to beat the best product so far are skipped (``_best_slice``: the same result).
 Measurable (8.2): d1 and d2 both >= m (10 mm, or 2 x slice thickness above 5 mm) and the lesion
 visible on >= ``meas_min_slices`` axial slices. Only ET is measured: the caller passes the ET
 mask, so cavity (RC) and necrosis (NETC) never count.
