@@ -52,8 +52,7 @@ class TorchConfig:
 @dataclass(frozen=True, slots=True)
 class _Level:
     fixed_points: torch.Tensor  # (3, N) fixed voxel indices of this level
-    fixed_values: torch.Tensor  # (1, 1, N) normalised fixed intensities at those points
-    fixed_weights: torch.Tensor  # (1, N, bins) their Parzen-window weights (fixed: computed once per level)
+    fixed_weights: torch.Tensor  # (1, N, bins) Parzen-window weights of the normalised fixed intensities there
     fixed_affine: torch.Tensor  # (4, 4) voxel -> world of the pooled fixed grid
     moving: torch.Tensor  # (1, 2, I, J, K) normalised moving image and its keep mask
     moving_inv_affine: torch.Tensor  # (4, 4) world -> voxel of the pooled moving grid
@@ -248,8 +247,7 @@ def _make_level(
     values = f_pooled[0, 0].reshape(-1)[usable].reshape(1, 1, -1)
     return _Level(
         fixed_points=points,
-        fixed_values=values,
-        fixed_weights=loss_fn.parzen_windowing_gaussian(values)[0],
+        fixed_weights=loss_fn.parzen_windowing_gaussian(values)[0],  # the fixed samples' never change
         fixed_affine=torch.as_tensor(f_affine, dtype=torch.float64, device=dev),
         moving=m_pooled,
         moving_inv_affine=torch.as_tensor(np.linalg.inv(m_affine), dtype=torch.float64, device=dev),
