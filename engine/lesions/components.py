@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from engine.arrays import bounding_box
 from engine.criteria import MeasurabilityCriteria
 from engine.lesions.axial import AxialView
 from engine.lesions.bidimensional import NO_DIAMETERS, SliceDiameters, measure_slice
@@ -57,11 +58,11 @@ def find_lesions(
         raise ValueError(msg)
     mask = et_mask.astype(bool)
     out = np.zeros(mask.shape, dtype=np.int32)
+    if not mask.any():
+        return out, ()
     # components are labelled inside the mask's bounding box: the same numbering (raster order is
     # kept inside a box) at a fraction of a whole-grid pass
-    crop = _bounding_box(mask)
-    if crop is None:
-        return out, ()
+    crop = tuple(slice(int(lo), int(hi)) for lo, hi in zip(*bounding_box(mask), strict=True))
     labels, count = ndimage.label(mask[crop], structure=_FULL_26)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     keep = np.flatnonzero(sizes * view.voxel_ml >= criteria.min_component_ml)
@@ -94,17 +95,6 @@ def find_lesions(
             d2_ends=_shifted(best.d2_ends, box),
         ))
     return labels, tuple(lesions)
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """The smallest box holding every True voxel of ``mask`` (None when there is none)."""
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
 
 
 def _shifted(ends: tuple[tuple[float, float], tuple[float, float]] | None,

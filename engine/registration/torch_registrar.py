@@ -247,7 +247,7 @@ def _make_level(
     values = f_pooled[0, 0].reshape(-1)[usable].reshape(1, 1, -1)
     return _Level(
         fixed_points=points,
-        fixed_weights=loss_fn.parzen_windowing_gaussian(values)[0],  # the fixed samples' never change
+        fixed_weights=loss_fn.parzen_windowing_gaussian(values)[0],  # fixed samples: weights never change
         fixed_affine=torch.as_tensor(f_affine, dtype=torch.float64, device=dev),
         moving=m_pooled,
         moving_inv_affine=torch.as_tensor(np.linalg.inv(m_affine), dtype=torch.float64, device=dev),

@@ -20,7 +20,8 @@ from scipy import ndimage
 
 from engine.errors import SegmentationError
 from engine.segmentation.model_config import ModelConfig
-from engine.segmentation.preprocess import PreparedStudy, bounding_box, prepare_study
+from engine.arrays import bounding_box
+from engine.segmentation.preprocess import PreparedStudy, prepare_study
 from engine.segmentation.result import SegmentationResult
 from engine.segmentation.sanity import (
     TUMOUR_LABELS, SanityLimits, label_volumes_ml, remove_small_cavities, sanity_flags,

@@ -57,7 +57,7 @@ def remove_small_cavities(labels: np.ndarray, *, voxel_ml: float, min_ml: float)
     """
     from scipy import ndimage
 
-    from engine.segmentation.preprocess import bounding_box
+    from engine.arrays import bounding_box
 
     if min_ml <= 0:  # the shipped default: not even a pass over the labels
         return labels, 0.0

@@ -95,7 +95,8 @@ def test_one_pass_hole_filling_equals_the_per_slice_loop(seed, workers):
 
 def old_head_mask(reference: np.ndarray) -> np.ndarray:
     """head_mask_of as it was before threads: one-thread Gaussian, the 3-D fill first."""
-    from engine.segmentation.preprocess import HEAD_THRESHOLD_FRACTION, bounding_box
+    from engine.arrays import bounding_box
+    from engine.segmentation.preprocess import HEAD_THRESHOLD_FRACTION
 
     smooth = ndimage.gaussian_filter(reference.astype(np.float32), sigma=1.0)
     mask = smooth > HEAD_THRESHOLD_FRACTION * float(np.percentile(smooth[smooth > 0], 99))
